@@ -1,0 +1,118 @@
+"""Open Encoder: the Chalice app. Each route and handler delegates to chalicelib."""
+
+from __future__ import annotations
+
+from chalice import Chalice
+
+from chalicelib import api
+
+app = Chalice(app_name="openencoder")
+
+
+@app.middleware("http")
+def json_errors(event, get_response):
+    return api.http.guard(event, get_response)
+
+
+@app.authorizer(ttl_seconds=60)
+def jwt_auth(auth_request):
+    return api.http.authorize(auth_request.token)
+
+
+# --- public ---------------------------------------------------------------
+
+
+@app.route("/api/health", methods=["GET"])
+def health():
+    return {"status": 200, "message": "ok"}
+
+
+@app.route("/api/openapi.json", methods=["GET"])
+def openapi_document():
+    return api.openapi.document()
+
+
+@app.route("/api/register", methods=["POST"])
+def register():
+    return api.accounts.register(app.current_request)
+
+
+@app.route("/api/login", methods=["POST"])
+def login():
+    return api.accounts.login(app.current_request)
+
+
+# --- users ----------------------------------------------------------------
+
+
+@app.route("/api/me", methods=["GET"], authorizer=jwt_auth)
+def me():
+    return api.accounts.me(app.current_request)
+
+
+@app.route("/api/users", methods=["GET"], authorizer=jwt_auth)
+def list_users():
+    return api.accounts.list_users(app.current_request)
+
+
+@app.route("/api/users/{user_id}", methods=["PUT"], authorizer=jwt_auth)
+def update_user(user_id):
+    return api.accounts.update_user(app.current_request, user_id)
+
+
+# --- presets --------------------------------------------------------------
+
+
+@app.route("/api/presets", methods=["POST"], authorizer=jwt_auth)
+def create_preset():
+    return api.presets.create(app.current_request)
+
+
+@app.route("/api/presets", methods=["GET"], authorizer=jwt_auth)
+def list_presets():
+    return api.presets.list_all(app.current_request)
+
+
+@app.route("/api/presets/{preset_id}", methods=["GET"], authorizer=jwt_auth)
+def get_preset(preset_id):
+    return api.presets.get(app.current_request, preset_id)
+
+
+@app.route("/api/presets/{preset_id}", methods=["PUT"], authorizer=jwt_auth)
+@app.route("/api/preset/{preset_id}", methods=["POST"], authorizer=jwt_auth)
+def update_preset(preset_id):
+    return api.presets.update(app.current_request, preset_id)
+
+
+# --- jobs -----------------------------------------------------------------
+
+
+@app.route("/api/jobs", methods=["POST"], authorizer=jwt_auth)
+@app.route("/api/job", methods=["POST"], authorizer=jwt_auth)
+def create_job():
+    return api.jobs.create(app.current_request)
+
+
+@app.route("/api/jobs", methods=["GET"], authorizer=jwt_auth)
+def list_jobs():
+    return api.jobs.list_all(app.current_request)
+
+
+@app.route("/api/jobs/{job_id}", methods=["GET"], authorizer=jwt_auth)
+def get_job(job_id):
+    return api.jobs.get(app.current_request, job_id)
+
+
+@app.route("/api/jobs/{job_id}/status", methods=["GET"], authorizer=jwt_auth)
+def job_status(job_id):
+    return api.jobs.status(app.current_request, job_id)
+
+
+@app.route("/api/jobs/{job_id}/cancel", methods=["POST"], authorizer=jwt_auth)
+def cancel_job(job_id):
+    return api.jobs.cancel(app.current_request, job_id)
+
+
+@app.route("/api/jobs/{job_id}/restart", methods=["POST"], authorizer=jwt_auth)
+def restart_job(job_id):
+    return api.jobs.restart(app.current_request, job_id)

@@ -1,0 +1,1 @@
+"""Open Encoder domain code: imports nothing from Chalice."""

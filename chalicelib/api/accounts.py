@@ -1,0 +1,42 @@
+"""Register, log in, and the admin's view of users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import auth, users
+from chalicelib.api.http import endpoint, ok, parse_body
+from chalicelib.api.schemas import Credentials, UserUpdate
+from chalicelib.auth import Principal
+
+
+@endpoint()
+def register(request: Any) -> Any:
+    body = parse_body(request, Credentials)
+    user = users.register(body.username, body.password)
+    return ok({"user": user.username, "message": "User registered", "role": user.role})
+
+
+@endpoint()
+def login(request: Any) -> Any:
+    body = parse_body(request, Credentials)
+    token, expires = auth.login(body.username, body.password)
+    return {"token": token, "expire": expires.isoformat().replace("+00:00", "Z")}
+
+
+@endpoint(role="guest")
+def me(request: Any, principal: Principal) -> Any:
+    return {"user": users.public_view(users.get_user(principal.username)), "status": 200}
+
+
+@endpoint(role="admin")
+def list_users(request: Any, principal: Principal) -> Any:
+    items = [users.public_view(u) for u in users.list_users()]
+    return {"count": len(items), "items": items}
+
+
+@endpoint(role="admin")
+def update_user(request: Any, user_id: str, principal: Principal) -> Any:
+    body = parse_body(request, UserUpdate)
+    user = users.update_user(user_id, role=body.role, active=body.active)
+    return {"user": users.public_view(user), "status": 200}

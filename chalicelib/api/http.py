@@ -1,0 +1,155 @@
+"""Request parsing, role checks and the one place domain errors become HTTP answers."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any, Callable, TypeVar
+
+from chalice import AuthResponse, Response
+from pydantic import BaseModel, ValidationError
+
+from chalicelib import auth
+from chalicelib.auth import Principal
+from chalicelib.config import settings
+from chalicelib.errors import (
+    Forbidden,
+    InvalidInput,
+    OpenEncoderError,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+)
+
+log = logging.getLogger("openencoder.api")
+M = TypeVar("M", bound=BaseModel)
+_REQUEST_ID = "x-request-id"
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body={"status": status, "message": message},
+        status_code=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def ok(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+
+# --- authorizer -------------------------------------------------------------
+
+
+def authorize(token_header: str) -> AuthResponse:
+    """Chalice's built-in authorizer: admit every route, carry who is calling.
+
+    A bad token is admitted as anonymous with the reason, so the route answers
+    401 in the API's own JSON shape; the role is checked per route (403).
+    """
+    try:
+        principal = auth.principal_for_token(auth.bearer_token(token_header))
+    except OpenEncoderError as exc:
+        context = {"error": exc.message, "error_status": str(exc.status)}
+        return AuthResponse(routes=["*"], principal_id="anonymous", context=context)
+    return AuthResponse(
+        routes=["*"],
+        principal_id=principal.username,
+        context={"username": principal.username, "role": principal.role},
+    )
+
+
+def principal_of(request: Any, role: str) -> Principal:
+    context = (request.context or {}).get("authorizer") or {}
+    if "role" not in context:
+        if context.get("error_status") == "503":
+            raise Unavailable(context["error"])
+        raise Unauthorized(context.get("error") or "missing or invalid token")
+    principal = Principal(username=context["username"], role=context["role"])
+    if not principal.can(role):
+        raise Forbidden(f"this needs the {role} role; you are {principal.role}")
+    return principal
+
+
+# --- endpoints --------------------------------------------------------------
+
+
+def endpoint(role: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    """Wrap a controller: check the caller's role, map domain errors to JSON answers."""
+
+    def wrap(func: Callable[..., Any]) -> Callable[..., Response]:
+        @functools.wraps(func)
+        def handler(request: Any, *args: Any, **kwargs: Any) -> Response:
+            try:
+                if role is not None:
+                    kwargs["principal"] = principal_of(request, role)
+                result = func(request, *args, **kwargs)
+                return result if isinstance(result, Response) else ok(result)
+            except OpenEncoderError as exc:
+                headers = dict(exc.headers)
+                if exc.status == 401:
+                    headers.setdefault("WWW-Authenticate", "Bearer")
+                return error_response(exc.status, exc.message, headers)
+
+        return handler
+
+    return wrap
+
+
+def parse_body(request: Any, model: type[M]) -> M:
+    raw = request.raw_body or b""
+    if len(raw) > settings().max_body_bytes:
+        raise PayloadTooLarge(f"request body is over {settings().max_body_bytes} bytes")
+    try:
+        document = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("request body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise InvalidInput("request body must be a JSON object")
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        if first["type"] == "missing":
+            raise InvalidInput(f"field {where!r} is required") from None
+        if first["type"] == "extra_forbidden":
+            raise InvalidInput(f"unknown field {where!r}") from None
+        raise InvalidInput(f"field {where!r}: {first['msg']}") from None
+
+
+def query_int(request: Any, name: str, default: int) -> int:
+    value = (request.query_params or {}).get(name)
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or len(value) > 9:
+        raise InvalidInput(f"query parameter {name!r} must be a positive whole number")
+    return int(value)
+
+
+def path_int(value: str, what: str) -> int:
+    if not value.isdigit() or len(value) > 15:
+        raise InvalidInput(f"{what} must be a positive whole number")
+    return int(value)
+
+
+# --- middleware ---------------------------------------------------------------
+
+
+def guard(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Size limit and JSON error shape for answers Chalice itself produces."""
+    raw = getattr(event, "raw_body", b"") or b""
+    if len(raw) > settings().max_body_bytes:
+        return error_response(413, f"request body is over {settings().max_body_bytes} bytes")
+    try:
+        response = get_response(event)
+    except Exception:  # noqa: BLE001 - the last line of defence: log, never leak a trace
+        log.exception("unhandled error")
+        return error_response(500, "internal error: it has been logged")
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and "Message" in body:
+        if response.status_code >= 500:
+            log.error("chalice error %s: %s", response.status_code, body)
+        return error_response(response.status_code, str(body["Message"]), None)
+    return response

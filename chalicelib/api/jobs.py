@@ -1,0 +1,54 @@
+"""Job routes: guests read, operators create, cancel and restart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import jobs
+from chalicelib.api.http import endpoint, parse_body, query_int
+from chalicelib.api.schemas import JobCreate
+from chalicelib.auth import Principal
+
+
+@endpoint(role="operator")
+def create(request: Any, principal: Principal) -> Any:
+    body = parse_body(request, JobCreate)
+    job = jobs.create_job(
+        owner=principal.username, preset=body.preset, source=body.source, dest=body.dest
+    )
+    return {"message": "Job created", "status": 200, "job": jobs.public_view(job)}
+
+
+@endpoint(role="guest")
+def list_all(request: Any, principal: Principal) -> Any:
+    params = request.query_params or {}
+    items, total, cursor = jobs.list_jobs(
+        page=query_int(request, "page", 1),
+        count=query_int(request, "count", 20),
+        cursor=params.get("cursor") or None,
+    )
+    return {"count": total, "items": [jobs.summary_view(j) for j in items], "next": cursor}
+
+
+@endpoint(role="guest")
+def get(request: Any, job_id: str, principal: Principal) -> Any:
+    job = jobs.get_job(job_id)
+    return {**jobs.public_view(job), "job": jobs.public_view(job), "status": 200}
+
+
+@endpoint(role="guest")
+def status(request: Any, job_id: str, principal: Principal) -> Any:
+    job = jobs.get_job(job_id)
+    return {"status": 200, "job_status": job.status, "progress": float(job.progress or 0)}
+
+
+@endpoint(role="operator")
+def cancel(request: Any, job_id: str, principal: Principal) -> Any:
+    job = jobs.cancel_job(job_id)
+    return {"status": 200, "job_status": job.status}
+
+
+@endpoint(role="operator")
+def restart(request: Any, job_id: str, principal: Principal) -> Any:
+    job = jobs.restart_job(job_id)
+    return {"status": 200, "job_status": job.status, "attempt": int(job.attempt)}

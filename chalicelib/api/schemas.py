@@ -1,0 +1,45 @@
+"""Request bodies of the API; the OpenAPI document is built from these too."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Credentials(_Body):
+    username: StrictStr = Field(min_length=1, max_length=128)
+    password: StrictStr = Field(min_length=1, max_length=1024)
+
+
+class PresetCreate(_Body):
+    name: StrictStr = Field(min_length=1, max_length=64)
+    description: StrictStr | None = Field(None, max_length=1024)
+    data: StrictStr = Field(min_length=2, max_length=32_768)
+    output: StrictStr | None = Field(None, max_length=128)
+    active: StrictBool | None = None
+
+
+class PresetUpdate(_Body):
+    name: StrictStr | None = Field(None, min_length=1, max_length=64)
+    description: StrictStr | None = Field(None, max_length=1024)
+    data: StrictStr | None = Field(None, min_length=2, max_length=32_768)
+    output: StrictStr | None = Field(None, max_length=128)
+    active: StrictBool | None = None
+    # Clients echo what GET returned; an id in the body must match the path.
+    id: int | None = None
+
+
+class JobCreate(_Body):
+    preset: StrictStr = Field(min_length=1, max_length=64)
+    source: StrictStr = Field(min_length=1, max_length=1100)
+    dest: StrictStr = Field(min_length=1, max_length=1100)
+
+
+class UserUpdate(_Body):
+    role: Literal["guest", "operator", "admin"] | None = None
+    active: StrictBool | None = None

@@ -1,0 +1,98 @@
+"""Settings of a stage, read once per container from environment variables.
+
+`.chalice/config.json` sets them per stage for Lambda; the local stack and the
+tests set them in the process environment. Resource names default to
+`openencoder-<stage>-<thing>` so every host derives the same names from the stage.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+ROLES = ("guest", "operator", "admin")
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    aws_endpoint: str | None
+    table_prefix: str
+    input_bucket: str
+    output_bucket: str
+    watch_prefix: str
+    encode_queue: str
+    long_queue: str
+    jwt_key_parameter: str
+    do_token_parameter: str
+    token_ttl_seconds: int
+    bcrypt_rounds: int
+    registration_open: bool
+    default_role: str
+    login_max_failures: int
+    login_lockout_seconds: int
+    max_body_bytes: int
+    default_presets: tuple[str, ...]
+
+    def table(self, kind: str) -> str:
+        return f"{self.table_prefix}-{kind}"
+
+    @property
+    def buckets(self) -> tuple[str, str]:
+        return (self.input_bucket, self.output_bucket)
+
+
+@cache
+def settings() -> Settings:
+    stage = os.environ.get("OE_STAGE", "dev")
+    base = f"openencoder-{stage}"
+    default_role = os.environ.get("OE_DEFAULT_ROLE", "guest")
+    if default_role not in ROLES:
+        raise ValueError(f"OE_DEFAULT_ROLE must be one of {ROLES}")
+    watch_prefix = os.environ.get("OE_WATCH_PREFIX", "incoming/")
+    if watch_prefix and not watch_prefix.endswith("/"):
+        watch_prefix += "/"
+    return Settings(
+        stage=stage,
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        # boto3 honours AWS_ENDPOINT_URL by itself; PynamoDB needs it passed as host.
+        aws_endpoint=os.environ.get("AWS_ENDPOINT_URL") or None,
+        table_prefix=os.environ.get("OE_TABLE_PREFIX", base),
+        input_bucket=os.environ.get("OE_INPUT_BUCKET", f"{base}-input"),
+        output_bucket=os.environ.get("OE_OUTPUT_BUCKET", f"{base}-output"),
+        watch_prefix=watch_prefix,
+        encode_queue=os.environ.get("OE_ENCODE_QUEUE", f"{base}-encode"),
+        long_queue=os.environ.get("OE_LONG_QUEUE", f"{base}-long"),
+        jwt_key_parameter=os.environ.get("OE_JWT_KEY_PARAMETER", f"/openencoder/{stage}/jwt-key"),
+        do_token_parameter=os.environ.get(
+            "OE_DO_TOKEN_PARAMETER", f"/openencoder/{stage}/digitalocean-token"
+        ),
+        token_ttl_seconds=_int("OE_TOKEN_TTL_SECONDS", 3600),
+        bcrypt_rounds=_int("OE_BCRYPT_ROUNDS", 12),
+        # Closed unless a stage opens it: an internet-facing encoder should not
+        # hand out accounts to strangers by default.
+        registration_open=_flag("OE_REGISTRATION_OPEN", False),
+        default_role=default_role,
+        login_max_failures=_int("OE_LOGIN_MAX_FAILURES", 5),
+        login_lockout_seconds=_int("OE_LOGIN_LOCKOUT_SECONDS", 300),
+        max_body_bytes=_int("OE_MAX_BODY_BYTES", 64 * 1024),
+        default_presets=tuple(
+            p.strip()
+            for p in os.environ.get("OE_DEFAULT_PRESETS", "h264_baseline_360p_600").split(",")
+            if p.strip()
+        ),
+    )

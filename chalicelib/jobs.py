@@ -1,0 +1,263 @@
+"""Jobs: creation, lookup, listing and the cancel/restart transitions of the lifecycle.
+
+Every status change is a conditional write on the current status, never a
+read-modify-write, so racing workers and clients cannot overwrite each other.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import time
+from datetime import datetime
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import counters, queues
+from chalicelib.config import settings
+from chalicelib.errors import Conflict, InvalidInput, NotFound, Unavailable
+from chalicelib.models import Job, SystemItem, utcnow
+from chalicelib.presets import get_preset_by_name
+from chalicelib.storage import parse_location
+
+QUEUED, RESTARTING = "queued", "restarting"
+RUNNING = ("downloading", "probing", "encoding", "uploading")
+COMPLETED, ERROR, CANCELLED = "completed", "error", "cancelled"
+TERMINAL = (COMPLETED, ERROR, CANCELLED)
+ACTIVE = (QUEUED, RESTARTING, *RUNNING)
+STATUSES = (*ACTIVE, *TERMINAL)
+MAX_PAGE_SIZE = 100
+MAX_OFFSET = 10_000
+_B32HEX = "0123456789abcdefghijklmnopqrstuv"
+
+
+def new_guid() -> str:
+    """A 20-character, time-ordered id in the style of rs/xid (base32hex of 12 bytes)."""
+    raw = int(time.time()).to_bytes(4, "big") + os.urandom(8)
+    number = int.from_bytes(raw, "big")
+    return "".join(_B32HEX[(number >> (5 * i)) & 31] for i in reversed(range(20)))
+
+
+def _connection() -> Connection:
+    s = settings()
+    return Connection(region=s.region, host=s.aws_endpoint)
+
+
+def resolve_locations(source: str, dest: str) -> tuple[str, str]:
+    s = settings()
+    src = parse_location(
+        source, default_bucket=s.input_bucket, allowed_buckets=s.buckets, what="source"
+    )
+    dst = parse_location(
+        dest,
+        default_bucket=s.output_bucket,
+        allowed_buckets=s.buckets,
+        what="dest",
+        is_prefix=True,
+    )
+    if dst.bucket == s.input_bucket and s.watch_prefix and dst.key.startswith(s.watch_prefix):
+        raise InvalidInput(
+            f"dest must not be under the watch prefix {s.watch_prefix!r}: "
+            "outputs there would start new jobs"
+        )
+    return src.uri, dst.uri
+
+
+def create_job(
+    *, owner: str, preset: str, source: str, dest: str, origin: dict[str, Any] | None = None
+) -> Job:
+    """Write the job, then queue it; if queueing fails the job ends in error, never stuck."""
+    if not isinstance(preset, str) or not preset:
+        raise InvalidInput("preset is required")
+    src, dst = resolve_locations(source, dest)
+    try:
+        chosen = get_preset_by_name(preset)
+    except NotFound:
+        raise InvalidInput(f"no preset named {preset!r}") from None
+    if not chosen.active:
+        raise InvalidInput(f"preset {preset!r} is not active")
+    job = Job(
+        counters.next_value("job-id"),
+        guid=new_guid(),
+        owner=owner,
+        preset=chosen.name,
+        preset_snapshot={"id": int(chosen.id), "data": chosen.data, "output": chosen.output},
+        source=src,
+        dest=dst,
+        status=QUEUED,
+        attempt=1,
+        origin=origin,
+    )
+    with TransactWrite(connection=_connection()) as tx:
+        tx.save(job, condition=Job.id.does_not_exist())
+        tx.update(SystemItem("jobs-total"), actions=[SystemItem.value.add(1)])
+    _enqueue(job)
+    return job
+
+
+def _enqueue(job: Job) -> None:
+    try:
+        queues.send_job(job.queue, int(job.id), int(job.attempt))
+    except Exception as exc:  # noqa: BLE001 - any SQS failure must not leave the job queued
+        reason = f"could not be queued ({type(exc).__name__}); restart it"
+        mark_error(job, reason, expected=(QUEUED, RESTARTING))
+        raise Unavailable(f"job {job.id} {reason}") from None
+
+
+def mark_error(job: Job, message: str, *, expected: tuple[str, ...], log: str = "") -> bool:
+    try:
+        job.update(
+            actions=[
+                Job.status.set(ERROR),
+                Job.error.set({"message": message, "log": log}),
+                Job.lease_owner.remove(),
+                Job.lease_expires.remove(),
+                Job.updated_date.set(utcnow()),
+            ],
+            condition=Job.status.is_in(*expected) & (Job.attempt == job.attempt),
+        )
+        return True
+    except UpdateError:
+        return False
+
+
+def get_job(ref: str | int) -> Job:
+    """A job by numeric id or by guid."""
+    ref = str(ref)
+    if ref.isdigit() and len(ref) < 19:
+        try:
+            return Job.get(int(ref))
+        except Job.DoesNotExist:
+            pass
+    else:
+        for job in Job.by_guid.query(ref, limit=1):
+            return Job.get(job.id)
+    raise NotFound(f"no job {ref!r}")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"=="))["before"]
+        if not isinstance(value, int):
+            raise TypeError
+        return value
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise InvalidInput("cursor is not one this API returned") from None
+
+
+def _encode_cursor(before: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"before": before}).encode()).decode().rstrip("=")
+
+
+def list_jobs(
+    *, page: int = 1, count: int = 20, cursor: str | None = None
+) -> tuple[list[Job], int, str | None]:
+    """Newest first. `page` is for shallow lists; `cursor` walks deep ones cheaply."""
+    if not 1 <= count <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"count must be 1 to {MAX_PAGE_SIZE}")
+    if page < 1:
+        raise InvalidInput("page must be 1 or more")
+    offset = 0 if cursor else (page - 1) * count
+    if offset > MAX_OFFSET:
+        raise InvalidInput(f"page is too deep (offset over {MAX_OFFSET}): follow 'next' cursors")
+    condition = Job.id < _decode_cursor(cursor) if cursor else None
+    results = Job.by_id.query(
+        "job",
+        range_key_condition=condition,
+        scan_index_forward=False,
+        limit=offset + count + 1,
+        page_size=min(offset + count + 1, 500),
+    )
+    rows = list(results)[offset:]
+    items = rows[:count]
+    next_cursor = _encode_cursor(int(items[-1].id)) if len(rows) > count else None
+    return items, counters.current_value("jobs-total"), next_cursor
+
+
+def _conflict(job_ref: str | int, action: str) -> Conflict:
+    job = get_job(job_ref)
+    if action == "cancel":
+        return Conflict(f"job {job.id} is already {job.status}: there is nothing to cancel")
+    return Conflict(
+        f"job {job.id} is {job.status}: only a completed, failed or cancelled job can be restarted"
+    )
+
+
+def cancel_job(ref: str | int) -> Job:
+    job = get_job(ref)
+    try:
+        job.update(
+            actions=[Job.status.set(CANCELLED), Job.updated_date.set(utcnow())],
+            condition=Job.status.is_in(*ACTIVE),
+        )
+    except UpdateError:
+        raise _conflict(ref, "cancel") from None
+    return job
+
+
+def restart_job(ref: str | int) -> Job:
+    """Run a finished job again from scratch as the next attempt."""
+    job = get_job(ref)
+    try:
+        job.update(
+            actions=[
+                Job.status.set(RESTARTING),
+                Job.attempt.add(1),
+                Job.progress.set(0),
+                Job.retries.set(0),
+                Job.phases.set({}),
+                Job.outputs.set([]),
+                Job.error.remove(),
+                Job.probe.remove(),
+                Job.speed.remove(),
+                Job.fps.remove(),
+                Job.lease_owner.remove(),
+                Job.lease_expires.remove(),
+                Job.updated_date.set(utcnow()),
+            ],
+            condition=Job.status.is_in(*TERMINAL) & (Job.attempt == job.attempt),
+        )
+    except UpdateError:
+        raise _conflict(ref, "restart") from None
+    _enqueue(job)
+    return job
+
+
+def _date(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def summary_view(job: Job) -> dict[str, Any]:
+    return {
+        "id": int(job.id),
+        "guid": job.guid,
+        "preset": job.preset,
+        "status": job.status,
+        "progress": float(job.progress or 0),
+        "created_date": _date(job.created_date),
+    }
+
+
+def public_view(job: Job) -> dict[str, Any]:
+    view = summary_view(job)
+    view.update(
+        {
+            "source": job.source,
+            "dest": job.dest,
+            "owner": job.owner,
+            "attempt": int(job.attempt),
+            "speed": job.speed,
+            "fps": float(job.fps) if job.fps is not None else None,
+            "phases": job.phases.as_dict() if job.phases else {},
+            "error": job.error.as_dict() if job.error else None,
+            "outputs": [dict(o) for o in (job.outputs or [])],
+            "probe": job.probe.as_dict() if job.probe else None,
+            "updated_date": _date(job.updated_date),
+        }
+    )
+    return view

@@ -1,0 +1,30 @@
+"""Secrets of a stage, read from SSM SecureString parameters and cached per container."""
+
+from __future__ import annotations
+
+from chalicelib.config import settings
+from chalicelib.errors import Unavailable
+
+_MAX_AGE_SECONDS = 300
+
+
+def _get(name: str) -> str | None:
+    # Imported here: Powertools' parameters module pulls in boto3 clients and
+    # would add ~100 ms to every cold start that never needs a secret.
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        return parameters.get_parameter(name, decrypt=True, max_age=_MAX_AGE_SECONDS)
+    except parameters.exceptions.GetParameterError:
+        return None
+
+
+def jwt_signing_key() -> str:
+    key = _get(settings().jwt_key_parameter)
+    if not key:
+        raise Unavailable("the token signing key is not provisioned for this stage")
+    return key
+
+
+def digitalocean_token() -> str | None:
+    return _get(settings().do_token_parameter) or None
