@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import bcrypt
@@ -59,7 +59,7 @@ def _password_matches(password: str, password_hash: bytes) -> bool:
 
 
 def issue_token(user: User) -> tuple[str, datetime]:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     expires = now + timedelta(seconds=settings().token_ttl_seconds)
     claims = {"sub": user.username, "role": user.role, "iat": now, "exp": expires}
     return jwt.encode(claims, jwt_signing_key(), algorithm=_ALGORITHM), expires
@@ -126,18 +126,19 @@ def _check_throttle(username: str, now: int) -> None:
 def _record_failure(username: str, now: int) -> None:
     s = settings()
     window_end = now + s.login_lockout_seconds
+    window_end_at = datetime.fromtimestamp(window_end, UTC)
     item = SystemItem(_throttle_key(username))
     try:
         # Failures count within a window; a stale window starts again at one.
         item.update(
-            actions=[SystemItem.failures.add(1), SystemItem.expires.set(window_end)],
-            condition=SystemItem.expires > now,
+            actions=[SystemItem.failures.add(1), SystemItem.expires.set(window_end_at)],
+            condition=SystemItem.expires > datetime.fromtimestamp(now, UTC),
         )
     except UpdateError:
         item.update(
             actions=[
                 SystemItem.failures.set(1),
-                SystemItem.expires.set(window_end),
+                SystemItem.expires.set(window_end_at),
                 SystemItem.locked_until.remove(),
             ]
         )

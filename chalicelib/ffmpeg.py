@@ -131,7 +131,7 @@ class FormatOptions(_Strict):
 class VideoOptions(_Strict):
     codec: _Name = "libx264"
     preset: _token(r"^[a-z]*$") = "none"
-    pass_: Literal["1", "2", "crf"] = Field("1", alias="pass")
+    encode_mode: Literal["1", "2", "crf"] = Field("1", alias="pass")
     crf: int = Field(23, ge=0, le=63)
     bitrate: _Rate = ""
     minrate: _Rate = ""
@@ -251,7 +251,7 @@ def structured_args(p: StructuredPreset) -> list[str]:
     args += ["-c:v", v.codec]
     if _set(v.preset, "none"):
         args += ["-preset", v.preset]
-    if v.pass_ == "crf" and v.crf:
+    if v.encode_mode == "crf" and v.crf:
         args += ["-crf", str(v.crf)]
     for flag, value in (("-b:v", v.bitrate), ("-minrate", v.minrate), ("-maxrate", v.maxrate)):
         if _set(value, "0", "auto"):
@@ -292,7 +292,7 @@ def structured_args(p: StructuredPreset) -> list[str]:
         audio_filters.append(f"acontrast={int(f.acontrast) / 100}")
     if audio_filters:
         args += ["-af", ",".join(audio_filters)]
-    return args + ["-y"]
+    return [*args, "-y"]
 
 
 # --- the public face ----------------------------------------------------------
@@ -333,7 +333,7 @@ def parse_preset_data(data: str) -> PresetSpec:
         raise InvalidInput(_describe(exc)) from None
     return PresetSpec(
         args=structured_args(structured),
-        two_pass=structured.video.pass_ == "2",
+        two_pass=structured.video.encode_mode == "2",
         structured=True,
     )
 

@@ -14,14 +14,13 @@ import time
 from datetime import datetime
 from typing import Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import counters, queues
 from chalicelib.config import settings
 from chalicelib.errors import Conflict, InvalidInput, NotFound, Unavailable
-from chalicelib.models import Job, SystemItem, utcnow
+from chalicelib.models import Job, SystemItem, connection, utcnow
 from chalicelib.presets import get_preset_by_name
 from chalicelib.storage import parse_location
 
@@ -41,11 +40,6 @@ def new_guid() -> str:
     raw = int(time.time()).to_bytes(4, "big") + os.urandom(8)
     number = int.from_bytes(raw, "big")
     return "".join(_B32HEX[(number >> (5 * i)) & 31] for i in reversed(range(20)))
-
-
-def _connection() -> Connection:
-    s = settings()
-    return Connection(region=s.region, host=s.aws_endpoint)
 
 
 def resolve_locations(source: str, dest: str) -> tuple[str, str]:
@@ -93,7 +87,7 @@ def create_job(
         attempt=1,
         origin=origin,
     )
-    with TransactWrite(connection=_connection()) as tx:
+    with TransactWrite(connection=connection()) as tx:
         tx.save(job, condition=Job.id.does_not_exist())
         tx.update(SystemItem("jobs-total"), actions=[SystemItem.value.add(1)])
     _enqueue(job)

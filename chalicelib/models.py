@@ -6,7 +6,8 @@ partition of a global index, so no request path ever Scans.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from functools import cache
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -17,6 +18,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
+from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -26,7 +28,13 @@ _settings = settings()
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
+
+
+@cache
+def connection() -> Connection:
+    """One connection for transactions, made once per container (client creation is slow)."""
+    return Connection(region=_settings.region, host=_settings.aws_endpoint)
 
 
 class _Meta:

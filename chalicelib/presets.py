@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import counters
-from chalicelib.config import settings
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.ffmpeg import PresetSpec, check_output_name, parse_preset_data
-from chalicelib.models import Preset, SystemItem, utcnow
+from chalicelib.models import Preset, SystemItem, connection, utcnow
 
 _X264 = "-x264opts scenecut=0:open_gop=0:min-keyint=72:keyint=72"
 
@@ -74,11 +73,6 @@ class PresetInput:
     active: bool | None = None
 
 
-def _connection() -> Connection:
-    s = settings()
-    return Connection(region=s.region, host=s.aws_endpoint)
-
-
 def _name_key(name: str) -> str:
     return f"preset-name#{name}"
 
@@ -116,7 +110,7 @@ def create_preset(payload: PresetInput, preset_id: int | None = None) -> Preset:
         active=True if payload.active is None else payload.active,
     )
     try:
-        with TransactWrite(connection=_connection()) as tx:
+        with TransactWrite(connection=connection()) as tx:
             tx.save(
                 SystemItem(_name_key(name), ref=preset.id),
                 condition=SystemItem.name.does_not_exist(),
@@ -164,7 +158,7 @@ def update_preset(preset_id: int, payload: PresetInput) -> Preset:
     if payload.active is not None:
         actions.append(Preset.active.set(payload.active))
     try:
-        with TransactWrite(connection=_connection()) as tx:
+        with TransactWrite(connection=connection()) as tx:
             tx.update(Preset(preset_id), actions=actions, condition=Preset.name == current.name)
             if name != current.name:
                 tx.save(
@@ -182,7 +176,9 @@ def seed_presets() -> int:
     made = 0
     for preset_id, name, data, output in SEEDED:
         try:
-            create_preset(PresetInput(name=name, description=name, data=data, output=output), preset_id)
+            create_preset(
+                PresetInput(name=name, description=name, data=data, output=output), preset_id
+            )
             made += 1
         except Conflict:
             continue
@@ -190,13 +186,11 @@ def seed_presets() -> int:
             continue
     # Keep the id counter past the seeded ids so user presets never collide.
     item = SystemItem("preset-id")
-    try:
+    with contextlib.suppress(UpdateError):  # already past the seeds
         item.update(
             actions=[SystemItem.value.set(len(SEEDED))],
             condition=SystemItem.value.does_not_exist() | (SystemItem.value < len(SEEDED)),
         )
-    except UpdateError:
-        pass  # already past the seeds
     return made
 
 

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.auth import hash_password
 from chalicelib.config import ROLES, settings
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound
-from chalicelib.models import SystemItem, User, utcnow
+from chalicelib.models import SystemItem, User, connection, utcnow
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._+-]{2,63}$")
 SYSTEM_USER = "system:s3-drop"
 _ADMINS = "active-admins"
-
-
-def _connection() -> Connection:
-    s = settings()
-    return Connection(region=s.region, host=s.aws_endpoint)
 
 
 def check_username(username: str) -> str:
@@ -44,7 +39,7 @@ def create_user(username: str, password: str, role: str | None = None) -> User:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
     user = User(username, password_hash=hash_password(password), role=role, active=True)
     try:
-        with TransactWrite(connection=_connection()) as tx:
+        with TransactWrite(connection=connection()) as tx:
             tx.save(user, condition=User.username.does_not_exist())
             if _is_active_admin(role, True):
                 tx.update(SystemItem(_ADMINS), actions=[SystemItem.value.add(1)])
@@ -63,12 +58,10 @@ def register(username: str, password: str) -> User:
 
 def ensure_system_user() -> None:
     """The owner recorded on jobs made by bucket drops; it can never log in."""
-    try:
-        User(
-            SYSTEM_USER, password_hash="!", role="operator", active=True, system=True
-        ).save(condition=User.username.does_not_exist())
-    except PutError:
-        pass
+    # "!" is no bcrypt hash, so no password can ever match it.
+    user = User(SYSTEM_USER, password_hash="!", role="operator", system=True)  # noqa: S106
+    with contextlib.suppress(PutError):
+        user.save(condition=User.username.does_not_exist())
 
 
 def get_user(username: str) -> User:
@@ -95,7 +88,7 @@ def update_user(username: str, *, role: str | None, active: bool | None) -> User
     will_be_admin = _is_active_admin(new_role, new_active)
     item = User(username)
     try:
-        with TransactWrite(connection=_connection()) as tx:
+        with TransactWrite(connection=connection()) as tx:
             # Conditional on the state we read, so two admins demoting each
             # other at once cannot both succeed.
             tx.update(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from chalice import AuthResponse, Response
 from pydantic import BaseModel, ValidationError
@@ -144,7 +145,7 @@ def guard(event: Any, get_response: Callable[[Any], Response]) -> Response:
         return error_response(413, f"request body is over {settings().max_body_bytes} bytes")
     try:
         response = get_response(event)
-    except Exception:  # noqa: BLE001 - the last line of defence: log, never leak a trace
+    except Exception:
         log.exception("unhandled error")
         return error_response(500, "internal error: it has been logged")
     body = response.body

@@ -17,16 +17,26 @@ _ERROR = {
 def _body(model: type) -> dict[str, Any]:
     return {
         "required": True,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+        },
     }
 
 
-def _op(summary: str, *, body: type | None = None, public: bool = False, params: list | None = None) -> dict:
+def _op(
+    summary: str, *, body: type | None = None, public: bool = False, params: list | None = None
+) -> dict:
     op: dict[str, Any] = {
         "summary": summary,
         "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
-            "default": {"description": "Error", "content": {"application/json": {"schema": _ERROR}}},
+            "200": {
+                "description": "OK",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "default": {
+                "description": "Error",
+                "content": {"application/json": {"schema": _ERROR}},
+            },
         },
     }
     if body is not None:
@@ -61,20 +71,28 @@ def document() -> dict[str, Any]:
         schemas.JobCreate,
         schemas.UserUpdate,
     )
-    components = {m.__name__: m.model_json_schema(ref_template="#/components/schemas/{model}") for m in models}
+    components = {
+        m.__name__: m.model_json_schema(ref_template="#/components/schemas/{model}") for m in models
+    }
     paths = {
         "/api/register": {"post": _op("Register a user", body=schemas.Credentials, public=True)},
         "/api/login": {"post": _op("Log in: returns a JWT", body=schemas.Credentials, public=True)},
         "/api/me": {"get": _op("The calling user")},
         "/api/users": {"get": _op("List users (admin)")},
-        "/api/users/{user_id}": {"put": _op("Change a user's role or state (admin)", body=schemas.UserUpdate, params=[_USER_ID])},
+        "/api/users/{user_id}": {
+            "put": _op(
+                "Change a user's role or state (admin)", body=schemas.UserUpdate, params=[_USER_ID]
+            )
+        },
         "/api/presets": {
             "get": _op("List presets"),
             "post": _op("Create a preset (operator)", body=schemas.PresetCreate),
         },
         "/api/presets/{preset_id}": {
             "get": _op("Get a preset", params=[_PRESET_ID]),
-            "put": _op("Update a preset (operator)", body=schemas.PresetUpdate, params=[_PRESET_ID]),
+            "put": _op(
+                "Update a preset (operator)", body=schemas.PresetUpdate, params=[_PRESET_ID]
+            ),
         },
         "/api/preset/{preset_id}": {
             "post": _op("Update a preset (alias)", body=schemas.PresetUpdate, params=[_PRESET_ID]),
@@ -87,7 +105,9 @@ def document() -> dict[str, Any]:
         "/api/jobs/{job_id}": {"get": _op("Get a job by id or guid", params=[_JOB_ID])},
         "/api/jobs/{job_id}/status": {"get": _op("Get a job's status", params=[_JOB_ID])},
         "/api/jobs/{job_id}/cancel": {"post": _op("Cancel a job (operator)", params=[_JOB_ID])},
-        "/api/jobs/{job_id}/restart": {"post": _op("Restart a finished job (operator)", params=[_JOB_ID])},
+        "/api/jobs/{job_id}/restart": {
+            "post": _op("Restart a finished job (operator)", params=[_JOB_ID])
+        },
         "/api/health": {"get": _op("Liveness", public=True)},
     }
     return {
@@ -97,6 +117,8 @@ def document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
         },
     }

@@ -1,0 +1,189 @@
+"""`make run`: the whole encoder on one machine, with no cloud account.
+
+Starts moto's server (a real AWS-compatible HTTP endpoint) on loopback,
+provisions it with the same code a deployed stage uses, serves the Chalice app
+with its authorizer on 127.0.0.1:$PORT, and runs the event pump. Ctrl-C (or
+SIGTERM) stops every process it started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = Path(os.environ.get("OE_STATE_DIR") or ROOT / ".local")
+STAGE = "local"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, deadline_seconds: float = 30) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()  # noqa: S310 - loopback http only
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {deadline_seconds} s") from None
+            time.sleep(0.1)
+
+
+def start_moto(port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for_http(f"http://127.0.0.1:{port}/moto-api/data.json")
+    return process
+
+
+def local_environment(aws_port: int) -> dict[str, str]:
+    """Environment of the local stage; credentials are throwaway values moto accepts."""
+    return {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{aws_port}",
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_ACCESS_KEY_ID": "local" + secrets.token_hex(6),
+        "AWS_SECRET_ACCESS_KEY": secrets.token_hex(20),
+        "OE_STAGE": STAGE,
+        "OE_REGISTRATION_OPEN": os.environ.get("OE_REGISTRATION_OPEN", "true"),
+        "OE_BCRYPT_ROUNDS": os.environ.get("OE_BCRYPT_ROUNDS", "12"),
+        "OE_SCRATCH_DIR": os.environ.get("OE_SCRATCH_DIR", str(STATE / "scratch")),
+    }
+
+
+class LocalStack:
+    """The running pieces; `start()` returns once the API answers."""
+
+    def __init__(self, *, port: int, aws_port: int, quiet: bool = False) -> None:
+        self.port = port
+        self.aws_port = aws_port
+        self.quiet = quiet
+        self.processes: list[subprocess.Popen] = []
+        self.server: Any = None
+        self.pump: Any = None
+        self.facts: dict[str, Any] = {}
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            print(message, flush=True)
+
+    def start(self) -> dict[str, Any]:
+        self.log(f"starting the AWS endpoint (moto) on 127.0.0.1:{self.aws_port}")
+        self.processes.append(start_moto(self.aws_port))
+        os.environ.update(local_environment(self.aws_port))
+        # Imported only now: settings are read from the environment set above.
+        from chalice.cli.factory import CLIFactory
+        from chalice.local import create_local_server
+
+        from chalicelib.config import settings
+        from ops import provision
+        from ops.pump import EventPump
+
+        provision.provision(
+            stage=STAGE, do_token=os.environ.get("DIGITALOCEAN_TOKEN") or None, log=self.log
+        )
+        username, password = provision.ensure_admin(
+            os.environ.get("ADMIN_USERNAME") or "admin", os.environ.get("ADMIN_PASSWORD") or None
+        )
+        from app import app
+
+        config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name=STAGE)
+        self.server = create_local_server(app, config, "127.0.0.1", self.port)
+        threading.Thread(target=self.server.serve_forever, name="api", daemon=True).start()
+        s = settings()
+        self.pump = EventPump(
+            app,
+            region=s.region,
+            stage=STAGE,
+            schedule_override=int(os.environ.get("OE_SCHEDULE_SECONDS", "0")) or None,
+        )
+        self.pump.start()
+        wait_for_http(f"http://127.0.0.1:{self.port}/api/health")
+        self.facts = {
+            "api": f"http://127.0.0.1:{self.port}/api",
+            "aws_endpoint": f"http://127.0.0.1:{self.aws_port}",
+            "region": s.region,
+            "buckets": {"input": s.input_bucket, "output": s.output_bucket},
+            "watch_prefix": s.watch_prefix,
+            "admin": {"username": username, "password": password},
+        }
+        self._write_facts()
+        return self.facts
+
+    def _write_facts(self) -> None:
+        STATE.mkdir(exist_ok=True)
+        path = STATE / "stack.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(self.facts, handle, indent=2)
+        os.chmod(path, 0o600)
+
+    def stop(self) -> None:
+        if self.pump is not None:
+            self.pump.stop()
+        if self.server is not None:
+            self.server.server.shutdown()
+            self.server.server.server_close()
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    port = int(os.environ.get("PORT", "8000"))
+    aws_port = int(os.environ.get("AWS_PORT") or free_port())
+    stack = LocalStack(port=port, aws_port=aws_port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        facts = stack.start()
+        admin = facts["admin"]
+        password = admin["password"] or "(unchanged: the account already existed)"
+        print(
+            "\nOpen Encoder is running.\n"
+            f"  API:           {facts['api']}\n"
+            f"  AWS endpoint:  {facts['aws_endpoint']}  (region {facts['region']})\n"
+            f"  buckets:       input {facts['buckets']['input']}, "
+            f"output {facts['buckets']['output']}\n"
+            f"  drop files at: s3://{facts['buckets']['input']}/{facts['watch_prefix']}\n"
+            f"  admin login:   {admin['username']} / {password}\n"
+            f"  these facts:   {STATE / 'stack.json'} (mode 0600)\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        stop.wait()
+    finally:
+        print("stopping...", flush=True)
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

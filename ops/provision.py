@@ -1,0 +1,172 @@
+"""Provision a stage's resources, idempotently: tables, buckets, queues, secrets, seeds.
+
+The same code builds the local stack (against moto's server) and a deployed
+stage (against AWS); which one is decided only by the boto3 endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from chalicelib.config import Settings, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DLQ_MAX_RECEIVES = 5
+VISIBILITY_FACTOR = 6  # SQS visibility must outlast the function's retries
+
+
+@dataclass
+class Provisioned:
+    tables: list[str] = field(default_factory=list)
+    buckets: dict[str, str] = field(default_factory=dict)
+    queues: dict[str, str] = field(default_factory=dict)
+    parameters: list[str] = field(default_factory=list)
+
+
+def encode_timeout(stage: str) -> int:
+    """The encode function's timeout as .chalice/config.json sets it for `stage`."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    functions = config.get("lambda_functions", {}) | config["stages"].get(stage, {}).get(
+        "lambda_functions", {}
+    )
+    return int(functions.get("encode", {}).get("lambda_timeout", 900))
+
+
+def _tables(log: Callable[[str], None]) -> list[str]:
+    from chalicelib.models import ALL_MODELS
+
+    names = []
+    for model in ALL_MODELS:
+        if not model.exists():
+            log(f"creating table {model.Meta.table_name}")
+            model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+        names.append(model.Meta.table_name)
+    from chalicelib.models import SystemItem
+
+    ddb = boto3.client("dynamodb", region_name=settings().region)
+    ttl = ddb.describe_time_to_live(TableName=SystemItem.Meta.table_name)
+    if ttl["TimeToLiveDescription"].get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        ddb.update_time_to_live(
+            TableName=SystemItem.Meta.table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"},
+        )
+    return names
+
+
+def _buckets(s: Settings, log: Callable[[str], None]) -> dict[str, str]:
+    s3 = boto3.client("s3", region_name=s.region)
+    for bucket in s.buckets:
+        try:
+            s3.head_bucket(Bucket=bucket)
+            continue
+        except ClientError:
+            pass
+        log(f"creating bucket {bucket}")
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if s.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": s.region}
+        s3.create_bucket(**kwargs)
+        s3.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+    return {"input": s.input_bucket, "output": s.output_bucket}
+
+
+def ensure_queue(name: str, visibility: int, log: Callable[[str], None]) -> str:
+    """A queue with a dead-letter queue; returns its URL. Settings are re-applied each run."""
+    sqs = boto3.client("sqs", region_name=settings().region)
+    dlq_url = sqs.create_queue(
+        QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"}
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    attributes = {
+        "VisibilityTimeout": str(visibility),
+        "MessageRetentionPeriod": "1209600",
+        "RedrivePolicy": json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": DLQ_MAX_RECEIVES}
+        ),
+    }
+    try:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    except ClientError:
+        log(f"creating queue {name}")
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return url
+
+
+def _parameters(s: Settings, log: Callable[[str], None], do_token: str | None) -> list[str]:
+    ssm = boto3.client("ssm", region_name=s.region)
+    try:
+        ssm.get_parameter(Name=s.jwt_key_parameter, WithDecryption=False)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ParameterNotFound":
+            raise
+        log(f"generating the JWT signing key in {s.jwt_key_parameter}")
+        ssm.put_parameter(
+            Name=s.jwt_key_parameter,
+            Type="SecureString",
+            Value=secrets.token_urlsafe(48),
+            Description="Open Encoder JWT signing key (HS256)",
+        )
+    if do_token:
+        ssm.put_parameter(
+            Name=s.do_token_parameter, Type="SecureString", Value=do_token, Overwrite=True
+        )
+    return [s.jwt_key_parameter, s.do_token_parameter]
+
+
+def provision(
+    *, stage: str | None = None, do_token: str | None = None, log: Callable[[str], None] = print
+) -> Provisioned:
+    s = settings()
+    stage = stage or s.stage
+    visibility = VISIBILITY_FACTOR * encode_timeout(stage)
+    result = Provisioned()
+    result.tables = _tables(log)
+    result.buckets = _buckets(s, log)
+    result.queues = {
+        "encode": ensure_queue(s.encode_queue, visibility, log),
+        "long": ensure_queue(s.long_queue, visibility, log),
+    }
+    result.parameters = _parameters(s, log, do_token)
+    seed(log)
+    return result
+
+
+def seed(log: Callable[[str], None] = print) -> None:
+    from chalicelib import presets, users
+
+    made = presets.seed_presets()
+    if made:
+        log(f"seeded {made} presets")
+    users.ensure_system_user()
+
+
+def ensure_admin(username: str, password: str | None) -> tuple[str, str | None]:
+    """Create the first admin; returns the password if one was generated or set now."""
+    from chalicelib import users
+    from chalicelib.errors import Conflict
+
+    password = password or secrets.token_urlsafe(18)
+    try:
+        users.create_user(username, password, role="admin")
+    except Conflict:
+        return username, None
+    return username, password
