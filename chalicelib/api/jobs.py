@@ -33,7 +33,8 @@ def list_all(request: Any, principal: Principal) -> Any:
 @endpoint(role="guest")
 def get(request: Any, job_id: str, principal: Principal) -> Any:
     job = jobs.get_job(job_id)
-    return {**jobs.public_view(job), "job": jobs.public_view(job), "status": 200}
+    view = jobs.public_view(job)
+    return {**view, "job": view}
 
 
 @endpoint(role="guest")
