@@ -71,6 +71,30 @@ def local_environment(aws_port: int) -> dict[str, str]:
     }
 
 
+def api_server(app: Any, config: Any, port: int) -> Any:
+    """Chalice's local server, answering methods API Gateway has no route for as it does."""
+    from chalice import local
+
+    class RequestHandler(local.ChaliceRequestHandler):
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None):
+            # http.server answers an unknown method with 501; API Gateway says 405.
+            if code == 501:
+                code, message = 405, f"method {self.command} not allowed"
+            body = json.dumps({"status": code, "message": message or "bad request"}).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+    # As chalice.local.create_local_server does, with our request handler.
+    local.CustomLocalChalice.__bases__ = (local.LocalChalice, app.__class__)
+    app.__class__ = local.CustomLocalChalice
+    return local.LocalDevServer(app, config, "127.0.0.1", port, handler_cls=RequestHandler)
+
+
 class LocalStack:
     """The running pieces; `start()` returns once the API answers."""
 
@@ -93,7 +117,6 @@ class LocalStack:
         os.environ.update(local_environment(self.aws_port))
         # Imported only now: settings are read from the environment set above.
         from chalice.cli.factory import CLIFactory
-        from chalice.local import create_local_server
 
         from chalicelib.config import settings
         from ops import provision
@@ -108,7 +131,7 @@ class LocalStack:
         from app import app
 
         config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name=STAGE)
-        self.server = create_local_server(app, config, "127.0.0.1", self.port)
+        self.server = api_server(app, config, self.port)
         threading.Thread(target=self.server.serve_forever, name="api", daemon=True).start()
         s = settings()
         self.pump = EventPump(

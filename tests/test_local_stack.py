@@ -1,0 +1,160 @@
+"""The local stack over real HTTP: moto's server, Chalice's local server, the pump.
+
+One stack is started for the module (it takes a few seconds) and driven with
+plain HTTP and boto3, as a user of `make run` would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, deadline_seconds: float, what: str):
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    state = tmp_path_factory.mktemp("stack")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OE_"))}
+    env.update(
+        PORT=str(free_port()),
+        AWS_PORT=str(free_port()),
+        OE_STATE_DIR=str(state),
+        OE_BCRYPT_ROUNDS="4",
+        ADMIN_USERNAME="boss",
+        PYTHONUNBUFFERED="1",
+    )
+    log = open(state / "stack.log", "w")  # noqa: SIM115 - closed at teardown
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ops.local_stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    facts_path = state / "stack.json"
+    try:
+        wait_until(lambda: facts_path.exists() or process.poll() is not None, 90, "stack.json")
+        assert process.poll() is None, (state / "stack.log").read_text()
+        facts = json.loads(facts_path.read_text())
+        yield {"facts": facts, "process": process, "state": state, "env": env}
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        log.close()
+
+
+def token(facts) -> str:
+    admin = facts["admin"]
+    r = requests.post(
+        f"{facts['api']}/login",
+        json={"username": admin["username"], "password": admin["password"]},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["token"]
+
+
+def test_stack_json_holds_the_facts_privately(stack):
+    facts = stack["facts"]
+    path = stack["state"] / "stack.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert facts["api"].startswith("http://127.0.0.1:") and facts["api"].endswith("/api")
+    assert set(facts) >= {"api", "aws_endpoint", "region", "buckets", "watch_prefix", "admin"}
+    assert facts["admin"]["username"] == "boss" and len(facts["admin"]["password"]) >= 16
+    log = (stack["state"] / "stack.log").read_text()
+    assert facts["api"] in log and facts["admin"]["password"] in log
+
+
+def test_a_job_created_over_http_is_stored_and_queued_on_the_aws_endpoint(stack):
+    facts = stack["facts"]
+    auth = {"Authorization": f"Bearer {token(facts)}"}
+    body = {"preset": "h264_main_720p_3000", "source": "s3:///src/a b.mp4", "dest": "s3:///dst/ab/"}
+    r = requests.post(f"{facts['api']}/jobs", json=body, headers=auth, timeout=10)
+    assert r.status_code == 200, r.text
+    job = r.json()["job"]
+    got = requests.get(f"{facts['api']}/jobs/{job['guid']}", headers=auth, timeout=10).json()
+    assert got["id"] == job["id"] and got["source"].endswith("/src/a b.mp4")
+    # The provisioned tables and queues live on the AWS endpoint, reached with boto3.
+    ddb = boto3.client("dynamodb", endpoint_url=facts["aws_endpoint"], region_name=facts["region"],
+                       aws_access_key_id="x", aws_secret_access_key="y")  # fmt: skip
+    item = ddb.get_item(TableName="openencoder-local-jobs", Key={"id": {"N": str(job["id"])}})[
+        "Item"
+    ]
+    assert item["guid"]["S"] == job["guid"]
+
+
+def test_unauthenticated_and_bad_requests_are_4xx_json(stack):
+    api = stack["facts"]["api"]
+    assert requests.get(f"{api}/jobs", timeout=10).status_code == 401
+    r = requests.post(
+        f"{api}/login", data="{nope", headers={"Content-Type": "application/json"}, timeout=10
+    )
+    assert r.status_code == 400 and r.json()["status"] == 400
+    r = requests.post(
+        f"{api}/register", json={"username": "newbie", "password": "long-enough"}, timeout=10
+    )
+    assert r.status_code == 200 and r.json()["user"] == "newbie"
+
+
+def test_openapi_document_is_served(stack):
+    doc = requests.get(f"{stack['facts']['api']}/openapi.json", timeout=10).json()
+    assert doc["openapi"].startswith("3.")
+    assert {"/api/jobs", "/api/presets/{preset_id}", "/api/login"} <= set(doc["paths"])
+
+
+def test_schemathesis_finds_no_server_errors(stack):
+    facts = stack["facts"]
+    base = facts["api"].removesuffix("/api")
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"), "run", f"{facts['api']}/openapi.json",
+            "--url", base, "--checks", "not_a_server_error", "--max-examples", "15",
+            "--header", f"Authorization: Bearer {token(facts)}", "--seed", "1",
+            "--phases", "examples,coverage,fuzzing", "--request-timeout", "20",
+        ],
+        capture_output=True, text=True, timeout=400, env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_sigterm_stops_every_process(stack):
+    process = stack["process"]
+    aws_port = int(stack["facts"]["aws_endpoint"].rsplit(":", 1)[1])
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+
+    def closed() -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", aws_port)) != 0
+
+    wait_until(closed, 15, "the AWS endpoint to stop")
