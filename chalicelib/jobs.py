@@ -31,7 +31,6 @@ TERMINAL = (COMPLETED, ERROR, CANCELLED)
 ACTIVE = (QUEUED, RESTARTING, *RUNNING)
 STATUSES = (*ACTIVE, *TERMINAL)
 MAX_PAGE_SIZE = 100
-MAX_OFFSET = 10_000
 _B32HEX = "0123456789abcdefghijklmnopqrstuv"
 
 
@@ -130,7 +129,7 @@ def get_job(ref: str | int) -> Job:
             pass
     else:
         for job in Job.by_guid.query(ref, limit=1):
-            return Job.get(job.id)
+            return job
     raise NotFound(f"no job {ref!r}")
 
 
@@ -151,25 +150,29 @@ def _encode_cursor(before: int) -> str:
 def list_jobs(
     *, page: int = 1, count: int = 20, cursor: str | None = None
 ) -> tuple[list[Job], int, str | None]:
-    """Newest first. `page` is for shallow lists; `cursor` walks deep ones cheaply."""
+    """Newest first, `count` at a time.
+
+    Ids come from one counter and jobs are never deleted, so page N is the id
+    window (top - N*count, top - (N-1)*count]: one bounded Query at any depth,
+    and pages never overlap. `cursor` walks on from the last id a page showed.
+    """
     if not 1 <= count <= MAX_PAGE_SIZE:
         raise InvalidInput(f"count must be 1 to {MAX_PAGE_SIZE}")
     if page < 1:
         raise InvalidInput("page must be 1 or more")
-    offset = 0 if cursor else (page - 1) * count
-    if offset > MAX_OFFSET:
-        raise InvalidInput(f"page is too deep (offset over {MAX_OFFSET}): follow 'next' cursors")
-    condition = Job.id < _decode_cursor(cursor) if cursor else None
-    results = Job.by_id.query(
-        "job",
-        range_key_condition=condition,
-        scan_index_forward=False,
-        limit=offset + count + 1,
-        page_size=min(offset + count + 1, 500),
+    if cursor:
+        condition = Job.id < _decode_cursor(cursor)
+        limit = count + 1
+    else:
+        top = counters.current_value("job-id") - (page - 1) * count
+        condition = Job.id.between(top - count + 1, top)
+        limit = count
+    rows = list(
+        Job.by_id.query("job", range_key_condition=condition, scan_index_forward=False, limit=limit)
     )
-    rows = list(results)[offset:]
     items = rows[:count]
-    next_cursor = _encode_cursor(int(items[-1].id)) if len(rows) > count else None
+    more = len(rows) > count if cursor else bool(items) and int(items[-1].id) > 1
+    next_cursor = _encode_cursor(int(items[-1].id)) if items and more else None
     return items, counters.current_value("jobs-total"), next_cursor
 
 
