@@ -5,6 +5,7 @@ from __future__ import annotations
 from chalice import Chalice
 
 from chalicelib import api
+from chalicelib.config import settings
 
 app = Chalice(app_name="openencoder")
 
@@ -116,3 +117,27 @@ def cancel_job(job_id):
 @app.route("/api/jobs/{job_id}/restart", methods=["POST"], authorizer=jwt_auth)
 def restart_job(job_id):
     return api.jobs.restart(app.current_request, job_id)
+
+
+# --- events ---------------------------------------------------------------
+# Domain modules are imported inside the handlers so each function's cold
+# start loads only what it runs.
+
+
+@app.on_sqs_message(queue=settings().encode_queue, batch_size=1, name="encode")
+def encode(event):
+    from chalicelib import encode_queue
+
+    return encode_queue.handle_batch(event.to_dict(), event.context)
+
+
+@app.on_s3_event(
+    bucket=settings().input_bucket,
+    events=["s3:ObjectCreated:*"],
+    prefix=settings().watch_prefix,
+    name="drops",
+)
+def on_drop(event):
+    from chalicelib import drops
+
+    drops.handle_event(event.to_dict())

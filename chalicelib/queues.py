@@ -27,5 +27,9 @@ def job_message(job_id: int, attempt: int) -> str:
     return json.dumps({"job_id": job_id, "attempt": attempt})
 
 
-def send_job(kind: str, job_id: int, attempt: int) -> None:
-    sqs().send_message(QueueUrl=queue_url(kind), MessageBody=job_message(job_id, attempt))
+def send_job(kind: str, job_id: int, attempt: int, delay_seconds: int = 0) -> None:
+    sqs().send_message(
+        QueueUrl=queue_url(kind),
+        MessageBody=job_message(job_id, attempt),
+        DelaySeconds=min(900, max(0, delay_seconds)),
+    )

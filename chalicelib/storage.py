@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
 
+from chalicelib.config import settings
 from chalicelib.errors import InvalidInput
 
 _MAX_KEY_BYTES = 1024
@@ -58,4 +63,103 @@ def parse_location(
         raise InvalidInput(f"{what} must name an object, not a folder")
     if len(key.encode()) > _MAX_KEY_BYTES:
         raise InvalidInput(f"{what} key is longer than {_MAX_KEY_BYTES} bytes")
+    return S3Location(bucket, key)
+
+
+# --- S3 transfers -------------------------------------------------------------
+
+CHUNK_BYTES = 8 * 1024 * 1024
+CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".m4a": "audio/mp4",
+    ".m4s": "video/iso.segment",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".ts": "video/mp2t",
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mpd": "application/dash+xml",
+    ".mp3": "audio/mpeg",
+    ".aac": "audio/aac",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".wav": "audio/wav",
+    ".flac": "audio/flac",
+    ".jpg": "image/jpeg",
+    ".png": "image/png",
+    ".vtt": "text/vtt",
+}
+
+
+class SourceMissing(Exception):
+    """The source object does not exist (or may not be read)."""
+
+
+class Stopped(Exception):
+    """A transfer was interrupted because the job should stop."""
+
+
+@cache
+def s3() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60
+    )
+    return boto3.client("s3", region_name=settings().region, config=config)
+
+
+def content_type(name: str) -> str:
+    return CONTENT_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
+
+
+def object_size(location: S3Location) -> int:
+    from botocore.exceptions import ClientError
+
+    try:
+        return int(s3().head_object(Bucket=location.bucket, Key=location.key)["ContentLength"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "403", "AccessDenied"):
+            raise SourceMissing(f"source {location.uri} does not exist or cannot be read") from None
+        raise
+
+
+def download(location: S3Location, path: Path, should_stop: Callable[[], bool]) -> int:
+    """Stream an object to `path`, checking `should_stop` between chunks."""
+    body = s3().get_object(Bucket=location.bucket, Key=location.key)["Body"]
+    written = 0
+    with path.open("wb") as handle:
+        for chunk in body.iter_chunks(CHUNK_BYTES):
+            if should_stop():
+                body.close()
+                raise Stopped("download interrupted")
+            handle.write(chunk)
+            written += len(chunk)
+    return written
+
+
+def upload(path: Path, location: S3Location, should_stop: Callable[[], bool]) -> None:
+    def progress(_sent: int) -> None:
+        # s3transfer lets an exception from the callback abort the transfer.
+        if should_stop():
+            raise Stopped("upload interrupted")
+
+    s3().upload_file(
+        str(path),
+        location.bucket,
+        location.key,
+        ExtraArgs={"ContentType": content_type(path.name)},
+        Callback=progress,
+    )
+
+
+def delete(locations: list[S3Location]) -> None:
+    for location in locations:
+        s3().delete_object(Bucket=location.bucket, Key=location.key)
+
+
+def from_uri(uri: str) -> S3Location:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
     return S3Location(bucket, key)

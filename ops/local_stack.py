@@ -141,6 +141,12 @@ class LocalStack:
             schedule_override=int(os.environ.get("OE_SCHEDULE_SECONDS", "0")) or None,
         )
         self.pump.start()
+        self.log("starting one long-queue worker")
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "chalicelib.worker"], cwd=ROOT, start_new_session=True
+            )
+        )
         wait_for_http(f"http://127.0.0.1:{self.port}/api/health")
         self.facts = {
             "api": f"http://127.0.0.1:{self.port}/api",

@@ -1,0 +1,89 @@
+"""The long-encode worker: `python -m chalicelib.worker` drains the long queue.
+
+It runs the same pipeline as the encode Lambda, keeps the message invisible
+while it works, and on SIGTERM stops taking work and gives its job back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from typing import Any
+
+from chalicelib import queues
+from chalicelib.encode_queue import process
+
+log = logging.getLogger("openencoder.worker")
+VISIBILITY_SECONDS = 120
+EXTEND_EVERY_SECONDS = 40
+
+
+class Worker:
+    def __init__(self, queue: str = "long", worker_id: str | None = None) -> None:
+        self.queue = queue
+        self.worker_id = worker_id or f"worker:{socket.gethostname()}:{os.getpid()}"
+        self.stopping = threading.Event()
+        self.completed = 0
+
+    def _extend(self, url: str, receipt: str, done: threading.Event) -> None:
+        while not done.wait(EXTEND_EVERY_SECONDS):
+            try:
+                queues.sqs().change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=VISIBILITY_SECONDS
+                )
+            except Exception:
+                log.warning("could not extend message visibility", exc_info=True)
+
+    def run_once(self, wait_seconds: int = 10) -> int:
+        url = queues.queue_url(self.queue)
+        answer = queues.sqs().receive_message(
+            QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=wait_seconds,
+            VisibilityTimeout=VISIBILITY_SECONDS,
+        )  # fmt: skip
+        messages: list[dict[str, Any]] = answer.get("Messages", [])
+        for message in messages:
+            done = threading.Event()
+            extender = threading.Thread(
+                target=self._extend, args=(url, message["ReceiptHandle"], done), daemon=True
+            )
+            extender.start()
+            try:
+                outcome = process(message["Body"], worker_id=self.worker_id, queue=self.queue,
+                                  deadline=None, stop=self.stopping)  # fmt: skip
+            finally:
+                done.set()
+            if outcome.result == "released":
+                # Shutting down: let another worker have it straight away.
+                queues.sqs().change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+            else:
+                queues.sqs().delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                self.completed += 1
+        return len(messages)
+
+    def serve(self) -> None:
+        log.info("worker %s draining the %s queue", self.worker_id, self.queue)
+        while not self.stopping.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("worker loop failed")
+                self.stopping.wait(5)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    worker = Worker(queue=os.environ.get("OE_WORKER_QUEUE", "long"))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stopping.set())
+    worker.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
