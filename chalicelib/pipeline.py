@@ -37,7 +37,14 @@ from chalicelib.jobs import (
     RUNNING,
 )
 from chalicelib.models import Job, utcnow
-from chalicelib.probe import ALLOWED_DEMUXERS, MediaError, MediaInfo, ffmpeg_exe, probe
+from chalicelib.probe import (
+    ALLOWED_DEMUXERS,
+    MediaError,
+    MediaInfo,
+    ffmpeg_exe,
+    fill_video_bit_rate,
+    probe,
+)
 
 log = logging.getLogger("openencoder.pipeline")
 
@@ -309,6 +316,10 @@ class JobRun:
             return Outcome(
                 self.job_id, "skipped", "not claimable: duplicate, old attempt or live lease"
             )
+        return self.execute()
+
+    def execute(self) -> Outcome:
+        """Everything after a successful claim; scratch space is removed on every path."""
         assert self.job is not None
         self._heartbeat = threading.Thread(
             target=self._beat, name=f"heartbeat-{self.job_id}", daemon=True
@@ -486,7 +497,7 @@ class JobRun:
         if path.suffix.lower() in (".m3u8", ".mpd", ".vtt", ".txt"):
             return record
         try:
-            info = probe(path)
+            info = fill_video_bit_rate(path, probe(path))
         except MediaError:
             return record
         video = info.video

@@ -134,6 +134,24 @@ def probe(path: Path, *, restricted: bool = True) -> MediaInfo:
         last = [line for line in stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
         raise MediaError(f"source is not a readable media file: {last[0]}")
     info = parse(stderr)
-    if not info.streams:
-        raise MediaError("source has no audio or video streams")
+    if info.video is None and info.audio is None:
+        raise MediaError("source is not a readable media file: it has no audio or video streams")
+    return info
+
+
+_VIDEO_BYTES = re.compile(r"video:(\d+)KiB")
+
+
+def fill_video_bit_rate(path: Path, info: MediaInfo) -> MediaInfo:
+    """Containers like WebM store no per-stream bit rate: measure it by remuxing to null."""
+    video = info.video
+    if video is None or video.bit_rate or not info.duration:
+        return info
+    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file",
+            "-i", f"file:{path}", "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]  # fmt: skip
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=_TIMEOUT_SECONDS, check=False
+    )
+    if match := _VIDEO_BYTES.search(result.stderr):
+        video.bit_rate = int(int(match.group(1)) * 1024 * 8 / info.duration)
     return info

@@ -97,3 +97,34 @@ def api(aws: None) -> Iterator[Api]:
 
     with Client(app, stage_name="local") as client:
         yield Api(client.http)
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory):
+    """Sources for encode tests, made once per test session."""
+    from tests import media as make
+
+    root = tmp_path_factory.mktemp("media")
+    clip = make.av_clip(root / "clip.mp4")
+    files = {
+        "clip": clip,
+        "long": make.av_clip(root / "long.mp4", seconds=20),
+        "audio": make.audio_clip(root / "audio.m4a"),
+        "zero": root / "zero.mp4",
+        "text": root / "text.mp4",
+        "corrupt": root / "corrupt.mp4",
+    }
+    files["zero"].write_bytes(b"")
+    files["text"].write_text("this is not a video\n" * 50)
+    data = bytearray(clip.read_bytes())
+    for offset in range(64, len(data), 97):
+        data[offset] ^= 0x5A  # damage headers and payload alike
+    files["corrupt"].write_bytes(bytes(data))
+    return files
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    root = tmp_path / "scratch"
+    monkeypatch.setenv("OE_SCRATCH_DIR", str(root))
+    return root
