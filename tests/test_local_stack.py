@@ -147,6 +147,64 @@ def test_schemathesis_finds_no_server_errors(stack):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
+def aws_client(facts, service: str):
+    return boto3.client(service, endpoint_url=facts["aws_endpoint"], region_name=facts["region"],
+                        aws_access_key_id="x", aws_secret_access_key="y")  # fmt: skip
+
+
+def wait_for_job(
+    api: str, auth: dict, ref, status: str = "completed", seconds: float = 120
+) -> dict:
+    def done():
+        job = requests.get(f"{api}/jobs/{ref}", headers=auth, timeout=10).json()
+        assert job["status"] not in ({"error", "cancelled", "completed"} - {status}), job
+        return job if job["status"] == status else None
+
+    return wait_until(done, seconds, f"job {ref} to be {status}")
+
+
+def test_a_job_created_over_http_is_encoded_and_its_outputs_uploaded(stack, media):
+    facts = stack["facts"]
+    auth = {"Authorization": f"Bearer {token(facts)}"}
+    aws_client(facts, "s3").upload_file(
+        str(media["clip"]), facts["buckets"]["input"], "src/e2e.mp4"
+    )
+    body = {"preset": "h264_baseline_360p_600", "source": "s3:///src/e2e.mp4", "dest": "s3:///e2e/"}
+    job = requests.post(f"{facts['api']}/jobs", json=body, headers=auth, timeout=10).json()["job"]
+    done = wait_for_job(facts["api"], auth, job["id"])
+    assert done["progress"] == 100 and done["outputs"][0]["key"] == "e2e/h264_baseline_360p_600.mp4"
+    head = aws_client(facts, "s3").head_object(
+        Bucket=facts["buckets"]["output"], Key="e2e/h264_baseline_360p_600.mp4"
+    )
+    assert (
+        head["ContentType"] == "video/mp4" and head["ContentLength"] == done["outputs"][0]["size"]
+    )
+
+
+def test_a_file_dropped_under_the_watch_prefix_becomes_a_job_with_outputs(stack, media):
+    facts = stack["facts"]
+    auth = {"Authorization": f"Bearer {token(facts)}"}
+    key = f"{facts['watch_prefix']}h264_baseline_360p_600/drops/my clip+1.mp4"
+    aws_client(facts, "s3").upload_file(str(media["clip"]), facts["buckets"]["input"], key)
+
+    def dropped_job():
+        items = requests.get(f"{facts['api']}/jobs?count=50", headers=auth, timeout=10).json()[
+            "items"
+        ]
+        for item in items:
+            job = requests.get(f"{facts['api']}/jobs/{item['id']}", headers=auth, timeout=10).json()
+            if job["source"].endswith(key):
+                return job
+        return None
+
+    job = wait_until(dropped_job, 60, "the drop to create a job")
+    assert job["owner"] == "system:s3-drop"
+    done = wait_for_job(facts["api"], auth, job["guid"])
+    expected = "outputs/drops/my clip+1/h264_baseline_360p_600.mp4"
+    assert [o["key"] for o in done["outputs"]] == [expected]
+    aws_client(facts, "s3").head_object(Bucket=facts["buckets"]["output"], Key=expected)
+
+
 def test_sigterm_stops_every_process(stack):
     process = stack["process"]
     aws_port = int(stack["facts"]["aws_endpoint"].rsplit(":", 1)[1])
