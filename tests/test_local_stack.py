@@ -132,21 +132,6 @@ def test_openapi_document_is_served(stack):
     assert {"/api/jobs", "/api/presets/{preset_id}", "/api/login"} <= set(doc["paths"])
 
 
-def test_schemathesis_finds_no_server_errors(stack):
-    facts = stack["facts"]
-    base = facts["api"].removesuffix("/api")
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "schemathesis"), "run", f"{facts['api']}/openapi.json",
-            "--url", base, "--checks", "not_a_server_error", "--max-examples", "15",
-            "--header", f"Authorization: Bearer {token(facts)}", "--seed", "1",
-            "--phases", "examples,coverage,fuzzing", "--request-timeout", "20",
-        ],
-        capture_output=True, text=True, timeout=400, env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-
-
 def aws_client(facts, service: str):
     return boto3.client(service, endpoint_url=facts["aws_endpoint"], region_name=facts["region"],
                         aws_access_key_id="x", aws_secret_access_key="y")  # fmt: skip
@@ -203,6 +188,22 @@ def test_a_file_dropped_under_the_watch_prefix_becomes_a_job_with_outputs(stack,
     expected = "outputs/drops/my clip+1/h264_baseline_360p_600.mp4"
     assert [o["key"] for o in done["outputs"]] == [expected]
     aws_client(facts, "s3").head_object(Bucket=facts["buckets"]["output"], Key=expected)
+
+
+# Schemathesis changes users and presets at random: it runs after the tests that rely on them.
+def test_schemathesis_finds_no_server_errors(stack):
+    facts = stack["facts"]
+    base = facts["api"].removesuffix("/api")
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"), "run", f"{facts['api']}/openapi.json",
+            "--url", base, "--checks", "not_a_server_error", "--max-examples", "15",
+            "--header", f"Authorization: Bearer {token(facts)}", "--seed", "1",
+            "--phases", "examples,coverage,fuzzing", "--request-timeout", "20",
+        ],
+        capture_output=True, text=True, timeout=400, env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
 def test_sigterm_stops_every_process(stack):
