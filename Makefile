@@ -29,5 +29,12 @@ format: $(STAMP)
 bench-api: $(STAMP)
 	$(PY) -m bench.api
 
+bench-encode: $(STAMP)
+	$(PY) -m bench.encode
+
+# Lambda layer zips with a static ffmpeg, for x86_64 and arm64, into dist/.
+layer: $(STAMP)
+	$(PY) layers/ffmpeg/build.py
+
 clean:
-	rm -rf $(VENV) .local .pytest_cache .ruff_cache
+	rm -rf $(VENV) .local .pytest_cache .ruff_cache dist
