@@ -1,0 +1,99 @@
+"""End-to-end encode time through the local stack against ffmpeg run directly.
+
+Run with `make bench-encode`. On a generated 30 s 1280x720 clip, for each preset:
+the job's create → completed time over HTTP, the same ffmpeg command run on the
+same file, both the median of 3; their ratio (target ≤ 1.10) and realtime factors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+import requests
+
+from chalicelib.ffmpeg import parse_preset_data
+from chalicelib.presets import SEEDED
+from chalicelib.probe import ffmpeg_exe
+from ops.local_stack import free_port
+from tests.media import av_clip
+
+ROOT = Path(__file__).resolve().parent.parent
+PRESETS = ("h264_baseline_360p_600", "h264_main_720p_3000")
+RUNS = 3
+CLIP_SECONDS = 30
+
+
+def direct(clip: Path, preset: str, out_dir: Path) -> float:
+    data, output = next((d, o) for _, n, d, o in SEEDED if n == preset)
+    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(clip),
+            *parse_preset_data(data).args, str(out_dir / output)]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(argv, check=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="oe-bench-encode-"))
+    clip = av_clip(work / "clip.mp4", seconds=CLIP_SECONDS)
+    state = work / "state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OE_"))}
+    env.update(PORT=str(free_port()), AWS_PORT=str(free_port()), OE_STATE_DIR=str(state))
+    stack = subprocess.Popen([sys.executable, "-m", "ops.local_stack"], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while not (state / "stack.json").exists():
+            if time.monotonic() > deadline or stack.poll() is not None:
+                raise SystemExit("the local stack did not start")
+            time.sleep(0.2)
+        facts = json.loads((state / "stack.json").read_text())
+        api = facts["api"]
+        s3 = boto3.client("s3", endpoint_url=facts["aws_endpoint"], region_name=facts["region"],
+                          aws_access_key_id="x", aws_secret_access_key="y")  # fmt: skip
+        s3.upload_file(str(clip), facts["buckets"]["input"], "bench/clip.mp4")
+        session = requests.Session()
+        login = session.post(f"{api}/login", json=facts["admin"], timeout=30)
+        login.raise_for_status()
+        session.headers["Authorization"] = f"Bearer {login.json()['token']}"
+        print(f"clip: {CLIP_SECONDS} s 1280x720 24 fps; median of {RUNS} runs each")
+        for preset in PRESETS:
+            direct_times = [direct(clip, preset, work) for _ in range(RUNS)]
+            stack_times = []
+            for run in range(RUNS):
+                body = {
+                    "preset": preset,
+                    "source": "s3:///bench/clip.mp4",
+                    "dest": f"s3:///bench/{preset}/{run}/",
+                }
+                start = time.perf_counter()
+                job = session.post(f"{api}/jobs", json=body, timeout=30).json()["job"]
+                while True:
+                    status = session.get(f"{api}/jobs/{job['id']}/status", timeout=30).json()[
+                        "job_status"
+                    ]
+                    if status in ("completed", "error", "cancelled"):
+                        break
+                    time.sleep(0.05)
+                if status != "completed":
+                    raise SystemExit(f"job {job['id']} ended {status}")
+                stack_times.append(time.perf_counter() - start)
+            d, e = statistics.median(direct_times), statistics.median(stack_times)
+            print(f"{preset:24s} direct {d:6.2f} s ({CLIP_SECONDS / d:5.2f}x realtime)   "
+                  f"local stack {e:6.2f} s ({CLIP_SECONDS / e:5.2f}x realtime)   ratio {e / d:.3f}")  # fmt: skip
+    finally:
+        stack.send_signal(signal.SIGTERM)
+        stack.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
