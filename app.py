@@ -119,6 +119,45 @@ def restart_job(job_id):
     return api.jobs.restart(app.current_request, job_id)
 
 
+# --- machines (DigitalOcean) ----------------------------------------------
+
+
+@app.route("/api/machines", methods=["POST"], authorizer=jwt_auth)
+def create_machines():
+    return api.machines.create(app.current_request)
+
+
+@app.route("/api/machines", methods=["GET"], authorizer=jwt_auth)
+def list_machines():
+    return api.machines.list_all(app.current_request)
+
+
+@app.route("/api/machines", methods=["DELETE"], authorizer=jwt_auth)
+@app.route("/api/machine", methods=["DELETE"], authorizer=jwt_auth)
+def delete_machines():
+    return api.machines.delete_all(app.current_request)
+
+
+@app.route("/api/machines/regions", methods=["GET"], authorizer=jwt_auth)
+def machine_regions():
+    return api.machines.regions(app.current_request)
+
+
+@app.route("/api/machines/sizes", methods=["GET"], authorizer=jwt_auth)
+def machine_sizes():
+    return api.machines.sizes(app.current_request)
+
+
+@app.route("/api/machines/pricing", methods=["GET"], authorizer=jwt_auth)
+def machine_pricing():
+    return api.machines.pricing(app.current_request)
+
+
+@app.route("/api/machines/{machine_id}", methods=["DELETE"], authorizer=jwt_auth)
+def delete_machine(machine_id):
+    return api.machines.delete(app.current_request, machine_id)
+
+
 # --- events ---------------------------------------------------------------
 # Domain modules are imported inside the handlers so each function's cold
 # start loads only what it runs.

@@ -39,6 +39,16 @@ class Settings:
     long_queue: str
     jwt_key_parameter: str
     do_token_parameter: str
+    worker_credentials_parameter: str
+    worker_bundle: str
+    droplet_region: str
+    droplet_size: str
+    droplet_min: int
+    droplet_max: int
+    jobs_per_droplet: int
+    hourly_budget: float
+    idle_grace_seconds: int
+    boot_timeout_seconds: int
     token_ttl_seconds: int
     bcrypt_rounds: int
     registration_open: bool
@@ -81,6 +91,21 @@ def settings() -> Settings:
         do_token_parameter=os.environ.get(
             "OE_DO_TOKEN_PARAMETER", f"/openencoder/{stage}/digitalocean-token"
         ),
+        worker_credentials_parameter=os.environ.get(
+            "OE_WORKER_CREDENTIALS_PARAMETER", f"/openencoder/{stage}/worker-credentials"
+        ),
+        worker_bundle=os.environ.get(
+            "OE_WORKER_BUNDLE",
+            f"s3://{os.environ.get('OE_INPUT_BUCKET', base + '-input')}/_openencoder/worker.tar.gz",
+        ),
+        droplet_region=os.environ.get("OE_DROPLET_REGION", "nyc3"),
+        droplet_size=os.environ.get("OE_DROPLET_SIZE", "c-4"),
+        droplet_min=_int("OE_DROPLETS_MIN", 0),
+        droplet_max=_int("OE_DROPLETS_MAX", 3),
+        jobs_per_droplet=_int("OE_JOBS_PER_DROPLET", 1),
+        hourly_budget=float(os.environ.get("OE_DROPLETS_HOURLY_BUDGET", "1.0")),
+        idle_grace_seconds=_int("OE_DROPLET_IDLE_GRACE_SECONDS", 600),
+        boot_timeout_seconds=_int("OE_DROPLET_BOOT_TIMEOUT_SECONDS", 900),
         token_ttl_seconds=_int("OE_TOKEN_TTL_SECONDS", 3600),
         bcrypt_rounds=_int("OE_BCRYPT_ROUNDS", 12),
         # Closed unless a stage opens it: an internet-facing encoder should not

@@ -28,3 +28,7 @@ def jwt_signing_key() -> str:
 
 def digitalocean_token() -> str | None:
     return _get(settings().do_token_parameter) or None
+
+
+def worker_credentials() -> str | None:
+    return _get(settings().worker_credentials_parameter) or None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_SUBMODULES = frozenset({"accounts", "http", "jobs", "openapi", "presets", "schemas"})
+_SUBMODULES = frozenset({"accounts", "http", "jobs", "machines", "openapi", "presets", "schemas"})
 
 
 def __getattr__(name: str) -> ModuleType:

@@ -43,3 +43,10 @@ class JobCreate(_Body):
 class UserUpdate(_Body):
     role: Literal["guest", "operator", "admin"] | None = None
     active: StrictBool | None = None
+
+
+class MachineCreate(_Body):
+    provider: StrictStr = Field("digitalocean", max_length=32)
+    region: StrictStr = Field(min_length=1, max_length=32)
+    size: StrictStr = Field(min_length=1, max_length=64)
+    count: int = Field(1, ge=1, le=10)
