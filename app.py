@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalice import Chalice
+from chalice import Chalice, Rate
 
 from chalicelib import api
 from chalicelib.config import settings
@@ -180,3 +180,10 @@ def on_drop(event):
     from chalicelib import drops
 
     drops.handle_event(event.to_dict())
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="reconcile")
+def reconcile(event):
+    from chalicelib import reconcile as fleet
+
+    fleet.run()

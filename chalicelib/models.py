@@ -114,6 +114,16 @@ class JobsByGuid(GlobalSecondaryIndex):
     guid = UnicodeAttribute(hash_key=True)
 
 
+class JobsByLease(_KindIndex):
+    """Sparse: only jobs holding a lease appear, so expired ones are one Query away."""
+
+    class Meta:
+        index_name = "kind-lease-index"
+        projection = AllProjection()
+
+    lease_expires = NumberAttribute(range_key=True)
+
+
 class Job(Model):
     class Meta(_Meta):
         table_name = _settings.table("jobs")
@@ -147,6 +157,31 @@ class Job(Model):
 
     by_id = JobsById()
     by_guid = JobsByGuid()
+    by_lease = JobsByLease()
+
+
+class WorkersByKind(_KindIndex):
+    class Meta:
+        index_name = "kind-index"
+        projection = AllProjection()
+
+
+class WorkerState(Model):
+    """A long-queue worker's heartbeat: what it does now and when it was last seen."""
+
+    class Meta(_Meta):
+        table_name = _settings.table("workers")
+
+    worker_id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute(default="worker")
+    droplet_id = NumberAttribute(null=True)
+    state = UnicodeAttribute(default="idle")  # idle | busy | stopping
+    job_id = NumberAttribute(null=True)
+    last_seen = NumberAttribute(default=0)
+    idle_since = NumberAttribute(null=True)
+    expires = TTLAttribute(null=True)
+
+    by_kind = WorkersByKind()
 
 
 class SystemItem(Model):
@@ -163,4 +198,4 @@ class SystemItem(Model):
     expires = TTLAttribute(null=True)
 
 
-ALL_MODELS: tuple[type[Model], ...] = (User, Preset, Job, SystemItem)
+ALL_MODELS: tuple[type[Model], ...] = (User, Preset, Job, WorkerState, SystemItem)

@@ -6,6 +6,7 @@ while it works, and on SIGTERM stops taking work and gives its job back.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -14,7 +15,7 @@ import sys
 import threading
 from typing import Any
 
-from chalicelib import queues
+from chalicelib import heartbeats, queues
 from chalicelib.encode_queue import process
 
 log = logging.getLogger("openencoder.worker")
@@ -29,8 +30,15 @@ class Worker:
         self.stopping = threading.Event()
         self.completed = 0
 
-    def _extend(self, url: str, receipt: str, done: threading.Event) -> None:
+    def beat(self, state: str, job_id: int | None = None) -> None:
+        try:
+            heartbeats.beat(self.worker_id, state, job_id)
+        except Exception:
+            log.warning("heartbeat failed", exc_info=True)
+
+    def _extend(self, url: str, receipt: str, done: threading.Event, job_id: int | None) -> None:
         while not done.wait(EXTEND_EVERY_SECONDS):
+            self.beat("busy", job_id)
             try:
                 queues.sqs().change_message_visibility(
                     QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=VISIBILITY_SECONDS
@@ -46,9 +54,11 @@ class Worker:
         )  # fmt: skip
         messages: list[dict[str, Any]] = answer.get("Messages", [])
         for message in messages:
+            job_id = _job_id(message["Body"])
+            self.beat("busy", job_id)
             done = threading.Event()
             extender = threading.Thread(
-                target=self._extend, args=(url, message["ReceiptHandle"], done), daemon=True
+                target=self._extend, args=(url, message["ReceiptHandle"], done, job_id), daemon=True
             )
             extender.start()
             try:
@@ -70,10 +80,19 @@ class Worker:
         log.info("worker %s draining the %s queue", self.worker_id, self.queue)
         while not self.stopping.is_set():
             try:
+                self.beat("idle")
                 self.run_once()
             except Exception:
                 log.exception("worker loop failed")
                 self.stopping.wait(5)
+        self.beat("stopping")
+
+
+def _job_id(body: str) -> int | None:
+    try:
+        return int(json.loads(body)["job_id"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def main() -> int:

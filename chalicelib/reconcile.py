@@ -1,0 +1,260 @@
+"""The scheduled reconcile: droplets sized to the long queue, dead workers' jobs recovered.
+
+`decide` is pure (a table of cases tests it); `run` gathers its inputs from SQS,
+DynamoDB and DigitalOcean, holds a lock so two runs never both create droplets,
+logs every decision with its inputs, and carries it out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from pynamodb.exceptions import DeleteError, PutError, UpdateError
+
+from chalicelib import queues
+from chalicelib.config import Settings, settings
+from chalicelib.jobs import ERROR, QUEUED, RUNNING
+from chalicelib.models import Job, SystemItem, utcnow
+
+log = logging.getLogger("openencoder.reconcile")
+LOCK = "reconcile-lock"
+LOCK_SECONDS = 50  # shorter than the 1-minute schedule, longer than a run
+MAX_LEASE_RECOVERIES = 3
+
+
+@dataclass(frozen=True)
+class Droplet:
+    id: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Beat:
+    droplet_id: int | None
+    state: str
+    last_seen: float
+    idle_since: float | None
+
+
+@dataclass(frozen=True)
+class Limits:
+    minimum: int
+    maximum: int
+    jobs_per_droplet: int
+    hourly_budget: float
+    hourly_price: float
+    idle_grace: float
+    boot_timeout: float
+
+    @classmethod
+    def from_settings(cls, s: Settings, hourly_price: float) -> Limits:
+        return cls(s.droplet_min, s.droplet_max, s.jobs_per_droplet, s.hourly_budget,
+                   hourly_price, s.idle_grace_seconds, s.boot_timeout_seconds)  # fmt: skip
+
+
+@dataclass
+class Plan:
+    desired: int
+    create: int = 0
+    remove: list[int] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+def decide(
+    *,
+    backlog: int,
+    droplets: list[Droplet],
+    beats: list[Beat],
+    leased_droplets: set[int],
+    limits: Limits,
+    now: float,
+) -> Plan:
+    """How many droplets to create and which to remove."""
+    wanted = math.ceil(backlog / max(1, limits.jobs_per_droplet))
+    desired = min(max(wanted, limits.minimum), limits.maximum)
+    if limits.hourly_price > 0:
+        affordable = int(limits.hourly_budget // limits.hourly_price)
+        if affordable < desired:
+            desired = affordable
+    plan = Plan(desired=desired)
+    by_droplet = {b.droplet_id: b for b in beats if b.droplet_id is not None}
+    healthy = []
+    for droplet in droplets:
+        beat = by_droplet.get(droplet.id)
+        silent_since = beat.last_seen if beat else droplet.created_at
+        if now - silent_since > limits.boot_timeout and droplet.id not in leased_droplets:
+            plan.remove.append(droplet.id)
+            plan.reasons.append(
+                f"droplet {droplet.id}: no heartbeat for {now - silent_since:.0f} s"
+            )
+        else:
+            healthy.append(droplet)
+    if len(healthy) < desired:
+        plan.create = desired - len(healthy)
+        plan.reasons.append(f"{len(healthy)} healthy droplets, {desired} wanted")
+    surplus = len(healthy) - desired
+    if surplus > 0:
+        idle = []
+        for droplet in healthy:
+            beat = by_droplet.get(droplet.id)
+            if droplet.id in leased_droplets or beat is None or beat.state != "idle":
+                continue
+            idle_for = now - (beat.idle_since or now)
+            if idle_for > limits.idle_grace:
+                idle.append((idle_for, droplet.id))
+        for idle_for, droplet_id in sorted(idle, reverse=True)[:surplus]:
+            plan.remove.append(droplet_id)
+            plan.reasons.append(
+                f"droplet {droplet_id}: idle {idle_for:.0f} s, {surplus} more than wanted"
+            )
+    return plan
+
+
+# --- the lock -----------------------------------------------------------------
+
+
+def acquire_lock(now: float) -> int | None:
+    """A conditional lock item: only one run at a time may change the droplet pool."""
+    token = secrets.randbelow(2**53)
+    try:
+        SystemItem(LOCK, value=token, locked_until=int(now + LOCK_SECONDS)).save(
+            condition=SystemItem.name.does_not_exist() | (SystemItem.locked_until < int(now))
+        )
+        return token
+    except PutError:
+        return None
+
+
+def release_lock(token: int) -> None:
+    # If it expired and another run took it, it is not ours to delete.
+    with contextlib.suppress(DeleteError):
+        SystemItem(LOCK).delete(condition=SystemItem.value == token)
+
+
+# --- stale leases -----------------------------------------------------------------
+
+
+def recover_expired_leases(now: float) -> list[tuple[int, str]]:
+    """Jobs whose worker died: back on their queue as the same attempt, or error past the bound."""
+    done = []
+    for job in Job.by_lease.query("job", Job.lease_expires < int(now)):
+        if job.status not in RUNNING:
+            continue
+        recoveries = int(job.retries or 0) + 1
+        condition = (Job.attempt == job.attempt) & (Job.lease_expires == job.lease_expires)
+        condition &= Job.status.is_in(*RUNNING)
+        common = [
+            Job.lease_owner.remove(),
+            Job.lease_expires.remove(),
+            Job.updated_date.set(utcnow()),
+        ]
+        try:
+            if recoveries > MAX_LEASE_RECOVERIES:
+                message = f"its worker was lost {recoveries} times; restart it to try again"
+                job.update(
+                    actions=[
+                        *common,
+                        Job.status.set(ERROR),
+                        Job.error.set({"message": message, "log": ""}),
+                    ],
+                    condition=condition,
+                )
+                done.append((int(job.id), "error"))
+                continue
+            job.update(
+                actions=[
+                    *common,
+                    Job.status.set(QUEUED),
+                    Job.retries.set(recoveries),
+                    Job.progress.set(0),
+                ],
+                condition=condition,
+            )
+        except UpdateError:
+            continue  # the worker came back, or another run got there first
+        queues.send_job(job.queue, int(job.id), int(job.attempt))
+        done.append((int(job.id), "requeued"))
+    return done
+
+
+# --- the run ---------------------------------------------------------------------
+
+
+def backlog() -> int:
+    attributes = queues.sqs().get_queue_attributes(
+        QueueUrl=queues.queue_url("long"),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def _epoch(created_at: str) -> float:
+    return datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def run(now: float | None = None) -> Plan | None:
+    from chalicelib import cloudinit, digitalocean, heartbeats
+    from chalicelib.errors import OpenEncoderError
+    from chalicelib.secret_params import digitalocean_token
+
+    now = time.time() if now is None else now
+    token = acquire_lock(now)
+    if token is None:
+        log.info(json.dumps({"decision": "skipped", "why": "another reconcile holds the lock"}))
+        return None
+    try:
+        recovered = recover_expired_leases(now)
+        if recovered:
+            log.info(json.dumps({"decision": "recovered leases", "jobs": recovered}))
+        if not digitalocean_token():
+            log.info(json.dumps({"decision": "no droplets", "why": "machines not configured"}))
+            return None
+        s = settings()
+        workers = heartbeats.all_workers()
+        droplet_of = {w.worker_id: int(w.droplet_id) for w in workers if w.droplet_id is not None}
+        live_owners = {
+            j.lease_owner for j in Job.by_lease.query("job", Job.lease_expires >= int(now))
+        }
+        leased = {droplet_of[owner] for owner in live_owners if owner in droplet_of}
+        prices = {x["slug"]: float(x["price_hourly"]) for x in digitalocean.sizes()}
+        droplets = [Droplet(m.id, _epoch(m.created_at)) for m in digitalocean.list_machines()]
+        beats = [Beat(w.droplet_id and int(w.droplet_id), w.state, float(w.last_seen),
+                      float(w.idle_since) if w.idle_since else None) for w in workers]  # fmt: skip
+        limits = Limits.from_settings(s, prices.get(s.droplet_size, 0.0))
+        depth = backlog()
+        plan = decide(backlog=depth, droplets=droplets, beats=beats, leased_droplets=leased,
+                      limits=limits, now=now)  # fmt: skip
+        inputs = {
+            "backlog": depth,
+            "droplets": [d.id for d in droplets],
+            "leased": sorted(leased),
+            "beats": [asdict(b) for b in beats],
+            "limits": asdict(limits),
+        }
+        decision = {"create": plan.create, "remove": plan.remove, "desired": plan.desired}
+        log.info(
+            json.dumps(
+                {"decision": "droplets", **decision, "reasons": plan.reasons, "inputs": inputs}
+            )
+        )
+        if plan.create:
+            digitalocean.create_machines(
+                s.droplet_region, s.droplet_size, plan.create, cloudinit.for_stage()
+            )
+        for droplet_id in plan.remove:
+            try:
+                digitalocean.delete_machine(droplet_id)
+            except OpenEncoderError as exc:
+                log.warning("could not remove droplet %s: %s", droplet_id, exc.message)
+        return plan
+    finally:
+        release_lock(token)
