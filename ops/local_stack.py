@@ -123,7 +123,14 @@ class LocalStack:
         from ops.pump import EventPump
 
         provision.provision(
-            stage=STAGE, do_token=os.environ.get("DIGITALOCEAN_TOKEN") or None, log=self.log
+            stage=STAGE,
+            do_token=os.environ.get("DIGITALOCEAN_TOKEN") or None,
+            # Locally a droplet's "scoped" keys are the throwaway keys moto accepts.
+            worker_credentials={
+                "access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
+                "secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"],
+            },
+            log=self.log,
         )
         username, password = provision.ensure_admin(
             os.environ.get("ADMIN_USERNAME") or "admin", os.environ.get("ADMIN_PASSWORD") or None

@@ -111,7 +111,12 @@ def ensure_queue(name: str, visibility: int, log: Callable[[str], None]) -> str:
     return url
 
 
-def _parameters(s: Settings, log: Callable[[str], None], do_token: str | None) -> list[str]:
+def _parameters(
+    s: Settings,
+    log: Callable[[str], None],
+    do_token: str | None,
+    worker_credentials: dict[str, str] | None,
+) -> list[str]:
     ssm = boto3.client("ssm", region_name=s.region)
     try:
         ssm.get_parameter(Name=s.jwt_key_parameter, WithDecryption=False)
@@ -129,11 +134,22 @@ def _parameters(s: Settings, log: Callable[[str], None], do_token: str | None) -
         ssm.put_parameter(
             Name=s.do_token_parameter, Type="SecureString", Value=do_token, Overwrite=True
         )
-    return [s.jwt_key_parameter, s.do_token_parameter]
+    if worker_credentials:
+        ssm.put_parameter(
+            Name=s.worker_credentials_parameter,
+            Type="SecureString",
+            Value=json.dumps(worker_credentials),
+            Overwrite=True,
+        )
+    return [s.jwt_key_parameter, s.do_token_parameter, s.worker_credentials_parameter]
 
 
 def provision(
-    *, stage: str | None = None, do_token: str | None = None, log: Callable[[str], None] = print
+    *,
+    stage: str | None = None,
+    do_token: str | None = None,
+    worker_credentials: dict[str, str] | None = None,
+    log: Callable[[str], None] = print,
 ) -> Provisioned:
     s = settings()
     stage = stage or s.stage
@@ -145,8 +161,11 @@ def provision(
         "encode": ensure_queue(s.encode_queue, visibility, log),
         "long": ensure_queue(s.long_queue, visibility, log),
     }
-    result.parameters = _parameters(s, log, do_token)
+    result.parameters = _parameters(s, log, do_token, worker_credentials)
     seed(log)
+    from ops import bundle
+
+    bundle.upload()
     return result
 
 

@@ -55,6 +55,7 @@ def _path_param(name: str, schema: dict) -> dict:
 _JOB_ID = _path_param("job_id", {"type": "string", "pattern": "^[0-9a-v]{1,20}$"})
 _PRESET_ID = _path_param("preset_id", {"type": "integer", "minimum": 1})
 _USER_ID = _path_param("user_id", {"type": "string"})
+_MACHINE_ID = _path_param("machine_id", {"type": "integer", "minimum": 1})
 _PAGING = [
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
     {"name": "count", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
@@ -70,6 +71,7 @@ def document() -> dict[str, Any]:
         schemas.PresetUpdate,
         schemas.JobCreate,
         schemas.UserUpdate,
+        schemas.MachineCreate,
     )
     components = {
         m.__name__: m.model_json_schema(ref_template="#/components/schemas/{model}") for m in models
@@ -108,6 +110,18 @@ def document() -> dict[str, Any]:
         "/api/jobs/{job_id}/restart": {
             "post": _op("Restart a finished job (operator)", params=[_JOB_ID])
         },
+        "/api/machines": {
+            "get": _op("List droplets tagged openencoder (operator)"),
+            "post": _op("Create droplets (operator)", body=schemas.MachineCreate),
+            "delete": _op("Delete every droplet tagged openencoder (operator)"),
+        },
+        "/api/machine": {"delete": _op("Delete every tagged droplet (alias)")},
+        "/api/machines/{machine_id}": {
+            "delete": _op("Delete one tagged droplet (operator)", params=[_MACHINE_ID])
+        },
+        "/api/machines/regions": {"get": _op("DigitalOcean regions (operator)")},
+        "/api/machines/sizes": {"get": _op("DigitalOcean sizes (operator)")},
+        "/api/machines/pricing": {"get": _op("Cost of the running droplets (operator)")},
         "/api/health": {"get": _op("Liveness", public=True)},
     }
     return {

@@ -1,0 +1,39 @@
+"""The worker bundle droplets fetch at boot: chalicelib and its requirements, as a tarball.
+
+Uploaded to the stage's OE_WORKER_BUNDLE location by provisioning; cloud-init
+downloads it through a presigned URL valid for an hour, so droplets need no
+credentials to fetch code.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+from chalicelib import storage
+from chalicelib.config import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = ("requirements.txt", "requirements-worker.txt")
+
+
+def build() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in FILES:
+            tar.add(ROOT / name, arcname=name)
+        tar.add(
+            ROOT / "chalicelib",
+            arcname="chalicelib",
+            filter=lambda info: None if "__pycache__" in info.name else info,
+        )
+    return buffer.getvalue()
+
+
+def upload() -> str:
+    location = storage.from_uri(settings().worker_bundle)
+    storage.s3().put_object(
+        Bucket=location.bucket, Key=location.key, Body=build(), ContentType="application/gzip"
+    )
+    return location.uri
