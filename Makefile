@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench-api bench-encode layer clean
+.PHONY: run test lint format bench-api bench-encode layer deploy destroy clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ bench-encode: $(STAMP)
 # Lambda layer zips with a static ffmpeg, for x86_64 and arm64, into dist/.
 layer: $(STAMP)
 	$(PY) layers/ffmpeg/build.py
+
+# Provision, publish the layer and deploy a stage: make deploy STAGE=dev
+deploy: $(STAMP)
+	@test -n "$(STAGE)" || (echo "usage: make deploy STAGE=<name>" && exit 2)
+	$(PY) -m ops.deploy deploy --stage $(STAGE)
+
+# Remove a stage after a confirmation; buckets with objects stay unless DELETE_BUCKETS=1
+destroy: $(STAMP)
+	@test -n "$(STAGE)" || (echo "usage: make destroy STAGE=<name>" && exit 2)
+	$(PY) -m ops.deploy destroy --stage $(STAGE) $(if $(DELETE_BUCKETS),--delete-buckets,)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache dist

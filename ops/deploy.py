@@ -1,0 +1,268 @@
+"""`make deploy STAGE=<name>` and `make destroy STAGE=<name>`.
+
+deploy: provision the stage (idempotently), publish the ffmpeg layer through S3,
+write its ARN and the least-privilege policies into .chalice/config.json, run
+`chalice deploy`, then apply what Chalice cannot express. Run twice, the second
+run changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / ".chalice" / "config.json"
+CHALICE = Path(sys.executable).parent / "chalice"
+LAYER_NAME = "openencoder-ffmpeg"
+EPHEMERAL_MB = 10240  # Lambda's maximum /tmp: sources plus outputs of long encodes
+GATEWAY_RESPONSES = {
+    "UNAUTHORIZED": (401, "missing or invalid Authorization header: send 'Bearer <token>'"),
+    "ACCESS_DENIED": (403, "access denied"),
+    "MISSING_AUTHENTICATION_TOKEN": (403, "no such route: check the method and path"),
+    "DEFAULT_5XX": (502, "the API gateway failed: try again"),
+}
+
+
+@dataclass
+class Report:
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    not_emulated: list[str] = field(default_factory=list)
+
+    def note(self, changed: bool, what: str) -> None:
+        (self.changed if changed else self.unchanged).append(what)
+
+
+def _stage_env(stage: str) -> dict[str, str]:
+    config = json.loads(CONFIG.read_text())
+    return {**config["stages"][stage].get("environment_variables", {}), "OE_STAGE": stage}
+
+
+def publish_layer(zip_path: Path, report: Report) -> str:
+    """Upload the layer zip to S3 and publish it, unless this exact zip is already published."""
+    import boto3
+
+    from chalicelib.config import settings
+
+    data = zip_path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    lam = boto3.client("lambda")
+    for version in lam.list_layer_versions(LayerName=LAYER_NAME).get("LayerVersions", []):
+        if version.get("Description") == f"sha256:{digest}":
+            report.note(False, f"layer {version['LayerVersionArn']}")
+            return version["LayerVersionArn"]
+    bucket = settings().input_bucket
+    key = f"_openencoder/layers/{zip_path.stem}-{digest[:16]}.zip"
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=data)
+    arch = "arm64" if "arm64" in zip_path.name else "x86_64"
+    arn = lam.publish_layer_version(
+        LayerName=LAYER_NAME,
+        Description=f"sha256:{digest}",
+        Content={"S3Bucket": bucket, "S3Key": key},
+        CompatibleArchitectures=[arch],
+        CompatibleRuntimes=["python3.11", "python3.12"],
+    )["LayerVersionArn"]
+    report.note(True, f"layer {arn}")
+    return arn
+
+
+def write_config(stage: str, layer_arn: str, report: Report) -> None:
+    """Layer ARN, per-function policy files and autogen_policy off, into the stage's config."""
+    config = json.loads(CONFIG.read_text())
+    before = json.dumps(config, sort_keys=True)
+    stage_config = config["stages"][stage]
+    stage_config["autogen_policy"] = False
+    functions = stage_config.setdefault("lambda_functions", {})
+    from ops.policies import FUNCTIONS
+
+    for name in FUNCTIONS:
+        functions.setdefault(name, {})["iam_policy_file"] = f"policy-{stage}-{name}.json"
+    functions["encode"]["layers"] = [layer_arn]
+    if json.dumps(config, sort_keys=True) != before:
+        CONFIG.write_text(json.dumps(config, indent=2) + "\n")
+        report.note(True, ".chalice/config.json")
+    else:
+        report.note(False, ".chalice/config.json")
+
+
+def chalice_deploy(stage: str, report: Report) -> None:
+    env = {**os.environ, **_stage_env(stage)}
+    result = subprocess.run(
+        [str(CHALICE), "deploy", "--stage", stage],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    print(result.stdout[-3000:], end="")
+    if result.returncode == 0:
+        return  # chalice deploy is itself idempotent: unchanged code is not re-published
+    print(result.stderr[-5000:], file=sys.stderr)
+    raise SystemExit(f"chalice deploy failed for stage {stage}")
+
+
+def _function(stage: str, name: str) -> str:
+    return f"openencoder-{stage}-{name}"
+
+
+def post_deploy(stage: str, report: Report) -> None:
+    """Settings Chalice cannot express; each is applied only if it differs."""
+    import boto3
+
+    lam = boto3.client("lambda")
+    encode = _function(stage, "encode")
+    # By ARN: AWS accepts a name or an ARN here, moto only an ARN.
+    arn = lam.get_function_configuration(FunctionName=encode)["FunctionArn"]
+    for mapping in lam.list_event_source_mappings(FunctionName=arn)["EventSourceMappings"]:
+        if "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []):
+            report.note(False, "encode: partial batch responses")
+            continue
+        lam.update_event_source_mapping(
+            UUID=mapping["UUID"], FunctionResponseTypes=["ReportBatchItemFailures"]
+        )
+        report.note(True, "encode: partial batch responses")
+    current = lam.get_function_configuration(FunctionName=encode).get("EphemeralStorage", {})
+    if current.get("Size") == EPHEMERAL_MB:
+        report.note(False, f"encode: {EPHEMERAL_MB} MB ephemeral storage")
+    else:
+        lam.update_function_configuration(
+            FunctionName=encode, EphemeralStorage={"Size": EPHEMERAL_MB}
+        )
+        report.note(True, f"encode: {EPHEMERAL_MB} MB ephemeral storage")
+        if os.environ.get("AWS_ENDPOINT_URL"):
+            after = lam.get_function_configuration(FunctionName=encode).get("EphemeralStorage", {})
+            if after.get("Size") != EPHEMERAL_MB:
+                report.not_emulated.append("Lambda ephemeral storage (moto does not store it)")
+    _gateway_responses(stage, report)
+
+
+def _gateway_responses(stage: str, report: Report) -> None:
+    """Errors API Gateway answers itself get the API's JSON shape too."""
+    import boto3
+
+    gateway = boto3.client("apigateway")
+    apis = [a for a in gateway.get_rest_apis().get("items", []) if a["name"] == "openencoder"]
+    if not apis:
+        raise SystemExit("chalice deploy made no REST API named openencoder")
+    api_id = apis[0]["id"]
+    for kind, (status, message) in GATEWAY_RESPONSES.items():
+        template = json.dumps({"status": status, "message": message})
+        want = {"application/json": template}
+        try:
+            have = gateway.get_gateway_response(restApiId=api_id, responseType=kind)
+        except gateway.exceptions.NotFoundException:
+            have = {}
+        if have.get("responseTemplates") == want and str(have.get("statusCode")) == str(status):
+            report.note(False, f"gateway response {kind}")
+            continue
+        gateway.put_gateway_response(
+            restApiId=api_id, responseType=kind, statusCode=str(status), responseTemplates=want
+        )
+        report.note(True, f"gateway response {kind}")
+
+
+def deploy(stage: str, layer_zip: Path) -> Report:
+    os.environ.update(_stage_env(stage))
+    import boto3
+
+    from chalicelib.config import settings
+    from ops import policies, provision
+
+    report = Report()
+    provision.provision(stage=stage, log=lambda m: report.changed.append(m))
+    s = settings()
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    policies.write(s, s.region, account)
+    arn = publish_layer(layer_zip, report)
+    write_config(stage, arn, report)
+    chalice_deploy(stage, report)
+    post_deploy(stage, report)
+    return report
+
+
+def destroy(stage: str, *, delete_buckets: bool) -> None:
+    """Remove what deploy made; a bucket that still holds objects stays unless told."""
+    os.environ.update(_stage_env(stage))
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from chalicelib.config import settings
+    from chalicelib.models import ALL_MODELS
+
+    s = settings()
+    subprocess.run([str(CHALICE), "delete", "--stage", stage], cwd=ROOT, check=False)
+    sqs = boto3.client("sqs")
+    for name in (s.encode_queue, s.long_queue, f"{s.encode_queue}-dlq", f"{s.long_queue}-dlq"):
+        try:
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
+            print(f"deleted queue {name}")
+        except ClientError:
+            pass
+    for model in ALL_MODELS:
+        if model.exists():
+            model.delete_table()
+            print(f"deleted table {model.Meta.table_name}")
+    ssm = boto3.client("ssm")
+    for name in (s.jwt_key_parameter, s.do_token_parameter, s.worker_credentials_parameter):
+        try:
+            ssm.delete_parameter(Name=name)
+            print(f"deleted parameter {name}")
+        except ClientError:
+            pass
+    s3 = boto3.client("s3")
+    for bucket in s.buckets:
+        try:
+            listed = s3.list_objects_v2(Bucket=bucket, MaxKeys=1)
+        except ClientError:
+            continue
+        if listed.get("KeyCount", 0) and not delete_buckets:
+            print(
+                f"kept bucket {bucket}: it still holds objects (pass --delete-buckets to remove it)"
+            )
+            continue
+        if delete_buckets:
+            for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+                for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
+        s3.delete_bucket(Bucket=bucket)
+        print(f"deleted bucket {bucket}")
+
+
+def _default_layer() -> Path:
+    path = ROOT / "dist" / "ffmpeg-layer-x86_64.zip"
+    if not path.exists():
+        sys.path.insert(0, str(ROOT / "layers" / "ffmpeg"))
+        import build  # layers/ffmpeg/build.py
+
+        build.build("x86_64", path.parent)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Deploy or destroy an Open Encoder stage")
+    parser.add_argument("action", choices=["deploy", "destroy"])
+    parser.add_argument("--stage", required=True)
+    parser.add_argument("--layer-zip", type=Path)
+    parser.add_argument("--yes", action="store_true", help="destroy without asking")
+    parser.add_argument("--delete-buckets", action="store_true")
+    args = parser.parse_args(argv)
+    if args.action == "deploy":
+        report = deploy(args.stage, args.layer_zip or _default_layer())
+        print(json.dumps({"changed": report.changed, "unchanged": report.unchanged,
+                          "not_emulated": report.not_emulated}, indent=2))  # fmt: skip
+        return 0
+    if not args.yes:
+        answer = input(f"Destroy stage {args.stage!r}? Type the stage name to confirm: ")
+        if answer.strip() != args.stage:
+            print("not confirmed: nothing was deleted")
+            return 1
+    destroy(args.stage, delete_buckets=args.delete_buckets)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Least-privilege IAM policies, one per Lambda function, for a stage's own resources.
+
+`write(stage, ...)` renders them into `.chalice/policy-<stage>-<function>.json`;
+deploy points each function's `iam_policy_file` at its file (autogen_policy is off).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from chalicelib.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS = ("api_handler", "jwt_auth", "encode", "drops", "reconcile")
+
+
+def _arns(s: Settings, region: str, account: str) -> dict[str, list[str]]:
+    def table(kind: str) -> list[str]:
+        arn = f"arn:aws:dynamodb:{region}:{account}:table/{s.table(kind)}"
+        return [arn, f"{arn}/index/*"]
+
+    def queue(name: str) -> str:
+        return f"arn:aws:sqs:{region}:{account}:{name}"
+
+    return {
+        "users": table("users"),
+        "presets": table("presets"),
+        "jobs": table("jobs"),
+        "system": table("system"),
+        "workers": table("workers"),
+        "queues": [queue(s.encode_queue), queue(s.long_queue)],
+        "objects": [f"arn:aws:s3:::{s.input_bucket}/*", f"arn:aws:s3:::{s.output_bucket}/*"],
+        "parameters": [f"arn:aws:ssm:{region}:{account}:parameter/openencoder/{s.stage}/*"],
+        "logs": [f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/openencoder-{s.stage}*"],
+    }
+
+
+_READ_WRITE_ITEMS = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dynamodb:ConditionCheckItem",
+]
+_SEND = ["sqs:SendMessage", "sqs:GetQueueUrl"]
+_CONSUME = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:SendMessage",
+]
+_LOGS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+
+
+def _statement(sid: str, actions: list[str], resources: list[str]) -> dict:
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(set(actions)), "Resource": resources}
+
+
+def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
+    a = _arns(s, region, account)
+    logs = _statement("Logs", _LOGS, a["logs"])
+    secrets = _statement("Secrets", ["ssm:GetParameter"], a["parameters"])
+    tables_api = a["users"] + a["presets"] + a["jobs"] + a["system"]
+    statements = {
+        "api_handler": [
+            _statement("Tables", _READ_WRITE_ITEMS, tables_api),
+            _statement("Queue", _SEND, a["queues"]),
+            secrets,
+            _statement(
+                "WorkerBundle",
+                ["s3:GetObject"],
+                [s.worker_bundle.replace("s3://", "arn:aws:s3:::")],
+            ),
+            logs,
+        ],
+        "jwt_auth": [
+            _statement("Users", ["dynamodb:GetItem"], a["users"]),
+            secrets,
+            logs,
+        ],
+        "encode": [
+            _statement("Jobs", _READ_WRITE_ITEMS, a["jobs"]),
+            _statement("Queues", _CONSUME, a["queues"]),
+            _statement(
+                "Media",
+                ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                a["objects"],
+            ),
+            logs,
+        ],
+        "drops": [
+            _statement("Tables", _READ_WRITE_ITEMS, a["jobs"] + a["system"] + a["presets"]),
+            _statement("Queue", _SEND, a["queues"]),
+            logs,
+        ],
+        "reconcile": [
+            _statement("Tables", _READ_WRITE_ITEMS, a["jobs"] + a["system"] + a["workers"]),
+            _statement("Queues", _CONSUME, a["queues"]),
+            secrets,
+            _statement(
+                "WorkerBundle",
+                ["s3:GetObject"],
+                [s.worker_bundle.replace("s3://", "arn:aws:s3:::")],
+            ),
+            logs,
+        ],
+    }
+    return {name: {"Version": "2012-10-17", "Statement": body} for name, body in statements.items()}
+
+
+def policy_path(stage: str, function: str) -> Path:
+    return ROOT / ".chalice" / f"policy-{stage}-{function}.json"
+
+
+def write(s: Settings, region: str, account: str) -> list[Path]:
+    written = []
+    for name, document in documents(s, region, account).items():
+        path = policy_path(s.stage, name)
+        text = json.dumps(document, indent=2) + "\n"
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        written.append(path)
+    return written
