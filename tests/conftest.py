@@ -21,11 +21,33 @@ for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
     os.environ.pop(name, None)
 
 import json
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
+import botocore.client
 import pytest
 from moto import mock_aws
+
+# Every AWS call the runtime code (chalicelib) makes during the suite, as
+# (service, operation): the policy test checks each is allowed by a function policy.
+AWS_CALLS: set[tuple[str, str]] = set()
+_make_api_call = botocore.client.BaseClient._make_api_call
+
+
+def _recording_api_call(self, operation_name, api_params):
+    if any("/chalicelib/" in frame.filename for frame in traceback.extract_stack(limit=40)):
+        AWS_CALLS.add((self.meta.service_model.signing_name, operation_name))
+    return _make_api_call(self, operation_name, api_params)
+
+
+botocore.client.BaseClient._make_api_call = _recording_api_call
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked after_all read what the rest of the suite recorded: run them last."""
+    items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
+
 
 ADMIN = ("root-admin", "admin-password-1")
 
