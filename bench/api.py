@@ -5,9 +5,7 @@ Run with `make bench-api`. Prints figures; it asserts nothing about time.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -17,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from ops.local_stack import free_port
+from ops.local_stack import running
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBS = int(os.environ.get("BENCH_JOBS", "1000"))
@@ -55,19 +53,7 @@ def main() -> int:
     print(f"cold import of app.py: median {statistics.median(imports):.1f} ms over 5 "
           f"({', '.join(f'{t:.0f}' for t in imports)})")  # fmt: skip
     state = Path(tempfile.mkdtemp(prefix="oe-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OE_"))}
-    env.update(PORT=str(free_port()), AWS_PORT=str(free_port()), OE_STATE_DIR=str(state))
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "ops.local_stack"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while not (state / "stack.json").exists():
-            if time.monotonic() > deadline or stack.poll() is not None:
-                raise SystemExit("the local stack did not start")
-            time.sleep(0.2)
-        facts = json.loads((state / "stack.json").read_text())
+    with running(state) as (_process, facts):
         api, admin = facts["api"], facts["admin"]
         session = requests.Session()
         creds = {"username": admin["username"], "password": admin["password"]}
@@ -100,9 +86,6 @@ def main() -> int:
         print(f"get job        {percentiles(gets)}")
         print(f"list jobs      {percentiles(lists)}")
         print(f"list page 25   {percentiles(deep)}")
-    finally:
-        stack.send_signal(signal.SIGTERM)
-        stack.wait(timeout=30)
     return 0
 
 

@@ -7,9 +7,6 @@ same file, both the median of 3; their ratio (target ≤ 1.10) and realtime fact
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,7 +21,7 @@ import requests
 from chalicelib.ffmpeg import parse_preset_data
 from chalicelib.presets import SEEDED
 from chalicelib.probe import ffmpeg_exe
-from ops.local_stack import free_port
+from ops.local_stack import running
 from tests.media import av_clip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,17 +43,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="oe-bench-encode-"))
     clip = av_clip(work / "clip.mp4", seconds=CLIP_SECONDS)
     state = work / "state"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OE_"))}
-    env.update(PORT=str(free_port()), AWS_PORT=str(free_port()), OE_STATE_DIR=str(state))
-    stack = subprocess.Popen([sys.executable, "-m", "ops.local_stack"], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while not (state / "stack.json").exists():
-            if time.monotonic() > deadline or stack.poll() is not None:
-                raise SystemExit("the local stack did not start")
-            time.sleep(0.2)
-        facts = json.loads((state / "stack.json").read_text())
+    with running(state) as (_process, facts):
         api = facts["api"]
         s3 = boto3.client("s3", endpoint_url=facts["aws_endpoint"], region_name=facts["region"],
                           aws_access_key_id="x", aws_secret_access_key="y")  # fmt: skip
@@ -93,9 +80,6 @@ def main() -> int:
             d, e = statistics.median(direct_times), statistics.median(stack_times)
             print(f"{preset:24s} direct {d:6.2f} s ({CLIP_SECONDS / d:5.2f}x realtime)   "
                   f"local stack {e:6.2f} s ({CLIP_SECONDS / e:5.2f}x realtime)   ratio {e / d:.3f}")  # fmt: skip
-    finally:
-        stack.send_signal(signal.SIGTERM)
-        stack.wait(timeout=30)
     return 0
 
 

@@ -8,6 +8,7 @@ SIGTERM) stops every process it started.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,11 +170,12 @@ class LocalStack:
 
     def _write_facts(self) -> None:
         STATE.mkdir(exist_ok=True)
-        path = STATE / "stack.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        path, partial = STATE / "stack.json", STATE / "stack.json.partial"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(self.facts, handle, indent=2)
-        os.chmod(path, 0o600)
+        os.chmod(partial, 0o600)
+        os.replace(partial, path)  # readers never see half a file
 
     def stop(self) -> None:
         if self.pump is not None:
@@ -188,6 +191,29 @@ class LocalStack:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running(
+    state: Path, output: Any = subprocess.DEVNULL, **env: str
+) -> Iterator[tuple[Any, dict]]:
+    """`python -m ops.local_stack` in a child process (for tests and benches): (process, facts)."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OE_"))}
+    child_env.update(PORT=str(free_port()), AWS_PORT=str(free_port()), OE_STATE_DIR=str(state))
+    child_env.update(PYTHONUNBUFFERED="1", **env)
+    process = subprocess.Popen([sys.executable, "-m", "ops.local_stack"], cwd=ROOT, env=child_env,
+                               stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while not (state / "stack.json").exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the local stack did not start: see its output")
+            time.sleep(0.2)
+        yield process, json.loads((state / "stack.json").read_text())
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
 
 
 def main() -> int:

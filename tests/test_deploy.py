@@ -18,7 +18,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.test_local_stack import free_port, wait_until
+from ops.local_stack import free_port
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

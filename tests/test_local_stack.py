@@ -6,38 +6,23 @@ plain HTTP and boto3, as a user of `make run` would.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
 import pytest
 import requests
 
+from ops.local_stack import running
+from tests.polling import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate, deadline_seconds: float, what: str):
-    deadline = time.monotonic() + deadline_seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -53,37 +38,20 @@ def fake_do():
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, fake_do):
     state = tmp_path_factory.mktemp("stack")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OE_"))}
-    env.update(
-        PORT=str(free_port()),
-        AWS_PORT=str(free_port()),
-        OE_STATE_DIR=str(state),
-        OE_BCRYPT_ROUNDS="4",
-        ADMIN_USERNAME="boss",
-        PYTHONUNBUFFERED="1",
-        DIGITALOCEAN_END_POINT=fake_do[1],
-        DIGITALOCEAN_TOKEN=fake_do[0].token,
-        OE_SCHEDULE_SECONDS="2",
-    )
-    log = open(state / "stack.log", "w")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ops.local_stack"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    facts_path = state / "stack.json"
-    try:
-        wait_until(lambda: facts_path.exists() or process.poll() is not None, 90, "stack.json")
-        assert process.poll() is None, (state / "stack.log").read_text()
-        facts = json.loads(facts_path.read_text())
-        yield {"facts": facts, "process": process, "state": state, "env": env}
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
-        log.close()
+    fake, endpoint = fake_do
+    with (
+        (state / "stack.log").open("w") as log,
+        running(
+            state,
+            output=log,
+            OE_BCRYPT_ROUNDS="4",
+            ADMIN_USERNAME="boss",
+            DIGITALOCEAN_END_POINT=endpoint,
+            DIGITALOCEAN_TOKEN=fake.token,
+            OE_SCHEDULE_SECONDS="2",
+        ) as (process, facts),
+    ):
+        yield {"facts": facts, "process": process, "state": state}
 
 
 def token(facts) -> str:

@@ -16,6 +16,7 @@ from chalicelib.models import Job
 from chalicelib.pipeline import JobRun, run_message
 from chalicelib.probe import fill_video_bit_rate, probe
 from tests.conftest import ADMIN
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -36,16 +37,6 @@ def message(job: Job) -> str:
 def output_objects(prefix: str = "out/") -> dict[str, dict]:
     answer = boto3.client("s3").list_objects_v2(Bucket=settings().output_bucket, Prefix=prefix)
     return {o["Key"]: o for o in answer.get("Contents", [])}
-
-
-def wait_for(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 EXPECTED = {
@@ -184,7 +175,7 @@ def test_a_dead_workers_job_is_recovered_after_its_lease_expires(aws, media, scr
     monkeypatch.setenv("OE_LEASE_SECONDS", "1")
     dead = JobRun(int(job.id), 1, worker_id="dead")
     assert dead.claim()  # ... and the worker dies here: no heartbeat ever renews the lease.
-    wait_for(lambda: Job.get(job.id).lease_expires < time.time(), 10, "the lease to expire")
+    wait_until(lambda: Job.get(job.id).lease_expires < time.time(), 10, "the lease to expire")
     outcome = run_message(message(job), worker_id="rescuer")
     assert outcome.result == "completed"
     assert Job.get(job.id).status == "completed"
@@ -216,8 +207,8 @@ def test_cancel_during_encode_kills_ffmpeg_and_cleans_up(aws, media, scratch):
         target=lambda: result.update(o=run_message(message(job), worker_id="w"))
     )
     runner.start()
-    wait_for(lambda: Job.get(job.id).status == "encoding", 60, "encoding to start")
-    wait_for(lambda: Job.get(job.id).progress > 0, 30, "progress to be reported")
+    wait_until(lambda: Job.get(job.id).status == "encoding", 60, "encoding to start")
+    wait_until(lambda: Job.get(job.id).progress > 0, 30, "progress to be reported")
     cancelled_at = time.monotonic()
     jobs.cancel_job(job.id)
     runner.join(timeout=30)
@@ -249,13 +240,13 @@ def test_progress_is_written_while_encoding(aws, media, scratch):
     seen = []
     runner = threading.Thread(target=lambda: run_message(message(job), worker_id="w"))
     runner.start()
-    wait_for(lambda: Job.get(job.id).status == "encoding", 60, "encoding")
+    wait_until(lambda: Job.get(job.id).status == "encoding", 60, "encoding")
 
     def sample() -> bool:
         seen.append(Job.get(job.id))
         return len({j.progress for j in seen}) >= 3 and any(j.fps and j.speed for j in seen)
 
-    wait_for(sample, 60, "progress with fps and speed")
+    wait_until(sample, 60, "progress with fps and speed")
     jobs.cancel_job(job.id)
     runner.join(timeout=30)
     moving = [j for j in seen if j.progress]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import boto3
 import pytest
@@ -14,6 +13,7 @@ from chalicelib.config import settings
 from chalicelib.models import Job
 from chalicelib.worker import Worker
 from tests.conftest import ADMIN
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -47,10 +47,7 @@ def test_stopping_the_worker_gives_its_job_back(aws, media, scratch):
     worker = Worker()
     thread = threading.Thread(target=worker.serve, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 60
-    while Job.get(job.id).status != "encoding":
-        assert time.monotonic() < deadline, "encoding never started"
-        time.sleep(0.1)
+    wait_until(lambda: Job.get(job.id).status == "encoding", 60, "encoding to start")
     worker.stopping.set()  # what SIGTERM does
     thread.join(timeout=30)
     assert not thread.is_alive()
