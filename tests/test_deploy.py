@@ -160,3 +160,31 @@ def test_steps_the_emulator_cannot_play_are_named_and_their_artifacts_checked(de
         assert route in body
     assert "jwt_auth" in json.dumps(terraform["resource"]["aws_lambda_function"])
     assert "securityDefinitions" in body and "jwt_auth" in body
+
+
+def test_destroy_removes_the_stage_but_keeps_buckets_that_hold_objects(deployed):
+    # Runs last in this module: it tears the deployed stage down.
+    result = subprocess.run([sys.executable, "-m", "ops.deploy", "destroy", "--stage", STAGE, "--yes"],
+                            cwd=deployed["project"], env=deployed["env"], capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    aws = deployed["aws"]
+    assert not [
+        t
+        for t in aws["dynamodb"].list_tables()["TableNames"]
+        if t.startswith(f"openencoder-{STAGE}-")
+    ]
+    assert not aws["sqs"].list_queues(QueueNamePrefix=f"openencoder-{STAGE}").get("QueueUrls")
+    buckets = {b["Name"] for b in aws["s3"].list_buckets()["Buckets"]}
+    assert f"openencoder-{STAGE}-input" in buckets  # it holds the worker bundle and the layer
+    assert f"openencoder-{STAGE}-output" not in buckets  # empty, so removed
+    assert "still holds objects" in result.stdout
+    functions = {f["FunctionName"] for f in aws["lambda"].list_functions()["Functions"]}
+    assert not {f for f in functions if f.startswith(f"openencoder-{STAGE}")}
+
+
+def test_destroy_asks_first(deployed):
+    result = subprocess.run([sys.executable, "-m", "ops.deploy", "destroy", "--stage", STAGE],
+                            cwd=deployed["project"], env=deployed["env"], input="no\n", capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1 and "nothing was deleted" in result.stdout
