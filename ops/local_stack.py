@@ -78,6 +78,19 @@ def api_server(app: Any, config: Any, port: int) -> Any:
     from chalice import local
 
     class RequestHandler(local.ChaliceRequestHandler):
+        def _send_error_response(self, error: Any) -> None:
+            # What API Gateway answers itself (no token, unknown route) in the API's
+            # JSON shape: the same gateway responses `make deploy` configures.
+            from ops.deploy import GATEWAY_RESPONSES
+
+            kind = "UNAUTHORIZED" if error.CODE == 401 else "ACCESS_DENIED"
+            if b"Missing Authentication Token" in (error.body or b""):
+                kind = "MISSING_AUTHENTICATION_TOKEN"
+            status, message = GATEWAY_RESPONSES.get(kind, (error.CODE, "request refused"))
+            body = json.dumps({"status": status, "message": message}).encode()
+            headers = {**error.headers, "Content-Type": "application/json"}
+            self._send_http_response(status, headers, body)
+
         def send_error(self, code: int, message: str | None = None, explain: str | None = None):
             # http.server answers an unknown method with 501; API Gateway says 405.
             if code == 501:

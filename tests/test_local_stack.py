@@ -96,7 +96,13 @@ def test_a_job_created_over_http_is_stored_and_queued_on_the_aws_endpoint(stack)
 
 def test_unauthenticated_and_bad_requests_are_4xx_json(stack):
     api = stack["facts"]["api"]
-    assert requests.get(f"{api}/jobs", timeout=10).status_code == 401
+    r = requests.get(f"{api}/jobs", timeout=10)
+    assert r.status_code == 401 and r.json()["status"] == 401 and "Bearer" in r.json()["message"]
+    r = requests.get(f"{api}/no-such-route", timeout=10)
+    assert r.status_code == 403 and r.json() == {
+        "status": 403,
+        "message": "no such route: check the method and path",
+    }
     r = requests.post(
         f"{api}/login", data="{nope", headers={"Content-Type": "application/json"}, timeout=10
     )
