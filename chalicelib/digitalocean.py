@@ -197,14 +197,11 @@ def create_machines(region: str, size: str, count: int, user_data: str) -> list[
 
 
 def delete_machine(machine_id: int) -> None:
-    import digitalocean
-
     manager = _manager()
     droplet = _call("reading the droplet", lambda: manager.get_droplet(machine_id))
     if TAG not in (droplet.tags or []):
         raise NotFound(f"machine {machine_id} is not an openencoder machine")
     _call("deleting the droplet", droplet.destroy)
-    del digitalocean
 
 
 def delete_all_machines() -> None:

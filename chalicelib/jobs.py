@@ -29,7 +29,6 @@ RUNNING = ("downloading", "probing", "encoding", "uploading")
 COMPLETED, ERROR, CANCELLED = "completed", "error", "cancelled"
 TERMINAL = (COMPLETED, ERROR, CANCELLED)
 ACTIVE = (QUEUED, RESTARTING, *RUNNING)
-STATUSES = (*ACTIVE, *TERMINAL)
 MAX_PAGE_SIZE = 100
 _B32HEX = "0123456789abcdefghijklmnopqrstuv"
 
@@ -102,9 +101,10 @@ def _enqueue(job: Job) -> None:
         raise Unavailable(f"job {job.id} {reason}") from None
 
 
-def mark_error(job: Job, message: str, *, expected: tuple[str, ...], log: str = "") -> bool:
+def fail(job_id: int, message: str, *, condition: Any, log: str = "") -> bool:
+    """End a job in error with a message and log tail, if `condition` still holds."""
     try:
-        job.update(
+        Job(job_id).update(
             actions=[
                 Job.status.set(ERROR),
                 Job.error.set({"message": message, "log": log}),
@@ -112,11 +112,16 @@ def mark_error(job: Job, message: str, *, expected: tuple[str, ...], log: str = 
                 Job.lease_expires.remove(),
                 Job.updated_date.set(utcnow()),
             ],
-            condition=Job.status.is_in(*expected) & (Job.attempt == job.attempt),
+            condition=condition,
         )
         return True
     except UpdateError:
         return False
+
+
+def mark_error(job: Job, message: str, *, expected: tuple[str, ...]) -> bool:
+    condition = Job.status.is_in(*expected) & (Job.attempt == job.attempt)
+    return fail(int(job.id), message, condition=condition)
 
 
 def get_job(ref: str | int) -> Job:

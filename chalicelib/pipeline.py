@@ -26,7 +26,7 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from chalicelib import queues, storage
+from chalicelib import jobs, queues, storage
 from chalicelib.ffmpeg import PresetSpec, parse_preset_data
 from chalicelib.jobs import (
     CANCELLED,
@@ -534,18 +534,8 @@ class JobRun:
     def _fail(self, message: str, log_tail: str = "") -> None:
         self._remove_uploads()
         with self.lock:
-            try:
-                Job(self.job_id).update(
-                    actions=[
-                        Job.status.set(ERROR),
-                        Job.error.set({"message": message, "log": log_tail}),
-                        Job.lease_owner.remove(),
-                        Job.lease_expires.remove(),
-                        Job.updated_date.set(utcnow()),
-                    ],
-                    condition=self._mine() & Job.status.is_in(*RUNNING),
-                )
-            except UpdateError:
+            condition = self._mine() & Job.status.is_in(*RUNNING)
+            if not jobs.fail(self.job_id, message, condition=condition, log=log_tail):
                 self._why_lost()
 
     def _requeue(self, queue: str, *, retries: int | None = None) -> bool:

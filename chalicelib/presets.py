@@ -194,10 +194,6 @@ def seed_presets() -> int:
     return made
 
 
-def spec_of(preset: Preset) -> PresetSpec:
-    return parse_preset_data(preset.data)
-
-
 def public_view(preset: Preset) -> dict:
     return {
         "id": int(preset.id),

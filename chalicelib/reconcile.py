@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
-from chalicelib import queues
+from chalicelib import jobs, queues
 from chalicelib.config import Settings, settings
-from chalicelib.jobs import ERROR, QUEUED, RUNNING
+from chalicelib.jobs import QUEUED, RUNNING
 from chalicelib.models import Job, SystemItem, utcnow
 
 log = logging.getLogger("openencoder.reconcile")
@@ -150,27 +150,17 @@ def recover_expired_leases(now: float) -> list[tuple[int, str]]:
         recoveries = int(job.retries or 0) + 1
         condition = (Job.attempt == job.attempt) & (Job.lease_expires == job.lease_expires)
         condition &= Job.status.is_in(*RUNNING)
-        common = [
-            Job.lease_owner.remove(),
-            Job.lease_expires.remove(),
-            Job.updated_date.set(utcnow()),
-        ]
-        try:
-            if recoveries > MAX_LEASE_RECOVERIES:
-                message = f"its worker was lost {recoveries} times; restart it to try again"
-                job.update(
-                    actions=[
-                        *common,
-                        Job.status.set(ERROR),
-                        Job.error.set({"message": message, "log": ""}),
-                    ],
-                    condition=condition,
-                )
+        if recoveries > MAX_LEASE_RECOVERIES:
+            message = f"its worker was lost {recoveries} times; restart it to try again"
+            if jobs.fail(int(job.id), message, condition=condition):
                 done.append((int(job.id), "error"))
-                continue
+            continue
+        try:
             job.update(
                 actions=[
-                    *common,
+                    Job.lease_owner.remove(),
+                    Job.lease_expires.remove(),
+                    Job.updated_date.set(utcnow()),
                     Job.status.set(QUEUED),
                     Job.retries.set(recoveries),
                     Job.progress.set(0),

@@ -64,17 +64,16 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
     a = _arns(s, region, account)
     logs = _statement("Logs", _LOGS, a["logs"])
     secrets = _statement("Secrets", ["ssm:GetParameter"], a["parameters"])
+    # Presigning the bundle URL for droplets signs with the function's own rights.
+    bundle_arn = s.worker_bundle.replace("s3://", "arn:aws:s3:::")
+    bundle = _statement("WorkerBundle", ["s3:GetObject"], [bundle_arn])
     tables_api = a["users"] + a["presets"] + a["jobs"] + a["system"]
     statements = {
         "api_handler": [
             _statement("Tables", _READ_WRITE_ITEMS, tables_api),
             _statement("Queue", _SEND, a["queues"]),
             secrets,
-            _statement(
-                "WorkerBundle",
-                ["s3:GetObject"],
-                [s.worker_bundle.replace("s3://", "arn:aws:s3:::")],
-            ),
+            bundle,
             logs,
         ],
         "jwt_auth": [
@@ -101,11 +100,7 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
             _statement("Tables", _READ_WRITE_ITEMS, a["jobs"] + a["system"] + a["workers"]),
             _statement("Queues", _CONSUME, a["queues"]),
             secrets,
-            _statement(
-                "WorkerBundle",
-                ["s3:GetObject"],
-                [s.worker_bundle.replace("s3://", "arn:aws:s3:::")],
-            ),
+            bundle,
             logs,
         ],
     }
