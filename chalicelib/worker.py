@@ -46,7 +46,7 @@ class Worker:
             except Exception:
                 log.warning("could not extend message visibility", exc_info=True)
 
-    def run_once(self, wait_seconds: int = 10) -> int:
+    def run_once(self, wait_seconds: int = 5) -> int:
         url = queues.queue_url(self.queue)
         answer = queues.sqs().receive_message(
             QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=wait_seconds,

@@ -196,12 +196,12 @@ class LocalStack:
         if self.server is not None:
             self.server.server.shutdown()
             self.server.server.server_close()
-        for process in self.processes:
+        # Newest first: the worker hands its job back while the AWS endpoint still answers.
+        for process in reversed(self.processes):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
 
@@ -255,8 +255,9 @@ def main() -> int:
         )
         stop.wait()
     finally:
-        print("stopping...", flush=True)
+        print("stopping (the worker finishes its queue poll first: a few seconds)...", flush=True)
         stack.stop()
+        print("stopped.", flush=True)
     return 0
 
 
