@@ -17,14 +17,26 @@ def generate(path: Path, *args: str) -> Path:
     return path
 
 
-def av_clip(path: Path, seconds: float = 3, size: str = "1280x720", rate: int = 24) -> Path:
+def av_clip(
+    path: Path,
+    seconds: float = 3,
+    size: str = "1280x720",
+    rate: int = 24,
+    bitrate: str | None = None,
+) -> Path:
+    """A clip with seeded noise; near-lossless (CRF 18) unless a video `bitrate` is given."""
+    quality = (
+        ["-crf", "18"]
+        if bitrate is None
+        else ["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate]
+    )
     return generate(
         path,
         # Seeded noise gives the encoders real work, so rate control reaches
         # its target even on a 3 s clip (libvpx undershoots on clean test patterns).
         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate},noise=alls=7:allf=t:all_seed=42",
         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-        "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18",
+        "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", *quality,
         "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
     )  # fmt: skip
 
