@@ -38,8 +38,6 @@ class Machine:
     created_at: str
     region: str
     tags: list[str]
-    price_hourly: float = 0.0
-    price_monthly: float = 0.0
 
     def view(self) -> dict[str, Any]:
         return {
@@ -100,9 +98,8 @@ def _call(action: str, func: Callable[[], T]) -> T:
         ) from None
 
 
-def _machine(droplet: Any, prices: dict[str, tuple[float, float]] | None = None) -> Machine:
+def _machine(droplet: Any) -> Machine:
     region = droplet.region.get("name") if isinstance(droplet.region, dict) else str(droplet.region)
-    hourly, monthly = (prices or {}).get(droplet.size_slug, (0.0, 0.0))
     return Machine(
         id=int(droplet.id),
         name=droplet.name,
@@ -111,8 +108,6 @@ def _machine(droplet: Any, prices: dict[str, tuple[float, float]] | None = None)
         created_at=droplet.created_at,
         region=region,
         tags=list(droplet.tags or []),
-        price_hourly=hourly,
-        price_monthly=monthly,
     )
 
 
