@@ -266,3 +266,25 @@ def test_a_job_too_long_for_the_budget_goes_to_the_long_queue(aws, media, scratc
     bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url).get("Messages", [])]
     assert bodies == [{"job_id": int(job.id), "attempt": 1}]
     assert not any(scratch.iterdir())
+
+
+def test_transient_failures_are_retried_a_bounded_number_of_times(aws, media, scratch):
+    from chalicelib import encode_queue, queues
+
+    job = new_job("h264_baseline_360p_600", upload(media["clip"], "src/clip.mp4"))
+    queues.sqs().purge_queue(QueueUrl=queues.queue_url("encode"))
+    boto3.client("s3").delete_bucket(Bucket=settings().output_bucket)  # every upload now fails
+    first = encode_queue.process(message(job), worker_id="w", queue="encode", deadline=None)
+    assert first.result == "retry" and first.retry_delay > 0
+    stored = Job.get(job.id)
+    assert (stored.status, stored.retries, stored.lease_owner) == ("queued", 1, None)
+    attributes = queues.sqs().get_queue_attributes(
+        QueueUrl=queues.queue_url("encode"), AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"  # re-sent with a back-off
+    outcomes = [run_message(message(job), worker_id="w").result for _ in range(3)]
+    assert outcomes == ["retry", "retry", "error"]
+    stored = Job.get(job.id)
+    assert stored.status == "error" and "gave up after 3 retries" in stored.error["message"]
+    assert "NoSuchBucket" in stored.error["message"]
+    assert not any(scratch.iterdir())
