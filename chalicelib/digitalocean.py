@@ -88,14 +88,15 @@ def _call(action: str, func: Callable[[], T]) -> T:
         if "unprocessable" in lowered or "invalid" in lowered:
             raise InvalidInput(f"DigitalOcean refused {action}: {message}") from None
         raise BadGateway(f"DigitalOcean failed {action}: {message}") from None
-    except (digitalocean.JSONReadError, digitalocean.EndPointError) as exc:
-        raise BadGateway(
-            f"DigitalOcean answered {action} with something unreadable: {exc}"
-        ) from None
     except requests.RequestException as exc:
         raise BadGateway(
             f"DigitalOcean did not answer {action} in time ({type(exc).__name__})"
         ) from None
+    except (digitalocean.Error, IndexError, KeyError, ValueError) as exc:
+        # Unreadable answers (the library raises IndexError on an error body without a
+        # message), a missing token, or any other failure of the client library.
+        log.warning("DigitalOcean failed %s: %r", action, exc)
+        raise BadGateway(f"DigitalOcean gave an unusable answer to {action}") from None
 
 
 def _machine(droplet: Any) -> Machine:

@@ -49,11 +49,16 @@ class FakeDigitalOcean:
         self.droplets: dict[int, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
         self.failures: list[int] = []
+        self.delay_seconds = 0.0
         self.lock = threading.Lock()
         self._ids = itertools.count(1000)
         self.server: ThreadingHTTPServer | None = None
 
     # --- test controls -------------------------------------------------------
+
+    def answer_slowly(self, seconds: float) -> None:
+        """Hold every answer this long, to exercise the client's timeout."""
+        self.delay_seconds = seconds
 
     def fail_next(self, status: int, times: int = 1) -> None:
         with self.lock:
@@ -116,6 +121,8 @@ class FakeDigitalOcean:
                 {"method": request.command, "path": url.path, "query": query, "body": body}
             )
             failure = self.failures.pop(0) if self.failures else None
+        if self.delay_seconds:
+            threading.Event().wait(self.delay_seconds)
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return self._error(request, 401)
         if failure:

@@ -164,3 +164,11 @@ def test_no_token_means_machines_not_configured(api, aws, operator):
 def test_admins_may_manage_machines_too(api, fake_do):
     admin = api.login(*ADMIN)
     assert api.call("GET", "/api/machines", token=admin).status_code == 200
+
+
+def test_a_digitalocean_that_does_not_answer_times_out_as_502(api, fake_do, operator, monkeypatch):
+    monkeypatch.setenv("PYTHON_DIGITALOCEAN_REQUEST_TIMEOUT_SEC", "0.5")
+    fake_do.answer_slowly(3)
+    r = api.call("GET", "/api/machines", token=operator)
+    assert r.status_code == 502
+    assert "did not answer" in r.data["message"]
