@@ -174,8 +174,7 @@ def check_request(provider: str, region: str, size: str, count: int) -> None:
 def create_machines(region: str, size: str, count: int, user_data: str) -> list[int]:
     import digitalocean
 
-    token = digitalocean_token()
-    _manager()  # the same checks: configured, timeout set
+    token = _manager().token  # the same checks: configured, timeout set
 
     def create() -> list[Any]:
         return digitalocean.Droplet.create_multiple(

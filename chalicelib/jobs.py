@@ -20,7 +20,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib import counters, queues
 from chalicelib.config import settings
 from chalicelib.errors import Conflict, InvalidInput, NotFound, Unavailable
-from chalicelib.models import Job, SystemItem, connection, utcnow
+from chalicelib.models import Job, SystemItem, connection, rfc3339, utcnow
 from chalicelib.presets import get_preset_by_name
 from chalicelib.storage import parse_location
 
@@ -231,7 +231,7 @@ def restart_job(ref: str | int) -> Job:
 
 
 def _date(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    return rfc3339(value) if value else None
 
 
 def summary_view(job: Job) -> dict[str, Any]:

@@ -31,6 +31,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def rfc3339(moment: datetime) -> str:
+    """The API's date format: UTC with a Z."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 @cache
 def connection() -> Connection:
     """One connection for transactions, made once per container (client creation is slow)."""

@@ -20,7 +20,6 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from chalicelib.jobs import (
     RESTARTING,
     RUNNING,
 )
-from chalicelib.models import Job, utcnow
+from chalicelib.models import Job, rfc3339, utcnow
 from chalicelib.probe import (
     ALLOWED_DEMUXERS,
     MediaError,
@@ -86,10 +85,6 @@ class Progress:
     percent: float = 0.0
     fps: float | None = None
     speed: str | None = None
-
-
-def _iso(moment: datetime | None = None) -> str:
-    return (moment or utcnow()).isoformat().replace("+00:00", "Z")
 
 
 def lease_seconds() -> int:
@@ -207,7 +202,7 @@ class JobRun:
             Job.status.is_in(*RUNNING) & (Job.attempt == self.attempt) & (Job.lease_expires < now)
         )
         job = Job(self.job_id)
-        self.phases = {"claimed": _iso()}
+        self.phases = {"claimed": rfc3339(utcnow())}
         try:
             job.update(
                 actions=[
@@ -229,7 +224,7 @@ class JobRun:
     def advance(self, status: str, **fields: Any) -> None:
         """Move to the next phase, conditionally; a failed condition means cancel or takeover."""
         with self.lock:
-            self.phases[status] = _iso()
+            self.phases[status] = rfc3339(utcnow())
             actions = [
                 Job.status.set(status),
                 Job.phases.set(self.phases),

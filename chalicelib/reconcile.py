@@ -141,11 +141,16 @@ def release_lock(token: int) -> None:
 # --- stale leases -----------------------------------------------------------------
 
 
-def recover_expired_leases(now: float) -> list[tuple[int, str]]:
+def leased_jobs() -> list[Job]:
+    """Every job holding a lease, live or expired: one Query of the sparse lease index."""
+    return list(Job.by_lease.query("job"))
+
+
+def recover_expired_leases(now: float, leased: list[Job] | None = None) -> list[tuple[int, str]]:
     """Jobs whose worker died: back on their queue as the same attempt, or error past the bound."""
     done = []
-    for job in Job.by_lease.query("job", Job.lease_expires < int(now)):
-        if job.status not in RUNNING:
+    for job in leased_jobs() if leased is None else leased:
+        if job.lease_expires >= int(now) or job.status not in RUNNING:
             continue
         recoveries = int(job.retries or 0) + 1
         condition = (Job.attempt == job.attempt) & (Job.lease_expires == job.lease_expires)
@@ -202,7 +207,8 @@ def run(now: float | None = None) -> Plan | None:
         log.info(json.dumps({"decision": "skipped", "why": "another reconcile holds the lock"}))
         return None
     try:
-        recovered = recover_expired_leases(now)
+        leased_now = leased_jobs()
+        recovered = recover_expired_leases(now, leased_now)
         if recovered:
             log.info(json.dumps({"decision": "recovered leases", "jobs": recovered}))
         if not digitalocean_token():
@@ -211,9 +217,7 @@ def run(now: float | None = None) -> Plan | None:
         s = settings()
         workers = heartbeats.all_workers()
         droplet_of = {w.worker_id: int(w.droplet_id) for w in workers if w.droplet_id is not None}
-        live_owners = {
-            j.lease_owner for j in Job.by_lease.query("job", Job.lease_expires >= int(now))
-        }
+        live_owners = {j.lease_owner for j in leased_now if j.lease_expires >= int(now)}
         leased = {droplet_of[owner] for owner in live_owners if owner in droplet_of}
         prices = {x["slug"]: float(x["price_hourly"]) for x in digitalocean.sizes()}
         droplets = [Droplet(m.id, _epoch(m.created_at)) for m in digitalocean.list_machines()]

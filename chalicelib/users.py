@@ -11,7 +11,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.auth import hash_password
 from chalicelib.config import ROLES, settings
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound
-from chalicelib.models import SystemItem, User, connection, utcnow
+from chalicelib.models import SystemItem, User, connection, rfc3339, utcnow
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._+-]{2,63}$")
 SYSTEM_USER = "system:s3-drop"
@@ -124,5 +124,5 @@ def public_view(user: User) -> dict:
         "username": user.username,
         "role": user.role,
         "active": user.active,
-        "created_date": user.created.isoformat().replace("+00:00", "Z"),
+        "created_date": rfc3339(user.created),
     }

@@ -8,6 +8,7 @@ from chalicelib import auth, users
 from chalicelib.api.http import endpoint, ok, parse_body
 from chalicelib.api.schemas import Credentials, UserUpdate
 from chalicelib.auth import Principal
+from chalicelib.models import rfc3339
 
 
 @endpoint()
@@ -21,7 +22,7 @@ def register(request: Any) -> Any:
 def login(request: Any) -> Any:
     body = parse_body(request, Credentials)
     token, expires = auth.login(body.username, body.password)
-    return {"token": token, "expire": expires.isoformat().replace("+00:00", "Z")}
+    return {"token": token, "expire": rfc3339(expires)}
 
 
 @endpoint(role="guest")

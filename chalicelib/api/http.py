@@ -18,7 +18,6 @@ from chalicelib.errors import (
     Forbidden,
     InvalidInput,
     OpenEncoderError,
-    PayloadTooLarge,
     Unauthorized,
     Unavailable,
 )
@@ -99,9 +98,7 @@ def endpoint(role: str | None = None) -> Callable[[Callable[..., Any]], Callable
 
 
 def parse_body(request: Any, model: type[M]) -> M:
-    raw = request.raw_body or b""
-    if len(raw) > settings().max_body_bytes:
-        raise PayloadTooLarge(f"request body is over {settings().max_body_bytes} bytes")
+    raw = request.raw_body or b""  # its size is checked once, for every route, by `guard`
     try:
         document = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError):
