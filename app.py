@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from chalice import Chalice, Rate
 
-from chalicelib import api
+from chalicelib import api, logs
 from chalicelib.config import settings
 
-app = Chalice(app_name="openencoder")
+# Chalice would set the app's logger to ERROR with propagation off, which hides every
+# chalicelib record below ERROR; chalicelib.logs configures it once instead.
+app = Chalice(app_name="openencoder", configure_logs=False)
+logs.configure()
+
+
+@app.middleware("all")
+def log_context(event, get_response):
+    # Routes carry the Lambda context on the request, event handlers on the event.
+    context = getattr(event, "lambda_context", None) or getattr(event, "context", None)
+    return logs.invocation(context, lambda: get_response(event))
 
 
 @app.middleware("http")

@@ -57,6 +57,8 @@ class Settings:
     login_lockout_seconds: int
     max_body_bytes: int
     default_presets: tuple[str, ...]
+    log_level: str
+    log_format: str
 
     def table(self, kind: str) -> str:
         return f"{self.table_prefix}-{kind}"
@@ -120,4 +122,10 @@ def settings() -> Settings:
             for p in os.environ.get("OE_DEFAULT_PRESETS", "h264_baseline_360p_600").split(",")
             if p.strip()
         ),
+        # INFO: one line per meaningful event; DEBUG also lets library chatter through.
+        log_level=os.environ.get("OE_LOG_LEVEL", "INFO").strip().upper() or "INFO",
+        # json (Powertools' structured lines, what CloudWatch gets) or text (for people).
+        log_format="text"
+        if os.environ.get("OE_LOG_FORMAT", "").strip().lower() == "text"
+        else "json",
     )

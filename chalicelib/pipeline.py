@@ -219,7 +219,13 @@ class JobRun:
             return False
         self.job = job
         self.phase = "downloading"
+        self._log_phase()
         return True
+
+    def _log_phase(self) -> None:
+        log.info("job %s attempt %s: %s", self.job_id, self.attempt, self.phase,
+                 extra={"job_id": self.job_id, "attempt": self.attempt, "phase": self.phase,
+                        "worker": self.worker_id})  # fmt: skip
 
     def advance(self, status: str, **fields: Any) -> None:
         """Move to the next phase, conditionally; a failed condition means cancel or takeover."""
@@ -241,6 +247,7 @@ class JobRun:
                 self.raise_if_stopped()
                 raise
             self.phase = status
+        self._log_phase()
 
     def _why_lost(self) -> None:
         try:
