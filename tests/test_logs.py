@@ -51,7 +51,9 @@ def test_the_reconcile_handler_logs_its_decisions_at_info_as_json(aws, capsys):
     capsys.readouterr()
     lambda_module.reconcile(scheduled_event(), context)
     records = json_lines(capsys.readouterr().out)
-    decisions = [r for r in records if isinstance(r["message"], dict) and "decision" in r["message"]]
+    decisions = [
+        r for r in records if isinstance(r["message"], dict) and "decision" in r["message"]
+    ]
     assert {d["message"]["decision"] for d in decisions} >= {"recovered leases", "no droplets"}
     for record in decisions:
         assert record["level"] == "INFO"
