@@ -16,6 +16,7 @@ import yaml
 ENV_FILE = "/etc/openencoder/worker.env"
 UNIT_FILE = "/etc/systemd/system/openencoder-worker.service"
 APP_DIR = "/opt/openencoder"
+METADATA_URL = "http://169.254.169.254/metadata/v1"  # DigitalOcean's, on every droplet
 
 UNIT = f"""[Unit]
 Description=Open Encoder long-queue worker
@@ -58,6 +59,7 @@ def _env_file(config: WorkerConfig) -> str:
         "AWS_ACCESS_KEY_ID": config.access_key_id,
         "AWS_SECRET_ACCESS_KEY": config.secret_access_key,
         "OE_WORKER_QUEUE": "long",
+        "OE_DROPLET_METADATA_URL": METADATA_URL,
         "OE_SCRATCH_DIR": "/var/lib/openencoder/scratch",
     }
     # systemd EnvironmentFile syntax: KEY="value" with quotes and backslashes escaped.

@@ -55,10 +55,23 @@ class Settings:
     default_role: str
     login_max_failures: int
     login_lockout_seconds: int
+    login_user_slowdown_after: int
+    login_trusted_networks: tuple[str, ...]
+    droplet_metadata_url: str
+    api_url: str
+    worker_role_name: str
+    worker_credentials_seconds: int
+    droplet_secret_file: str
+    droplet_credentials_cache: str
     max_body_bytes: int
     default_presets: tuple[str, ...]
     log_level: str
     log_format: str
+
+    @property
+    def droplet_tag(self) -> str:
+        """The tag that marks this stage's droplets (every droplet also carries `openencoder`)."""
+        return f"openencoder-{self.stage}"
 
     def table(self, kind: str) -> str:
         return f"{self.table_prefix}-{kind}"
@@ -116,6 +129,26 @@ def settings() -> Settings:
         default_role=default_role,
         login_max_failures=_int("OE_LOGIN_MAX_FAILURES", 5),
         login_lockout_seconds=_int("OE_LOGIN_LOCKOUT_SECONDS", 300),
+        # Failures for one username from every address together: past this, each
+        # attempt is slowed (429 with Retry-After), never locked.
+        login_user_slowdown_after=_int("OE_LOGIN_USER_SLOWDOWN_AFTER", 50),
+        login_trusted_networks=tuple(
+            n.strip()
+            for n in os.environ.get("OE_LOGIN_TRUSTED_NETWORKS", "").split(",")
+            if n.strip()
+        ),
+        # Empty off a droplet: the worker then reports no droplet id, and nothing
+        # probes the link-local address on a laptop or in Lambda.
+        droplet_metadata_url=os.environ.get("OE_DROPLET_METADATA_URL", "").rstrip("/"),
+        api_url=os.environ.get("OE_API_URL", "").rstrip("/"),
+        worker_role_name=os.environ.get("OE_WORKER_ROLE_NAME", f"{base}-worker"),
+        worker_credentials_seconds=_int("OE_WORKER_CREDENTIALS_SECONDS", 3600),
+        droplet_secret_file=os.environ.get(
+            "OE_DROPLET_SECRET_FILE", "/etc/openencoder/droplet-secret"
+        ),
+        droplet_credentials_cache=os.environ.get(
+            "OE_DROPLET_CREDENTIALS_CACHE", "/run/openencoder/credentials.json"
+        ),
         max_body_bytes=_int("OE_MAX_BODY_BYTES", 64 * 1024),
         default_presets=tuple(
             p.strip()

@@ -3,6 +3,10 @@
 The token comes from SSM. `DIGITALOCEAN_END_POINT` (honoured by the library)
 points the client at a fake API in tests and in the local stack. Every call
 has a timeout, and DigitalOcean's errors become clear API answers.
+
+Droplets carry `openencoder` and their stage's tag (`openencoder-<stage>`); every
+list and delete here sees only the stage's own, so two stages on one account
+never touch each other's droplets.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from chalicelib.config import settings
 from chalicelib.errors import InvalidInput, NotFound, OpenEncoderError, TooManyRequests, Unavailable
 from chalicelib.secret_params import digitalocean_token
 
@@ -112,12 +117,18 @@ def _machine(droplet: Any) -> Machine:
     )
 
 
+def stage_tag() -> str:
+    return settings().droplet_tag
+
+
 def list_machines() -> list[Machine]:
+    """This stage's droplets (all pages)."""
     manager = _manager()
-    return [
-        _machine(d)
-        for d in _call("listing droplets", lambda: manager.get_all_droplets(tag_name=TAG))
-    ]
+    tag = stage_tag()
+    found = _call("listing droplets", lambda: manager.get_all_droplets(tag_name=tag))
+    # The tag filter is DigitalOcean's; checking again costs nothing and keeps a
+    # droplet that lost its tag from being counted or deleted as ours.
+    return [_machine(d) for d in found if tag in (d.tags or [])]
 
 
 def regions() -> list[dict[str, Any]]:
@@ -171,7 +182,8 @@ def check_request(provider: str, region: str, size: str, count: int) -> None:
         raise InvalidInput(f"size must be one of (in {region}): {', '.join(sorted(allowed_sizes))}")
 
 
-def create_machines(region: str, size: str, count: int, user_data: str) -> list[int]:
+def create_machine(region: str, size: str, user_data: str) -> int:
+    """One droplet of this stage; one at a time because each gets its own user data."""
     import digitalocean
 
     token = _manager().token  # the same checks: configured, timeout set
@@ -179,29 +191,30 @@ def create_machines(region: str, size: str, count: int, user_data: str) -> list[
     def create() -> list[Any]:
         return digitalocean.Droplet.create_multiple(
             token=token,
-            names=[WORKER_NAME] * count,
+            names=[WORKER_NAME],
             region=region,
             size_slug=size,
             image=IMAGE,
-            tags=[TAG, WORKER_NAME],
+            tags=[TAG, stage_tag(), WORKER_NAME],
             monitoring=True,
             user_data=user_data,
         )
 
-    return [int(d.id) for d in _call("creating droplets", create)]
+    (droplet,) = _call("creating a droplet", create)
+    return int(droplet.id)
+
+
+def check_ours(machine_id: int) -> None:
+    """NotFound unless the droplet exists and carries this stage's tag."""
+    manager = _manager()
+    droplet = _call("reading the droplet", lambda: manager.get_droplet(machine_id))
+    if stage_tag() not in (droplet.tags or []):
+        raise NotFound(f"machine {machine_id} is not a machine of this stage ({stage_tag()})")
 
 
 def delete_machine(machine_id: int) -> None:
-    manager = _manager()
-    droplet = _call("reading the droplet", lambda: manager.get_droplet(machine_id))
-    if TAG not in (droplet.tags or []):
-        raise NotFound(f"machine {machine_id} is not an openencoder machine")
+    import digitalocean
+
+    token = _manager().token
+    droplet = digitalocean.Droplet(token=token, id=machine_id)
     _call("deleting the droplet", droplet.destroy)
-
-
-def delete_all_machines() -> None:
-    manager = _manager()
-    _call(
-        "deleting tagged droplets",
-        lambda: manager.get_data(f"droplets?tag_name={TAG}", type="DELETE"),
-    )

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from datetime import UTC, datetime, timedelta
 
+from chalicelib import droplet_metadata
 from chalicelib.models import WorkerState
 
 _KEEP = timedelta(days=1)  # DynamoDB's TTL removes workers gone for a day
-
-
-def droplet_id() -> int | None:
-    value = os.environ.get("OE_DROPLET_ID", "")
-    return int(value) if value.isdigit() else None
 
 
 def beat(worker_id: str, state: str, job_id: int | None = None) -> None:
@@ -28,7 +23,7 @@ def beat(worker_id: str, state: str, job_id: int | None = None) -> None:
         idle_since = current.idle_since if was_idle else now
     WorkerState(
         worker_id,
-        droplet_id=droplet_id(),
+        droplet_id=droplet_metadata.droplet_id(),
         state=state,
         job_id=job_id,
         last_seen=now,

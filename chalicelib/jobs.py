@@ -127,12 +127,12 @@ def mark_error(job: Job, message: str, *, expected: tuple[str, ...]) -> bool:
 def get_job(ref: str | int) -> Job:
     """A job by numeric id or by guid."""
     ref = str(ref)
-    if ref.isdigit() and len(ref) < 19:
+    if ref.isascii() and ref.isdigit() and len(ref) < 19:  # "²".isdigit() is True too
         try:
             return Job.get(int(ref))
         except Job.DoesNotExist:
             pass
-    else:
+    elif len(ref) == 20 and all(c in _B32HEX for c in ref):  # only a guid can be one
         for job in Job.by_guid.query(ref, limit=1):
             return job
     raise NotFound(f"no job {ref!r}")

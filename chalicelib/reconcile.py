@@ -13,6 +13,7 @@ import logging
 import math
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -21,7 +22,7 @@ from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from chalicelib import jobs, queues
 from chalicelib.config import Settings, settings
 from chalicelib.jobs import QUEUED, RUNNING
-from chalicelib.models import Job, SystemItem, utcnow
+from chalicelib.models import Job, SystemItem, WorkerState, utcnow
 
 log = logging.getLogger("openencoder.reconcile")
 LOCK = "reconcile-lock"
@@ -143,7 +144,28 @@ def release_lock(token: int) -> None:
 
 def leased_jobs() -> list[Job]:
     """Every job holding a lease, live or expired: one Query of the sparse lease index."""
-    return list(Job.by_lease.query("job"))
+    return usable_leases(Job.by_lease.query("job"))
+
+
+def usable_leases(found: Iterable[Job]) -> list[Job]:
+    """The jobs that can be judged; a half-written one is logged with its key and left out.
+
+    One odd item (no expiry, attempt or status) must never stop the tick for the others.
+    """
+    usable = []
+    for job in found:
+        missing = [
+            name for name in ("lease_expires", "attempt", "status") if getattr(job, name) is None
+        ]
+        if missing:
+            log.warning(json.dumps({"skipped": "job", "id": _key(job.id), "missing": missing}))
+            continue
+        usable.append(job)
+    return usable
+
+
+def _key(value: object) -> object:
+    return int(value) if isinstance(value, (int, float)) else str(value)
 
 
 def recover_expired_leases(now: float, leased: list[Job] | None = None) -> list[tuple[int, str]]:
@@ -196,8 +218,36 @@ def _epoch(created_at: str) -> float:
     return datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
+def _beats(workers: list[WorkerState]) -> list[Beat]:
+    """Heartbeats of droplet workers; one without a droplet id or a time is logged and skipped."""
+    beats = []
+    for w in workers:
+        try:
+            if w.droplet_id is None or w.last_seen is None or not w.state:
+                raise ValueError("no droplet id, state or last-seen time")
+            idle_since = float(w.idle_since) if w.idle_since else None
+            beats.append(Beat(int(w.droplet_id), w.state, float(w.last_seen), idle_since))
+        except (TypeError, ValueError) as exc:
+            log.warning(
+                json.dumps({"skipped": "heartbeat", "worker": str(w.worker_id), "why": str(exc)})
+            )
+    return beats
+
+
+def _droplets(machines: list, now: float) -> list[Droplet]:
+    droplets = []
+    for m in machines:
+        try:
+            droplets.append(Droplet(m.id, _epoch(m.created_at)))
+        except (TypeError, ValueError):
+            # Unknown age: counted as just created, so it is neither replaced nor lost.
+            log.warning(json.dumps({"odd": "droplet", "id": m.id, "created_at": str(m.created_at)}))
+            droplets.append(Droplet(m.id, now))
+    return droplets
+
+
 def run(now: float | None = None) -> Plan | None:
-    from chalicelib import cloudinit, digitalocean, heartbeats
+    from chalicelib import digitalocean, droplet_pool, heartbeats
     from chalicelib.errors import OpenEncoderError
     from chalicelib.secret_params import digitalocean_token
 
@@ -208,6 +258,8 @@ def run(now: float | None = None) -> Plan | None:
         return None
     try:
         leased_now = leased_jobs()
+        # Read before recovery: recovering a job clears its lease on the item we hold.
+        live_owners = {j.lease_owner for j in leased_now if j.lease_expires >= int(now)}
         recovered = recover_expired_leases(now, leased_now)
         if recovered:
             log.info(json.dumps({"decision": "recovered leases", "jobs": recovered}))
@@ -216,13 +268,11 @@ def run(now: float | None = None) -> Plan | None:
             return None
         s = settings()
         workers = heartbeats.all_workers()
+        beats = _beats(workers)
         droplet_of = {w.worker_id: int(w.droplet_id) for w in workers if w.droplet_id is not None}
-        live_owners = {j.lease_owner for j in leased_now if j.lease_expires >= int(now)}
         leased = {droplet_of[owner] for owner in live_owners if owner in droplet_of}
         prices = {x["slug"]: float(x["price_hourly"]) for x in digitalocean.sizes()}
-        droplets = [Droplet(m.id, _epoch(m.created_at)) for m in digitalocean.list_machines()]
-        beats = [Beat(w.droplet_id and int(w.droplet_id), w.state, float(w.last_seen),
-                      float(w.idle_since) if w.idle_since else None) for w in workers]  # fmt: skip
+        droplets = _droplets(digitalocean.list_machines(), now)
         limits = Limits.from_settings(s, prices.get(s.droplet_size, 0.0))
         depth = backlog()
         plan = decide(backlog=depth, droplets=droplets, beats=beats, leased_droplets=leased,
@@ -241,12 +291,10 @@ def run(now: float | None = None) -> Plan | None:
             )
         )
         if plan.create:
-            digitalocean.create_machines(
-                s.droplet_region, s.droplet_size, plan.create, cloudinit.for_stage()
-            )
+            droplet_pool.launch(s.droplet_region, s.droplet_size, plan.create)
         for droplet_id in plan.remove:
             try:
-                digitalocean.delete_machine(droplet_id)
+                droplet_pool.remove(droplet_id)
             except OpenEncoderError as exc:
                 log.warning("could not remove droplet %s: %s", droplet_id, exc.message)
         return plan

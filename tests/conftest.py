@@ -150,3 +150,17 @@ def scratch(tmp_path, monkeypatch):
     root = tmp_path / "scratch"
     monkeypatch.setenv("OE_SCRATCH_DIR", str(root))
     return root
+
+
+@pytest.fixture
+def settings_env(monkeypatch):
+    """Set OE_* variables for one test: settings are read once per process, so re-read them."""
+    from chalicelib import config
+
+    def apply(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        config.settings.cache_clear()
+
+    yield apply
+    config.settings.cache_clear()  # monkeypatch restores the variables right after

@@ -33,6 +33,7 @@ SIZES = [
     {"slug": "c-2", "available": True, "price_monthly": 42.0, "price_hourly": 0.0625},
     {"slug": "c-4", "available": True, "price_monthly": 84.0, "price_hourly": 0.125},
 ]
+STAGE_TAG = "openencoder-local"  # the tests' stage (OE_STAGE=local)
 _ERRORS = {
     401: ("unauthorized", "Unable to authenticate you"),
     404: ("not_found", "The resource you were accessing could not be found."),
@@ -75,7 +76,7 @@ class FakeDigitalOcean:
             "size_slug": size,
             "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": {"name": region_doc["name"], "slug": region},
-            "tags": tags if tags is not None else ["openencoder", "openencoder-worker"],
+            "tags": tags if tags is not None else ["openencoder", STAGE_TAG, "openencoder-worker"],
             "networks": {"v4": [], "v6": []},
             "features": [],
             "image": {"slug": "ubuntu-24-04-x64"},
@@ -200,6 +201,47 @@ class FakeDigitalOcean:
     def _error(self, request: BaseHTTPRequestHandler, status: int) -> None:
         error_id, message = _ERRORS[status]
         self._send(request, status, {"id": error_id, "message": message})
+
+
+class FakeMetadata:
+    """DigitalOcean's droplet metadata service (169.254.169.254/metadata/v1) for one droplet.
+
+    Serves `GET /metadata/v1/id` as plain text, as the real one does; `droplet_id`
+    may change between requests (a test moves the "worker" to another droplet).
+    """
+
+    def __init__(self, droplet_id: int | None) -> None:
+        self.droplet_id = droplet_id
+        self.requests: list[str] = []
+        self.server: ThreadingHTTPServer | None = None
+
+    def start(self) -> str:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                fake.requests.append(self.path)
+                if self.path.rstrip("/") == "/metadata/v1/id" and fake.droplet_id is not None:
+                    data, status = str(fake.droplet_id).encode(), 200
+                else:
+                    data, status = b"not found", 404
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/metadata/v1"
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
 
 
 def main() -> None:

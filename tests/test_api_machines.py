@@ -49,8 +49,11 @@ def test_create_machines_with_cloud_init_and_tags(api, fake_do, operator):
     r = api.call("POST", "/api/machines", body, token=operator)
     assert r.status_code == 200, r.data
     assert [m["provider"] for m in r.data["machine"]] == ["digitalocean"] * 2
-    (create,) = [q for q in fake_do.requests if q["method"] == "POST"]
-    assert create["body"]["tags"][0] == "openencoder" and create["body"]["size"] == "c-2"
+    creates = [q for q in fake_do.requests if q["method"] == "POST"]
+    assert len(creates) == 2  # one at a time: each droplet gets its own user data
+    create = creates[0]
+    assert create["body"]["tags"][:2] == ["openencoder", "openencoder-local"]
+    assert create["body"]["size"] == "c-2"
     document = yaml.safe_load(create["body"]["user_data"])
     assert create["body"]["user_data"].startswith("#cloud-config\n")
     assert "openencoder-worker.service" in " ".join(map(str, document["runcmd"]))
@@ -81,6 +84,7 @@ def test_list_pages_through_every_tagged_droplet(api, fake_do, operator):
     for _ in range(5):
         fake_do.add_droplet()
     fake_do.add_droplet(name="someone-else", tags=["web"])
+    fake_do.add_droplet(tags=["openencoder", "openencoder-prod"])  # another stage's
     r = api.call("GET", "/api/machines", token=operator)
     assert r.status_code == 200
     machines = r.data["machines"]
@@ -107,13 +111,16 @@ def test_list_pages_through_every_tagged_droplet(api, fake_do, operator):
 def test_delete_one_and_refuse_droplets_that_are_not_ours(api, fake_do, operator):
     ours = fake_do.add_droplet()
     theirs = fake_do.add_droplet(name="web", tags=["web"])
+    other_stage = fake_do.add_droplet(tags=["openencoder", "openencoder-prod"])
     r = api.call("DELETE", f"/api/machines/{ours['id']}", token=operator)
     assert r.status_code == 200 and r.data == {
         "machine": {"id": ours["id"], "provider": "digitalocean"}
     }
-    assert api.call("DELETE", f"/api/machines/{theirs['id']}", token=operator).status_code == 404
+    for droplet in (theirs, other_stage):
+        r = api.call("DELETE", f"/api/machines/{droplet['id']}", token=operator)
+        assert r.status_code == 404 and "openencoder-local" in r.data["message"]
     assert api.call("DELETE", "/api/machines/999999", token=operator).status_code == 404
-    assert set(fake_do.droplets) == {theirs["id"]}
+    assert set(fake_do.droplets) == {theirs["id"], other_stage["id"]}
 
 
 @pytest.mark.parametrize("path", ["/api/machines", "/api/machine"])
@@ -121,9 +128,10 @@ def test_delete_all_removes_only_tagged_droplets(api, fake_do, operator, path):
     fake_do.add_droplet()
     fake_do.add_droplet()
     web = fake_do.add_droplet(name="web", tags=["web"])
+    prod = fake_do.add_droplet(tags=["openencoder", "openencoder-prod"])
     r = api.call("DELETE", path, token=operator)
     assert r.status_code == 200 and r.data == {"deleted": True}
-    assert set(fake_do.droplets) == {web["id"]}
+    assert set(fake_do.droplets) == {web["id"], prod["id"]}
 
 
 def test_regions_sizes_and_pricing(api, fake_do, operator):
@@ -172,3 +180,51 @@ def test_a_digitalocean_that_does_not_answer_times_out_as_502(api, fake_do, oper
     r = api.call("GET", "/api/machines", token=operator)
     assert r.status_code == 502
     assert "did not answer" in r.data["message"]
+
+
+# --- the same limits as the reconcile -------------------------------------------------
+
+
+def test_creating_past_the_maximum_droplet_count_is_409_with_the_numbers(api, fake_do, operator):
+    fake_do.add_droplet()
+    fake_do.add_droplet()
+    fake_do.add_droplet(tags=["openencoder", "openencoder-prod"])  # not this stage's: not counted
+    body = {"provider": "digitalocean", "region": "nyc3", "size": "c-2", "count": 2}
+    r = api.call("POST", "/api/machines", body, token=operator)
+    assert r.status_code == 409
+    assert r.data["message"] == (
+        "2 droplets are running and the maximum is 3 (OE_DROPLETS_MAX): 2 more would make 4"
+    )
+    assert not [q for q in fake_do.requests if q["method"] == "POST"]
+    r = api.call("POST", "/api/machines", {**body, "count": 1}, token=operator)
+    assert r.status_code == 200 and len(r.data["machine"]) == 1
+
+
+def test_creating_past_the_hourly_budget_is_409_with_the_numbers(
+    api, fake_do, operator, settings_env
+):
+    settings_env(OE_DROPLETS_MAX="10", OE_DROPLETS_HOURLY_BUDGET="0.2")
+    fake_do.add_droplet(size="c-2")  # $0.0625/h
+    body = {"provider": "digitalocean", "region": "nyc3", "size": "c-4", "count": 2}
+    r = api.call("POST", "/api/machines", body, token=operator)
+    assert r.status_code == 409
+    assert r.data["message"] == (
+        "the pool costs $0.0625/h and the budget is $0.2000/h (OE_DROPLETS_HOURLY_BUDGET): "
+        "2 x c-4 more would cost $0.3125/h"
+    )
+    assert not [q for q in fake_do.requests if q["method"] == "POST"]
+    r = api.call("POST", "/api/machines", {**body, "count": 1}, token=operator)
+    assert r.status_code == 200
+
+
+def test_creating_while_the_reconcile_changes_the_pool_is_409(api, fake_do, operator):
+    import time
+
+    from chalicelib import reconcile
+
+    token = reconcile.acquire_lock(time.time())
+    body = {"provider": "digitalocean", "region": "nyc3", "size": "c-2", "count": 1}
+    r = api.call("POST", "/api/machines", body, token=operator)
+    assert r.status_code == 409 and r.headers["Retry-After"] == "60"
+    reconcile.release_lock(token)
+    assert api.call("POST", "/api/machines", body, token=operator).status_code == 200

@@ -49,3 +49,11 @@ def test_user_data_for_the_stage_holds_only_the_scoped_credentials(aws, monkeypa
     assert "do-secret-token" not in text
     env = yaml.safe_load(text)["write_files"][0]["content"]
     assert f'OE_LONG_QUEUE="{settings().long_queue}"' in env
+
+
+def test_the_worker_on_a_droplet_asks_digitalocean_for_its_droplet_id():
+    env = {f["path"]: f for f in yaml.safe_load(cloudinit.user_data(CONFIG))["write_files"]}
+    assert (
+        'OE_DROPLET_METADATA_URL="http://169.254.169.254/metadata/v1"'
+        in env[cloudinit.ENV_FILE]["content"]
+    )

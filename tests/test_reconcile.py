@@ -187,3 +187,123 @@ def test_the_schedule_is_registered_on_the_app(aws):
         client.lambda_.invoke("reconcile", client.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))  # fmt: skip
     assert Job.get(job.id).status == "queued"
+
+
+# --- droplets that work in a real account -----------------------------------------
+
+
+@pytest.fixture
+def metadata(settings_env):
+    """A fake metadata service for "this" droplet; the worker's setting points at it."""
+    from chalicelib import droplet_metadata
+    from tests.fake_digitalocean import FakeMetadata
+
+    fake = FakeMetadata(None)
+    settings_env(OE_DROPLET_METADATA_URL=fake.start())
+    droplet_metadata.forget()
+    yield fake
+    droplet_metadata.forget()
+    fake.stop()
+
+
+def booted_long_ago(fake_do) -> dict:
+    droplet = fake_do.add_droplet()
+    # Older than the boot timeout: without a heartbeat naming it, it would be replaced.
+    droplet["created_at"] = "2020-01-01T00:00:00Z"
+    return droplet
+
+
+def test_a_busy_droplet_whose_worker_asked_the_metadata_service_survives(fake_do, metadata):
+    from chalicelib.worker import Worker
+
+    droplet = booted_long_ago(fake_do)
+    metadata.droplet_id = droplet["id"]
+    worker = Worker()  # nothing tells it its droplet id but the metadata service
+    job = leased_job(time.time() + 300, worker=worker.worker_id)
+    queues.send_job("long", int(job.id), 1)
+    worker.beat("busy", int(job.id))
+    assert WorkerState.get(worker.worker_id).droplet_id == droplet["id"]
+    assert metadata.requests == ["/metadata/v1/id"]
+    plan = reconcile.run()
+    assert plan.remove == [] and droplet["id"] in fake_do.droplets
+
+
+def test_without_the_metadata_service_the_same_droplet_is_replaced(fake_do, metadata):
+    """The control for the test above: a heartbeat with no droplet id protects nothing."""
+    from chalicelib.worker import Worker
+
+    droplet = booted_long_ago(fake_do)
+    worker = Worker()
+    worker.beat("busy")  # metadata answers 404: no id
+    assert WorkerState.get(worker.worker_id).droplet_id is None
+    plan = reconcile.run()
+    assert plan.remove == [droplet["id"]] and droplet["id"] not in fake_do.droplets
+
+
+def test_the_reconcile_sees_only_its_own_stages_droplets(fake_do):
+    other_stage = fake_do.add_droplet(
+        tags=["openencoder", "openencoder-prod", "openencoder-worker"]
+    )
+    other_stage["created_at"] = "2020-01-01T00:00:00Z"
+    untagged = fake_do.add_droplet(tags=["openencoder"])
+    untagged["created_at"] = "2020-01-01T00:00:00Z"
+    queues.send_job("long", 7, 1)
+    plan = reconcile.run()
+    # Neither counts towards this stage's pool, and neither is removed as silent.
+    assert plan.create == 1 and plan.remove == []
+    made = [
+        d for d in fake_do.droplets.values() if d["id"] not in (other_stage["id"], untagged["id"])
+    ]
+    assert [d["tags"] for d in made] == [["openencoder", "openencoder-local", "openencoder-worker"]]
+    assert {other_stage["id"], untagged["id"]} <= set(fake_do.droplets)
+
+
+# --- one odd item never stops the tick ----------------------------------------------
+
+
+def torn_job(job_id: int) -> Job:
+    """A job as a half-written item reads back: leased, but with no lease expiry.
+
+    DynamoDB keeps such an item out of the lease index, but an emulator restored from
+    an older state (issue 13) served one, and the tick crashed comparing None with a number.
+    """
+    return Job(job_id, kind="job", status="encoding", lease_owner="worker:torn", attempt=1)
+
+
+def test_a_leased_job_without_an_expiry_is_logged_and_skipped(caplog):
+    good = Job(6, kind="job", status="encoding", lease_owner="w", attempt=1, lease_expires=9)
+    with caplog.at_level(logging.WARNING, logger="openencoder.reconcile"):
+        assert reconcile.usable_leases([torn_job(5), good]) == [good]
+    skipped = [json.loads(r.message) for r in caplog.records if '"skipped"' in r.message]
+    assert skipped == [{"skipped": "job", "id": 5, "missing": ["lease_expires"]}]
+
+
+def test_a_heartbeat_without_a_droplet_id_is_logged_and_skipped(caplog):
+    good = WorkerState("worker:good", droplet_id=1, state="idle", last_seen=NOW, idle_since=NOW)
+    local = WorkerState("worker:laptop", droplet_id=None, state="busy", last_seen=NOW)
+    torn = WorkerState("worker:torn", droplet_id=2, state="busy", last_seen=None)
+    with caplog.at_level(logging.WARNING, logger="openencoder.reconcile"):
+        beats = reconcile._beats([good, local, torn])
+    assert beats == [Beat(1, "idle", NOW, NOW)]
+    skipped = {json.loads(r.message)["worker"] for r in caplog.records if '"skipped"' in r.message}
+    assert skipped == {"worker:laptop", "worker:torn"}
+
+
+def test_the_tick_does_its_work_for_the_others_around_odd_items(fake_do, caplog, monkeypatch):
+    query = Job.by_lease.query
+    # The real index, with one torn item among the real ones.
+    monkeypatch.setattr(Job.by_lease, "query", lambda *a, **k: [torn_job(9002), *query(*a, **k)])
+    odd_droplet = fake_do.add_droplet()
+    odd_droplet["created_at"] = "yesterday"
+    WorkerState("worker:torn", droplet_id=None, state="busy", last_seen=time.time()).save()
+    dead = leased_job(time.time() - 10)
+    queues.send_job("long", 8, 1)
+    queues.send_job("long", 9, 1)
+    with caplog.at_level(logging.WARNING, logger="openencoder.reconcile"):
+        plan = reconcile.run()
+    assert Job.get(dead.id).status == "queued"
+    # The droplet of unknown age counts as booting: one more is made for the second job.
+    assert plan.create == 1 and len(fake_do.droplets) == 2
+    logged = " ".join(r.message for r in caplog.records)
+    assert '"id": 9002' in logged and '"worker": "worker:torn"' in logged
+    assert f'"id": {odd_droplet["id"]}' in logged

@@ -117,19 +117,39 @@ def parse_body(request: Any, model: type[M]) -> M:
         raise InvalidInput(f"field {where!r}: {first['msg']}") from None
 
 
+def _whole_number(value: str, maximum: int) -> int | None:
+    # ASCII digits only: str.isdigit() also admits "²" and "١٢", which int() then
+    # refuses (a 500) or reads as another number.
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(maximum)):
+        return None
+    number = int(value)
+    return number if number <= maximum else None
+
+
+MAX_QUERY_NUMBER = 10**9 - 1
+MAX_ID = 10**15 - 1
+
+
 def query_int(request: Any, name: str, default: int) -> int:
     value = (request.query_params or {}).get(name)
     if value is None or value == "":
         return default
-    if not value.isdigit() or len(value) > 9:
-        raise InvalidInput(f"query parameter {name!r} must be a positive whole number")
-    return int(value)
+    number = _whole_number(value, MAX_QUERY_NUMBER)
+    if number is None:
+        raise InvalidInput(
+            f"query parameter {name!r} must be a whole number of 0 to {MAX_QUERY_NUMBER} "
+            "written in ASCII digits"
+        )
+    return number
 
 
 def path_int(value: str, what: str) -> int:
-    if not value.isdigit() or len(value) > 15:
-        raise InvalidInput(f"{what} must be a positive whole number")
-    return int(value)
+    number = _whole_number(value, MAX_ID)
+    if number is None:
+        raise InvalidInput(
+            f"{what} must be a whole number of 0 to {MAX_ID} written in ASCII digits"
+        )
+    return number
 
 
 # --- middleware ---------------------------------------------------------------

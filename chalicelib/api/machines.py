@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import cloudinit, digitalocean
+from chalicelib import digitalocean, droplet_pool
 from chalicelib.api.http import endpoint, parse_body, path_int
 from chalicelib.api.schemas import MachineCreate
 from chalicelib.auth import Principal
@@ -14,7 +14,7 @@ from chalicelib.auth import Principal
 def create(request: Any, principal: Principal) -> Any:
     body = parse_body(request, MachineCreate)
     digitalocean.check_request(body.provider, body.region, body.size, body.count)
-    ids = digitalocean.create_machines(body.region, body.size, body.count, cloudinit.for_stage())
+    ids = droplet_pool.launch_within_limits(body.region, body.size, body.count)
     return {"machine": [{"id": i, "provider": "digitalocean"} for i in ids]}
 
 
@@ -26,13 +26,13 @@ def list_all(request: Any, principal: Principal) -> Any:
 @endpoint(role="operator")
 def delete(request: Any, machine_id: str, principal: Principal) -> Any:
     number = path_int(machine_id, "machine id")
-    digitalocean.delete_machine(number)
+    droplet_pool.remove(number)
     return {"machine": {"id": number, "provider": "digitalocean"}}
 
 
 @endpoint(role="operator")
 def delete_all(request: Any, principal: Principal) -> Any:
-    digitalocean.delete_all_machines()
+    droplet_pool.remove_all()
     return {"deleted": True}
 
 
