@@ -9,11 +9,11 @@ from functools import cache
 
 import bcrypt
 import jwt
-from pynamodb.exceptions import UpdateError
 
+from chalicelib import login_throttle
 from chalicelib.config import ROLES, settings
-from chalicelib.errors import InvalidInput, TooManyRequests, Unauthorized
-from chalicelib.models import SystemItem, User
+from chalicelib.errors import InvalidInput, Unauthorized
+from chalicelib.models import User
 from chalicelib.secret_params import jwt_signing_key
 
 _ALGORITHM = "HS256"
@@ -106,50 +106,14 @@ def bearer_token(header: str | None) -> str:
 # --- login ----------------------------------------------------------------
 
 
-def _throttle_key(username: str) -> str:
-    return f"login#{username.lower()}"
+def login(username: str, password: str, address: str = "unknown") -> tuple[str, datetime]:
+    """Check credentials; unknown users and wrong passwords fail alike.
 
-
-def _check_throttle(username: str, now: int) -> None:
-    try:
-        item = SystemItem.get(_throttle_key(username), consistent_read=True)
-    except SystemItem.DoesNotExist:
-        return
-    if item.locked_until and item.locked_until > now:
-        wait = int(item.locked_until - now)
-        raise TooManyRequests(
-            f"too many failed logins for this user: try again in {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
-
-
-def _record_failure(username: str, now: int) -> None:
-    s = settings()
-    window_end = now + s.login_lockout_seconds
-    window_end_at = datetime.fromtimestamp(window_end, UTC)
-    item = SystemItem(_throttle_key(username))
-    try:
-        # Failures count within a window; a stale window starts again at one.
-        item.update(
-            actions=[SystemItem.failures.add(1), SystemItem.expires.set(window_end_at)],
-            condition=SystemItem.expires > datetime.fromtimestamp(now, UTC),
-        )
-    except UpdateError:
-        item.update(
-            actions=[
-                SystemItem.failures.set(1),
-                SystemItem.expires.set(window_end_at),
-                SystemItem.locked_until.remove(),
-            ]
-        )
-    if (item.failures or 0) >= s.login_max_failures:
-        item.update(actions=[SystemItem.locked_until.set(window_end)])
-
-
-def login(username: str, password: str) -> tuple[str, datetime]:
-    """Check credentials; unknown users and wrong passwords fail alike."""
-    now = int(time.time())
-    _check_throttle(username, now)
+    `address` is the client's address as the gateway saw it; the throttle counts
+    attempts per (username, address) before the password is checked.
+    """
+    now = time.time()
+    login_throttle.take_attempt(username, address, now)
     try:
         user = User.get(username)
         ok = _password_matches(password, user.password_hash.encode())
@@ -159,9 +123,9 @@ def login(username: str, password: str) -> tuple[str, datetime]:
         _password_matches(password, _dummy_hash())
         ok = False
     if not ok or user is None or user.system:
-        _record_failure(username, now)
+        login_throttle.failed(username, now)
         raise Unauthorized("invalid username or password")
     if not user.active:
         raise Unauthorized("this account is deactivated")
-    SystemItem(_throttle_key(username)).delete()
+    login_throttle.succeeded(username, address)
     return issue_token(user)

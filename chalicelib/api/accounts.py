@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import auth, users
-from chalicelib.api.http import endpoint, ok, parse_body
+from chalicelib.api.http import client_address, endpoint, ok, parse_body
 from chalicelib.api.schemas import Credentials, UserUpdate
 from chalicelib.auth import Principal
 from chalicelib.models import rfc3339
@@ -21,7 +21,7 @@ def register(request: Any) -> Any:
 @endpoint()
 def login(request: Any) -> Any:
     body = parse_body(request, Credentials)
-    token, expires = auth.login(body.username, body.password)
+    token, expires = auth.login(body.username, body.password, client_address(request))
     return {"token": token, "expire": rfc3339(expires)}
 
 

@@ -72,6 +72,12 @@ def principal_of(request: Any, role: str) -> Principal:
     return principal
 
 
+def client_address(request: Any) -> str:
+    """The caller's address as API Gateway saw it (never a client-supplied header)."""
+    identity = (request.context or {}).get("identity") or {}
+    return str(identity.get("sourceIp") or "unknown")
+
+
 # --- endpoints --------------------------------------------------------------
 
 
