@@ -114,6 +114,11 @@ def get_job(job_id):
     return api.jobs.get(app.current_request, job_id)
 
 
+@app.route("/api/jobs/{job_id}/outputs", methods=["GET"], authorizer=jwt_auth)
+def job_outputs(job_id):
+    return api.jobs.outputs(app.current_request, job_id)
+
+
 @app.route("/api/jobs/{job_id}/status", methods=["GET"], authorizer=jwt_auth)
 def job_status(job_id):
     return api.jobs.status(app.current_request, job_id)
@@ -127,6 +132,29 @@ def cancel_job(job_id):
 @app.route("/api/jobs/{job_id}/restart", methods=["POST"], authorizer=jwt_auth)
 def restart_job(job_id):
     return api.jobs.restart(app.current_request, job_id)
+
+
+# --- direct uploads -------------------------------------------------------
+
+
+@app.route("/api/uploads", methods=["POST"], authorizer=jwt_auth)
+def create_upload():
+    return api.uploads.create(app.current_request)
+
+
+@app.route("/api/uploads/{upload_id}", methods=["GET"], authorizer=jwt_auth)
+def get_upload(upload_id):
+    return api.uploads.get(app.current_request, upload_id)
+
+
+@app.route("/api/uploads/{upload_id}/complete", methods=["POST"], authorizer=jwt_auth)
+def complete_upload(upload_id):
+    return api.uploads.complete(app.current_request, upload_id)
+
+
+@app.route("/api/uploads/{upload_id}", methods=["DELETE"], authorizer=jwt_auth)
+def abort_upload(upload_id):
+    return api.uploads.abort(app.current_request, upload_id)
 
 
 # --- machines (DigitalOcean) ----------------------------------------------

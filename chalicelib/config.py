@@ -26,6 +26,15 @@ def _int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+MIB = 1024 * 1024
+S3_MIN_PART_BYTES = 5 * MIB  # S3 refuses smaller parts (all but the last)
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str
@@ -67,6 +76,20 @@ class Settings:
     default_presets: tuple[str, ...]
     log_level: str
     log_format: str
+    # Direct uploads and download links (chalicelib/uploads.py, storage.download_link)
+    upload_single_max: int
+    upload_part_size: int
+    upload_max_bytes: int
+    upload_url_seconds: int
+    download_url_seconds: int
+    # Webhooks (chalicelib/webhooks.py)
+    webhook_queue: str
+    webhook_backoff_seconds: float
+    webhook_max_attempts: int
+    webhook_timeout_seconds: float
+    webhook_allow_loopback: bool
+    slack_url_parameter: str
+    token_refresh_max_seconds: int
 
     @property
     def droplet_tag(self) -> str:
@@ -161,4 +184,21 @@ def settings() -> Settings:
         log_format="text"
         if os.environ.get("OE_LOG_FORMAT", "").strip().lower() == "text"
         else "json",
+        upload_single_max=_int("OE_UPLOAD_SINGLE_MAX", 100 * MIB),
+        upload_part_size=max(S3_MIN_PART_BYTES, _int("OE_UPLOAD_PART_SIZE", 8 * MIB)),
+        upload_max_bytes=_int("OE_UPLOAD_MAX_BYTES", 50 * 1024 * MIB),
+        upload_url_seconds=_int("OE_UPLOAD_URL_SECONDS", 3600),
+        download_url_seconds=_int("OE_DOWNLOAD_URL_SECONDS", 3600),
+        webhook_queue=os.environ.get("OE_WEBHOOK_QUEUE", f"{base}-webhooks"),
+        # Delay before retry n is base * 4**(n-1), capped at 10 h: with the
+        # defaults (5 s, 10 attempts) the last try is about 27 h after the first.
+        webhook_backoff_seconds=_float("OE_WEBHOOK_BACKOFF_SECONDS", 5.0),
+        webhook_max_attempts=_int("OE_WEBHOOK_MAX_ATTEMPTS", 10),
+        webhook_timeout_seconds=_float("OE_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+        # Only for the local stack: lets webhooks reach http://127.0.0.1 receivers.
+        webhook_allow_loopback=_flag("OE_WEBHOOK_ALLOW_LOOPBACK", False),
+        slack_url_parameter=os.environ.get(
+            "OE_SLACK_URL_PARAMETER", f"/openencoder/{stage}/slack-webhook-url"
+        ),
+        token_refresh_max_seconds=_int("OE_TOKEN_REFRESH_MAX_SECONDS", 7 * 86400),
     )

@@ -22,7 +22,7 @@ from chalicelib.config import settings
 from chalicelib.errors import Conflict, InvalidInput, NotFound, Unavailable
 from chalicelib.models import Job, SystemItem, connection, rfc3339, utcnow
 from chalicelib.presets import get_preset_by_name
-from chalicelib.storage import parse_location
+from chalicelib.storage import download_link, from_uri, parse_location
 
 QUEUED, RESTARTING = "queued", "restarting"
 RUNNING = ("downloading", "probing", "encoding", "uploading")
@@ -245,6 +245,15 @@ def summary_view(job: Job) -> dict[str, Any]:
     }
 
 
+def output_view(output: Any) -> dict[str, Any]:
+    """An output as stored, with a presigned download link and when it expires."""
+    view = dict(output)
+    if view.get("uri"):
+        url, expires = download_link(from_uri(view["uri"]))
+        view.update({"url": url, "url_expires": rfc3339(expires)})
+    return view
+
+
 def public_view(job: Job) -> dict[str, Any]:
     view = summary_view(job)
     view.update(
@@ -257,7 +266,7 @@ def public_view(job: Job) -> dict[str, Any]:
             "fps": float(job.fps) if job.fps is not None else None,
             "phases": job.phases.as_dict() if job.phases else {},
             "error": job.error.as_dict() if job.error else None,
-            "outputs": [dict(o) for o in (job.outputs or [])],
+            "outputs": [output_view(o) for o in (job.outputs or [])],
             "probe": job.probe.as_dict() if job.probe else None,
             "updated_date": _date(job.updated_date),
         }

@@ -72,6 +72,10 @@ class User(Model):
     role = UnicodeAttribute(default="guest")
     active = BooleanAttribute(default=True)
     system = BooleanAttribute(default=False)
+    # Set by an admin: every route but update-password answers 403 until changed.
+    force_password_reset = BooleanAttribute(default=False)
+    # Epoch seconds of the last password change: tokens issued before it stop working.
+    password_changed = NumberAttribute(null=True)
     created = UTCDateTimeAttribute(default=utcnow)
     updated = UTCDateTimeAttribute(default=utcnow)
 
@@ -157,6 +161,7 @@ class Job(Model):
     outputs = ListAttribute(default=list)
     probe = MapAttribute(null=True)
     origin = MapAttribute(null=True)
+    notify_webhook = UnicodeAttribute(null=True)  # the webhook made for the job's notify_url
     created_date = UTCDateTimeAttribute(default=utcnow)
     updated_date = UTCDateTimeAttribute(default=utcnow)
 
@@ -201,6 +206,88 @@ class SystemItem(Model):
     failures = NumberAttribute(null=True)
     locked_until = NumberAttribute(null=True)
     expires = TTLAttribute(null=True)
+    document = UnicodeAttribute(null=True)  # JSON, e.g. the runtime settings
 
 
-ALL_MODELS: tuple[type[Model], ...] = (User, Preset, Job, WorkerState, SystemItem)
+class Upload(Model):
+    """A direct upload: where its bytes go, what the client declared, and how far it got."""
+
+    class Meta(_Meta):
+        table_name = _settings.table("uploads")
+
+    id = UnicodeAttribute(hash_key=True)
+    owner = UnicodeAttribute()
+    bucket = UnicodeAttribute()
+    key = UnicodeAttribute()
+    filename = UnicodeAttribute()
+    size = NumberAttribute()
+    content_type = UnicodeAttribute()
+    method = UnicodeAttribute()  # PUT | multipart
+    status = UnicodeAttribute(default="pending")  # pending | complete | aborted
+    multipart_id = UnicodeAttribute(null=True)
+    part_size = NumberAttribute(null=True)
+    part_count = NumberAttribute(null=True)
+    url_expires = UTCDateTimeAttribute()
+    created = UTCDateTimeAttribute(default=utcnow)
+    updated = UTCDateTimeAttribute(default=utcnow)
+    expires = TTLAttribute(null=True)  # pending records go a day after their URLs expire
+
+
+class WebhooksByKind(_KindIndex):
+    class Meta:
+        index_name = "kind-id-index"
+        projection = AllProjection()
+
+    id = UnicodeAttribute(range_key=True)
+
+
+class Webhook(Model):
+    """An endpoint told about job events; kind `job-webhook` is one job's notify_url."""
+
+    class Meta(_Meta):
+        table_name = _settings.table("webhooks")
+
+    id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute(default="webhook")  # webhook | job-webhook
+    owner = UnicodeAttribute()
+    url = UnicodeAttribute()
+    events = ListAttribute(of=UnicodeAttribute, default=list)
+    active = BooleanAttribute(default=True)
+    format = UnicodeAttribute(default="standard")  # standard | slack
+    secret = UnicodeAttribute()
+    job_id = NumberAttribute(null=True)
+    created = UTCDateTimeAttribute(default=utcnow)
+    updated = UTCDateTimeAttribute(default=utcnow)
+
+    by_kind = WebhooksByKind()
+
+
+class Delivery(Model):
+    """One attempt to deliver one event to one webhook."""
+
+    class Meta(_Meta):
+        table_name = _settings.table("deliveries")
+
+    webhook_id = UnicodeAttribute(hash_key=True)
+    sort = UnicodeAttribute(range_key=True)  # "<created RFC 3339>#<n>": newest last
+    id = UnicodeAttribute()  # the message id: the same for every attempt of one event
+    event = UnicodeAttribute()
+    attempt = NumberAttribute()
+    status_code = NumberAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    latency_ms = NumberAttribute(null=True)
+    next_try = UTCDateTimeAttribute(null=True)
+    created = UTCDateTimeAttribute(default=utcnow)
+    expires = TTLAttribute(null=True)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    User,
+    Preset,
+    Job,
+    WorkerState,
+    SystemItem,
+    Upload,
+    Webhook,
+    Delivery,
+)

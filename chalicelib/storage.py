@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,33 @@ def delete(locations: list[S3Location]) -> None:
 def from_uri(uri: str) -> S3Location:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return S3Location(bucket, key)
+
+
+# --- presigned URLs -------------------------------------------------------------
+
+
+@cache
+def presigner() -> Any:
+    """An S3 client for presigning; SigV4 so URLs work in every region and carry an expiry.
+
+    Presigning is local computation (no call to S3). The URL points at the same
+    endpoint the stage uses, so the local stack's URLs reach its own AWS endpoint.
+    """
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3", region_name=settings().region, config=Config(signature_version="s3v4")
+    )
+
+
+def presign(operation: str, params: dict[str, Any], seconds: int) -> str:
+    return presigner().generate_presigned_url(operation, Params=params, ExpiresIn=seconds)
+
+
+def download_link(location: S3Location) -> tuple[str, datetime]:
+    """A presigned GET for an output and the moment it stops working."""
+    seconds = settings().download_url_seconds
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)
+    url = presign("get_object", {"Bucket": location.bucket, "Key": location.key}, seconds)
+    return url, expires

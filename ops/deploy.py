@@ -196,7 +196,8 @@ def destroy(stage: str, *, delete_buckets: bool) -> None:
     s = settings()
     subprocess.run([str(CHALICE), "delete", "--stage", stage], cwd=ROOT, check=False)
     sqs = boto3.client("sqs")
-    for name in (s.encode_queue, s.long_queue, f"{s.encode_queue}-dlq", f"{s.long_queue}-dlq"):
+    queues = (s.encode_queue, s.long_queue, s.webhook_queue)
+    for name in (*queues, *(f"{q}-dlq" for q in queues)):
         try:
             sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
             print(f"deleted queue {name}")
@@ -207,7 +208,8 @@ def destroy(stage: str, *, delete_buckets: bool) -> None:
             model.delete_table()
             print(f"deleted table {model.Meta.table_name}")
     ssm = boto3.client("ssm")
-    for name in (s.jwt_key_parameter, s.do_token_parameter, s.worker_credentials_parameter):
+    parameters = (s.jwt_key_parameter, s.do_token_parameter, s.worker_credentials_parameter)
+    for name in (*parameters, s.slack_url_parameter):
         try:
             ssm.delete_parameter(Name=name)
             print(f"deleted parameter {name}")

@@ -29,8 +29,12 @@ def _arns(s: Settings, region: str, account: str) -> dict[str, list[str]]:
         "jobs": table("jobs"),
         "system": table("system"),
         "workers": table("workers"),
+        "uploads": table("uploads"),
+        "webhooks": table("webhooks") + table("deliveries"),
         "queues": [queue(s.encode_queue), queue(s.long_queue)],
         "objects": [f"arn:aws:s3:::{s.input_bucket}/*", f"arn:aws:s3:::{s.output_bucket}/*"],
+        "upload_objects": [f"arn:aws:s3:::{s.input_bucket}/uploads/*"],
+        "outputs": [f"arn:aws:s3:::{s.output_bucket}/*"],
         "parameters": [f"arn:aws:ssm:{region}:{account}:parameter/openencoder/{s.stage}/*"],
         "logs": [f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/openencoder-{s.stage}*"],
     }
@@ -67,11 +71,19 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
     # Presigning the bundle URL for droplets signs with the function's own rights.
     bundle_arn = s.worker_bundle.replace("s3://", "arn:aws:s3:::")
     bundle = _statement("WorkerBundle", ["s3:GetObject"], [bundle_arn])
-    tables_api = a["users"] + a["presets"] + a["jobs"] + a["system"]
+    tables_api = a["users"] + a["presets"] + a["jobs"] + a["system"] + a["uploads"]
     statements = {
         "api_handler": [
             _statement("Tables", _READ_WRITE_ITEMS, tables_api),
             _statement("Queue", _SEND, a["queues"]),
+            # A presigned URL carries the signer's rights: the API signs the
+            # clients' direct uploads and their download links.
+            _statement(
+                "Uploads",
+                ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                a["upload_objects"],
+            ),
+            _statement("Downloads", ["s3:GetObject"], a["outputs"]),
             secrets,
             bundle,
             logs,

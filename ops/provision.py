@@ -21,6 +21,7 @@ from chalicelib.config import Settings, settings
 ROOT = Path(__file__).resolve().parent.parent
 DLQ_MAX_RECEIVES = 5
 VISIBILITY_FACTOR = 6  # SQS visibility must outlast the function's retries
+WEBHOOK_VISIBILITY_SECONDS = 300  # 6x the webhooks function's timeout
 
 
 @dataclass
@@ -41,23 +42,26 @@ def encode_timeout(stage: str) -> int:
 
 
 def _tables(log: Callable[[str], None]) -> list[str]:
+    from pynamodb.attributes import TTLAttribute
+
     from chalicelib.models import ALL_MODELS
 
+    ddb = boto3.client("dynamodb", region_name=settings().region)
     names = []
     for model in ALL_MODELS:
         if not model.exists():
             log(f"creating table {model.Meta.table_name}")
             model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
         names.append(model.Meta.table_name)
-    from chalicelib.models import SystemItem
-
-    ddb = boto3.client("dynamodb", region_name=settings().region)
-    ttl = ddb.describe_time_to_live(TableName=SystemItem.Meta.table_name)
-    if ttl["TimeToLiveDescription"].get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-        ddb.update_time_to_live(
-            TableName=SystemItem.Meta.table_name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"},
-        )
+        ttl_names = [n for n, a in model.get_attributes().items() if isinstance(a, TTLAttribute)]
+        if not ttl_names:
+            continue
+        ttl = ddb.describe_time_to_live(TableName=model.Meta.table_name)
+        if ttl["TimeToLiveDescription"].get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            ddb.update_time_to_live(
+                TableName=model.Meta.table_name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_names[0]},
+            )
     return names
 
 
@@ -83,7 +87,47 @@ def _buckets(s: Settings, log: Callable[[str], None]) -> dict[str, str]:
                 "RestrictPublicBuckets": True,
             },
         )
+    ensure_lifecycle_rule(s3, s.input_bucket, ABORT_ABANDONED_UPLOADS)
+    # Browsers PUT direct uploads cross-origin and must read each part's ETag.
+    s3.put_bucket_cors(
+        Bucket=s.input_bucket,
+        CORSConfiguration={
+            "CORSRules": [
+                {
+                    "AllowedMethods": ["PUT"],
+                    "AllowedOrigins": ["*"],
+                    "AllowedHeaders": ["*"],
+                    "ExposeHeaders": ["ETag"],
+                    "MaxAgeSeconds": 3600,
+                }
+            ]
+        },
+    )
     return {"input": s.input_bucket, "output": s.output_bucket}
+
+
+# Multipart uploads a client started and never completed or aborted keep their
+# parts (and their cost) forever unless a rule aborts them.
+ABORT_ABANDONED_UPLOADS = {
+    "ID": "openencoder-abort-abandoned-uploads",
+    "Status": "Enabled",
+    "Filter": {"Prefix": "uploads/"},
+    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2},
+}
+
+
+def ensure_lifecycle_rule(s3: Any, bucket: str, rule: dict[str, Any]) -> None:
+    """Add or replace one lifecycle rule by its ID, keeping the bucket's other rules."""
+    try:
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NoSuchLifecycleConfiguration":
+            raise
+        rules = []
+    if rule in rules:
+        return
+    rules = [r for r in rules if r.get("ID") != rule["ID"]] + [rule]
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
 
 
 def ensure_queue(name: str, visibility: int, log: Callable[[str], None]) -> str:
@@ -160,6 +204,8 @@ def provision(
     result.queues = {
         "encode": ensure_queue(s.encode_queue, visibility, log),
         "long": ensure_queue(s.long_queue, visibility, log),
+        # A delivery is one HTTP call with a timeout; retries are delayed re-sends.
+        "webhooks": ensure_queue(s.webhook_queue, WEBHOOK_VISIBILITY_SECONDS, log),
     }
     result.parameters = _parameters(s, log, do_token, worker_credentials)
     seed(log)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_SUBMODULES = frozenset({"accounts", "http", "jobs", "machines", "openapi", "presets", "schemas"})
+_SUBMODULES = frozenset(
+    {"accounts", "http", "jobs", "machines", "openapi", "presets", "schemas", "uploads"}
+)
 
 
 def __getattr__(name: str) -> ModuleType:

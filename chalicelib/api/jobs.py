@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import jobs
+from chalicelib import jobs, uploads
 from chalicelib.api.http import endpoint, parse_body, query_int
 from chalicelib.api.schemas import JobCreate
 from chalicelib.auth import Principal
@@ -13,8 +13,13 @@ from chalicelib.auth import Principal
 @endpoint(role="operator")
 def create(request: Any, principal: Principal) -> Any:
     body = parse_body(request, JobCreate)
+    is_admin = principal.can("admin")
+    source = uploads.resolve_source(body.source, principal.username, is_admin=is_admin)
+    origin = None
+    if source != body.source:
+        origin = {"kind": "upload", "upload": body.source.partition(":")[2].strip()}
     job = jobs.create_job(
-        owner=principal.username, preset=body.preset, source=body.source, dest=body.dest
+        owner=principal.username, preset=body.preset, source=source, dest=body.dest, origin=origin
     )
     return {"message": "Job created", "status": 200, "job": jobs.public_view(job)}
 
@@ -35,6 +40,12 @@ def get(request: Any, job_id: str, principal: Principal) -> Any:
     job = jobs.get_job(job_id)
     view = jobs.public_view(job)
     return {**view, "job": view}
+
+
+@endpoint(role="guest")
+def outputs(request: Any, job_id: str, principal: Principal) -> Any:
+    items = jobs.public_view(jobs.get_job(job_id))["outputs"]
+    return {"count": len(items), "items": items}
 
 
 @endpoint(role="guest")

@@ -55,6 +55,7 @@ def _path_param(name: str, schema: dict) -> dict:
 _JOB_ID = _path_param("job_id", {"type": "string", "pattern": "^[0-9a-v]{1,20}$"})
 _PRESET_ID = _path_param("preset_id", {"type": "integer", "minimum": 1})
 _USER_ID = _path_param("user_id", {"type": "string"})
+_UPLOAD_ID = _path_param("upload_id", {"type": "string", "pattern": "^[0-9a-v]{20}$"})
 _MACHINE_ID = _path_param("machine_id", {"type": "integer", "minimum": 1})
 _PAGING = [
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
@@ -72,6 +73,8 @@ def document() -> dict[str, Any]:
         schemas.JobCreate,
         schemas.UserUpdate,
         schemas.MachineCreate,
+        schemas.UploadCreate,
+        schemas.UploadComplete,
     )
     components = {
         m.__name__: m.model_json_schema(ref_template="#/components/schemas/{model}") for m in models
@@ -105,6 +108,21 @@ def document() -> dict[str, Any]:
         },
         "/api/job": {"post": _op("Create an encode job (alias)", body=schemas.JobCreate)},
         "/api/jobs/{job_id}": {"get": _op("Get a job by id or guid", params=[_JOB_ID])},
+        "/api/jobs/{job_id}/outputs": {
+            "get": _op("A job's outputs with download links", params=[_JOB_ID])
+        },
+        "/api/uploads": {
+            "post": _op("Start a direct upload (operator)", body=schemas.UploadCreate)
+        },
+        "/api/uploads/{upload_id}": {
+            "get": _op("Get an upload (operator)", params=[_UPLOAD_ID]),
+            "delete": _op("Abort an upload (operator)", params=[_UPLOAD_ID]),
+        },
+        "/api/uploads/{upload_id}/complete": {
+            "post": _op(
+                "Complete an upload (operator)", body=schemas.UploadComplete, params=[_UPLOAD_ID]
+            )
+        },
         "/api/jobs/{job_id}/status": {"get": _op("Get a job's status", params=[_JOB_ID])},
         "/api/jobs/{job_id}/cancel": {"post": _op("Cancel a job (operator)", params=[_JOB_ID])},
         "/api/jobs/{job_id}/restart": {

@@ -50,3 +50,18 @@ class MachineCreate(_Body):
     region: StrictStr = Field(min_length=1, max_length=32)
     size: StrictStr = Field(min_length=1, max_length=64)
     count: int = Field(1, ge=1, le=10)
+
+
+class UploadCreate(_Body):
+    filename: StrictStr = Field(min_length=1, max_length=255)
+    size: int = Field(ge=1)
+    content_type: StrictStr = Field(min_length=3, max_length=100)
+
+
+class UploadPart(_Body):
+    part_number: int = Field(ge=1, le=10_000)
+    etag: StrictStr = Field(min_length=1, max_length=128)
+
+
+class UploadComplete(_Body):
+    parts: list[UploadPart] | None = Field(None, max_length=10_000)

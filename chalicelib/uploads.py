@@ -1,0 +1,266 @@
+"""Direct uploads: presigned PUT or multipart URLs into the input bucket, checked on completion.
+
+The bytes never pass through the API. A client declares the file (name, size,
+content type), PUTs it to the URLs it is given, then calls complete; only then
+does the upload become a job source (`"upload:<id>"`). Keys are
+`uploads/<username>/<id>/<filename>`, outside the watch prefix, so an upload never
+starts a drop job by itself. S3 cannot enforce a declared size in a presigned PUT
+(nor can moto enforce a signed content type), so completion checks both and
+removes an object that does not match.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib import storage
+from chalicelib.auth import Principal
+from chalicelib.config import settings
+from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.models import Upload, rfc3339, utcnow
+
+log = logging.getLogger("openencoder.uploads")
+
+PREFIX = "uploads/"
+SOURCE_SCHEME = "upload:"
+PENDING, COMPLETE, ABORTED = "pending", "complete", "aborted"
+MAX_PARTS = 1000  # keeps the answer (one URL per part) well under Lambda's 6 MB
+MAX_FILENAME_BYTES = 255
+_CONTENT_TYPE = re.compile(r"^(video|audio)/[a-z0-9][a-z0-9.+-]{0,80}$|^application/octet-stream$")
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def check_filename(filename: str) -> str:
+    name = filename.strip()
+    if not name or name in (".", "..") or _UNSAFE_NAME.search(name):
+        raise InvalidInput(
+            "filename must be a plain file name: no slashes, backslashes or control characters"
+        )
+    if len(name.encode()) > MAX_FILENAME_BYTES:
+        raise InvalidInput(f"filename is longer than {MAX_FILENAME_BYTES} bytes")
+    return name
+
+
+def check_content_type(content_type: str) -> str:
+    value = content_type.strip().lower()
+    if not _CONTENT_TYPE.match(value):
+        raise InvalidInput(
+            "content_type must be a video/* or audio/* type, or application/octet-stream"
+        )
+    return value
+
+
+def part_size_for(size: int) -> int:
+    """The configured part size, grown in whole MiB so no upload needs more than MAX_PARTS."""
+    mib = 1024 * 1024
+    needed = math.ceil(size / MAX_PARTS / mib) * mib
+    return max(settings().upload_part_size, needed)
+
+
+def _new_id() -> str:
+    from chalicelib.jobs import new_guid
+
+    return new_guid()
+
+
+def create(owner: str, filename: str, size: int, content_type: str) -> tuple[Upload, dict]:
+    """Record the upload and return it with where to send the bytes."""
+    s = settings()
+    filename = check_filename(filename)
+    content_type = check_content_type(content_type)
+    if not 1 <= size <= s.upload_max_bytes:
+        raise InvalidInput(f"size must be 1 to {s.upload_max_bytes} bytes")
+    upload_id = _new_id()
+    key = f"{PREFIX}{owner}/{upload_id}/{filename}"
+    seconds = s.upload_url_seconds
+    url_expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)
+    upload = Upload(
+        upload_id,
+        owner=owner,
+        bucket=s.input_bucket,
+        key=key,
+        filename=filename,
+        size=size,
+        content_type=content_type,
+        url_expires=url_expires,
+        expires=url_expires + timedelta(days=1),
+    )
+    where: dict[str, Any]
+    if size <= s.upload_single_max:
+        upload.method = "PUT"
+        params = {"Bucket": upload.bucket, "Key": key, "ContentType": content_type}
+        where = {
+            "url": storage.presign("put_object", params, seconds),
+            "headers": {"Content-Type": content_type},
+        }
+    else:
+        upload.method = "multipart"
+        part_size = part_size_for(size)
+        count = math.ceil(size / part_size)
+        started = storage.s3().create_multipart_upload(
+            Bucket=upload.bucket, Key=key, ContentType=content_type
+        )
+        upload.multipart_id = started["UploadId"]
+        upload.part_size, upload.part_count = part_size, count
+        base = {"Bucket": upload.bucket, "Key": key, "UploadId": upload.multipart_id}
+        urls = [
+            storage.presign("upload_part", {**base, "PartNumber": n}, seconds)
+            for n in range(1, count + 1)
+        ]
+        where = {
+            "part_size": part_size,
+            "parts": [{"part_number": n, "url": url} for n, url in enumerate(urls, start=1)],
+        }
+    upload.save(condition=Upload.id.does_not_exist())
+    return upload, where
+
+
+def get(upload_id: str, principal: Principal) -> Upload:
+    """An upload its owner (or an admin) may see; anyone else gets the same 404 as for none."""
+    if not re.fullmatch(r"[0-9a-v]{20}", upload_id or ""):
+        raise NotFound(f"no upload {upload_id!r}")
+    try:
+        upload = Upload.get(upload_id, consistent_read=True)
+    except Upload.DoesNotExist:
+        raise NotFound(f"no upload {upload_id!r}") from None
+    if upload.owner != principal.username and not principal.can("admin"):
+        raise NotFound(f"no upload {upload_id!r}")
+    return upload
+
+
+def _set_status(upload: Upload, status: str) -> None:
+    try:
+        upload.update(
+            actions=[
+                Upload.status.set(status),
+                Upload.updated.set(utcnow()),
+                Upload.expires.remove(),  # the record now names an object: keep it
+            ],
+            condition=Upload.status == PENDING,
+        )
+    except UpdateError:
+        current = Upload.get(upload.id, consistent_read=True)
+        raise Conflict(f"upload {upload.id} is already {current.status}") from None
+
+
+def _reject(upload: Upload, message: str) -> None:
+    """Remove what was written and end the upload: the client starts a new one."""
+    storage.delete([storage.S3Location(upload.bucket, upload.key)])
+    _set_status(upload, ABORTED)
+    raise InvalidInput(f"{message}; the upload was removed: start a new one")
+
+
+def _parse_parts(upload: Upload, parts: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    if not parts:
+        raise InvalidInput("parts are required for a multipart upload: [{part_number, etag}]")
+    numbers = sorted(int(p["part_number"]) for p in parts)
+    if numbers != list(range(1, int(upload.part_count) + 1)):
+        raise InvalidInput(
+            f"parts must be numbered 1 to {int(upload.part_count)}, each once (got {numbers})"
+        )
+    return [
+        {"PartNumber": int(p["part_number"]), "ETag": str(p["etag"])}
+        for p in sorted(parts, key=lambda p: int(p["part_number"]))
+    ]
+
+
+def complete(upload: Upload, parts: list[dict[str, Any]] | None) -> Upload:
+    """Finish the upload and check the object is what the client declared."""
+    from botocore.exceptions import ClientError
+
+    if upload.status != PENDING:
+        raise Conflict(f"upload {upload.id} is already {upload.status}")
+    s3 = storage.s3()
+    if upload.method == "multipart":
+        listed = _parse_parts(upload, parts)
+        try:
+            s3.complete_multipart_upload(
+                Bucket=upload.bucket,
+                Key=upload.key,
+                UploadId=upload.multipart_id,
+                MultipartUpload={"Parts": listed},
+            )
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "NoSuchUpload":
+                raise Conflict(f"upload {upload.id} was aborted or has expired") from None
+            raise InvalidInput(
+                f"S3 refused to assemble the parts ({code}): check every part was sent "
+                "and each etag is the ETag header its PUT answered"
+            ) from None
+    try:
+        head = s3.head_object(Bucket=upload.bucket, Key=upload.key)
+    except ClientError:
+        raise InvalidInput(
+            f"nothing was uploaded yet: PUT the file to the upload's url, then complete {upload.id}"
+        ) from None
+    size, content_type = int(head["ContentLength"]), head.get("ContentType", "")
+    if size != int(upload.size):
+        _reject(upload, f"{size} bytes arrived but {int(upload.size)} were declared")
+    if content_type.lower() != upload.content_type:
+        _reject(upload, f"sent as {content_type!r} but declared {upload.content_type!r}")
+    _set_status(upload, COMPLETE)
+    return Upload.get(upload.id, consistent_read=True)
+
+
+def abort(upload: Upload) -> Upload:
+    from botocore.exceptions import ClientError
+
+    if upload.status != PENDING:
+        raise Conflict(f"upload {upload.id} is already {upload.status}: only a pending one aborts")
+    s3 = storage.s3()
+    if upload.method == "multipart":
+        try:
+            s3.abort_multipart_upload(
+                Bucket=upload.bucket, Key=upload.key, UploadId=upload.multipart_id
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "NoSuchUpload":
+                raise
+    storage.delete([storage.S3Location(upload.bucket, upload.key)])  # a single PUT may have landed
+    _set_status(upload, ABORTED)
+    return Upload.get(upload.id, consistent_read=True)
+
+
+def resolve_source(source: str, owner: str, *, is_admin: bool = False) -> str:
+    """`upload:<id>` → the uploaded object's s3:// URI; any other source is returned as is."""
+    if not isinstance(source, str) or not source.startswith(SOURCE_SCHEME):
+        return source
+    upload_id = source[len(SOURCE_SCHEME) :].strip()
+    try:
+        upload = get(upload_id, Principal(username=owner, role="admin" if is_admin else "guest"))
+    except NotFound:
+        raise InvalidInput(f"no upload {upload_id!r} of yours: check the id") from None
+    if upload.status != COMPLETE:
+        raise InvalidInput(
+            f"upload {upload_id} is {upload.status}: "
+            f"POST /api/uploads/{upload_id}/complete before using it as a source"
+        )
+    return storage.S3Location(upload.bucket, upload.key).uri
+
+
+def public_view(upload: Upload) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": upload.id,
+        "key": upload.key,
+        "bucket": upload.bucket,
+        "source": f"{SOURCE_SCHEME}{upload.id}",
+        "status": upload.status,
+        "filename": upload.filename,
+        "size": int(upload.size),
+        "content_type": upload.content_type,
+        "method": upload.method,
+        "expires": rfc3339(upload.url_expires),
+        "owner": upload.owner,
+        "created": rfc3339(upload.created),
+    }
+    if upload.method == "multipart":
+        view["part_size"] = int(upload.part_size)
+        view["part_count"] = int(upload.part_count)
+    return view
