@@ -1,0 +1,174 @@
+"""ffmpeg argv for each step of a graph: split, chunk encode, audio, assemble, package, thumbnails.
+
+Pure builders: paths in, argv lists out (no shell, no I/O). Every input is
+read through the file protocol only; the runner adds the common prefix
+(`-nostdin`, `-progress`, ...) and the fence.
+
+Timestamps: pieces keep the source's own timestamps (`-copyts`), so a chunk is
+trimmed by absolute time on the source's timeline, half a frame before each
+seam: a frame belongs to exactly one chunk however the container rounds times.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from chalicelib.media.recipe import VideoRecipe
+
+# Demuxers a source may be read with (the same list the probe uses).
+SOURCE_DEMUXERS = (
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,mpegvideo,mxf,asf,ogg,"
+    "wav,mp3,aac,flac,h264,hevc,m4v,dv,gif,yuv4mpegpipe,ivf,w64,aiff"
+)
+PIECE_TAIL_SECONDS = 2.0  # copied past a seam: B-frames reorder, trim drops the rest
+
+
+def source_input(path: Path | str, *, start: float | None = None) -> list[str]:
+    seek = ["-ss", f"{start:.6f}"] if start else []
+    return ["-protocol_whitelist", "file", "-format_whitelist", SOURCE_DEMUXERS, *seek,
+            "-i", f"file:{path}"]  # fmt: skip
+
+
+def own_input(path: Path | str, *, copyts: bool = False) -> list[str]:
+    """An intermediate this system wrote itself (pieces, chunks, audio)."""
+    return [*(["-copyts"] if copyts else []), "-protocol_whitelist", "file", "-i", f"file:{path}"]
+
+
+def split_piece(
+    source: Path, start: float, end: float | None, out: Path, source_start: float = 0.0
+) -> list[str]:
+    """Stream-copy the video from the keyframe at or before `start` to a little past `end`.
+
+    An input seek with stream copy keeps the packets from the preceding
+    keyframe; `-copyts` keeps the source's timestamps so the encode can trim
+    by absolute time.
+    """
+    stop = [] if end is None else ["-to", f"{source_start + end + PIECE_TAIL_SECONDS:.6f}"]
+    return [
+        *source_input(source, start=start),
+        *stop,
+        "-map", "0:v:0", "-c", "copy", "-copyts", "-avoid_negative_ts", "disabled",
+        "-f", "matroska", f"file:{out}",
+    ]  # fmt: skip
+
+
+def _seam(seconds: float, fps: Fraction, source_start: float) -> float:
+    return source_start + seconds - float(1 / fps) / 2
+
+
+def encode_chunk(
+    piece: Path,
+    out: Path,
+    video: VideoRecipe,
+    *,
+    start: float,
+    end: float | None,
+    fps: Fraction,
+    source_start: float = 0.0,
+) -> list[str]:
+    """One rendition of one chunk, video only, frame-accurately trimmed; MP4 out."""
+    trim = "trim=start=" + f"{_seam(start, fps, source_start):.6f}" if start > 0 else "trim"
+    if end is not None:
+        trim += (":" if start > 0 else "=") + f"end={_seam(end, fps, source_start):.6f}"
+    chain = ",".join([trim, "setpts=PTS-STARTPTS", *video.filters])
+    return [
+        *own_input(piece, copyts=True),
+        "-map", "0:v:0", "-vf", chain, *video.args, "-an", "-sn", "-dn",
+        "-f", "mp4", f"file:{out}",
+    ]  # fmt: skip
+
+
+def encode_whole(source: Path, out: Path, video: VideoRecipe) -> list[str]:
+    """One rendition of the whole timeline (a graph with one chunk), from the source itself."""
+    chain = ",".join(video.filters) or "null"
+    return [
+        *source_input(source),
+        "-map", "0:v:0", "-vf", chain, *video.args, "-an", "-sn", "-dn",
+        "-f", "mp4", f"file:{out}",
+    ]  # fmt: skip
+
+
+def extract_audio(source: Path, out: Path) -> list[str]:
+    """The source's first audio stream, stream-copied (what the audio task downloads)."""
+    return [*source_input(source), "-map", "0:a:0", "-c", "copy", "-vn",
+            "-f", "matroska", f"file:{out}"]  # fmt: skip
+
+
+def encode_audio(source: Path, out: Path, audio_args: tuple[str, ...]) -> list[str]:
+    """The whole job's audio, once (per-chunk audio drifts and leaves priming gaps)."""
+    return [*own_input(source), "-map", "0:a:0", "-vn", *audio_args,
+            "-f", "mp4", f"file:{out}"]  # fmt: skip
+
+
+def concat_list(chunks: list[Path]) -> str:
+    """A concat demuxer script naming our own chunk files (never user input)."""
+    return "ffconcat version 1.0\n" + "".join(f"file '{p.name}'\n" for p in chunks)
+
+
+def join_video(list_file: Path, out: Path) -> list[str]:
+    """Chunks back into one video stream, by stream copy."""
+    return ["-protocol_whitelist", "file", "-f", "concat", "-safe", "1", "-i", f"file:{list_file}",
+            "-map", "0:v:0", "-c", "copy", "-f", "mp4", f"file:{out}"]  # fmt: skip
+
+
+def mux(video: Path, audio: Path | None, out: Path, container: str = "mp4") -> list[str]:
+    """Video and the job's audio into the progressive file; MP4s get faststart."""
+    inputs = own_input(video) + (own_input(audio) if audio else [])
+    maps = ["-map", "0:v:0"] + (["-map", "1:a:0"] if audio else [])
+    fmt = {"mp4": "mp4", "m4v": "mp4", "mov": "mov", "mkv": "matroska", "webm": "webm"}.get(
+        container, "mp4"
+    )
+    faststart = ["-movflags", "+faststart"] if fmt in ("mp4", "mov") else []
+    return [*inputs, *maps, "-c", "copy", *faststart, "-f", fmt, f"file:{out}"]
+
+
+def package_hls(
+    videos: list[tuple[str, Path]], audio: Path | None, segment_seconds: int, master_name: str
+) -> list[str]:
+    """CMAF (fMP4) segments and VOD media playlists per rendition, `<name>/index.m3u8`.
+
+    Run in the output folder. The master playlist ffmpeg writes is only read back
+    (for CODECS); `manifests.master_playlist` writes the published one.
+    """
+    inputs: list[str] = []
+    maps: list[str] = []
+    streams = []
+    for index, (name, path) in enumerate(videos):
+        inputs += own_input(path)
+        maps += ["-map", f"{index}:v:0"]
+        streams.append(f"v:{index},agroup:audio,name:{name}")
+    if audio is not None:
+        inputs += own_input(audio)
+        maps += ["-map", f"{len(videos)}:a:0"]
+        streams.append("a:0,agroup:audio,name:audio")
+    return [
+        *inputs, *maps, "-c", "copy",
+        "-f", "hls", "-hls_time", str(segment_seconds), "-hls_playlist_type", "vod",
+        "-hls_segment_type", "fmp4", "-hls_flags", "independent_segments",
+        "-hls_fmp4_init_filename", "init.mp4", "-hls_segment_filename", "%v/seg_%05d.m4s",
+        "-master_pl_name", master_name, "-var_stream_map", " ".join(streams), "%v/index.m3u8",
+    ]  # fmt: skip
+
+
+def thumbnails(
+    source: Path, every_seconds: int, width: int, count: int, sprite: bool, columns: int = 10
+) -> list[str]:
+    """`thumbnails/NNNN.jpg` every N seconds and, if asked, one `sprite.jpg` grid of them."""
+    rows = max(1, -(-count // columns))
+    graph = f"[0:v:0]fps=1/{every_seconds},scale={width}:-2"
+    outputs = ["-map", "[t]", "-start_number", "1", "-q:v", "4", "-f", "image2",
+               "thumbnails/%04d.jpg"]  # fmt: skip
+    if sprite:
+        graph += f",split=2[t][s];[s]tile={min(columns, count)}x{rows}[grid]"
+        outputs += ["-map", "[grid]", "-frames:v", "1", "-q:v", "4", "-update", "1",
+                    "-f", "image2", "thumbnails/sprite.jpg"]  # fmt: skip
+    else:
+        graph += "[t]"
+    return [*source_input(source), "-filter_complex", graph, *outputs]
+
+
+def poster(source: Path, at: float, height: int) -> list[str]:
+    return [*source_input(source, start=at), "-map", "0:v:0", "-frames:v", "1",
+            "-vf", f"scale=-2:{height}", "-q:v", "3", "-update", "1",
+            "-f", "image2", "thumbnails/poster.jpg"]  # fmt: skip

@@ -1,0 +1,193 @@
+"""The media work of each graph task, on local files: split, encode, audio, assemble, thumbnails.
+
+Each step takes a `Run` (argv, working folder, duration for progress) so the
+host decides how ffmpeg is spawned and fenced; this module knows nothing of
+queues, tables or buckets.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from chalicelib.media import argv, manifests
+from chalicelib.media.recipe import Recipe, VideoRecipe
+from chalicelib.probe import ffmpeg_exe, probe
+
+Run = Callable[[list[str], Path, "float | None"], None]
+FFMPEG_PREFIX = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning", "-y")
+HLS_MASTER_SCRATCH = "_ffmpeg_master.m3u8"
+
+
+class MediaFailed(Exception):
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+def local_run(args: list[str], cwd: Path, duration: float | None = None) -> None:
+    """A plain runner for tests and benches (the task runner uses the fenced one)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [ffmpeg_exe(), *FFMPEG_PREFIX, *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
+    )
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        tail = "\n".join(collections.deque(lines, maxlen=50))
+        raise MediaFailed(f"ffmpeg failed: {lines[-1] if lines else result.returncode}", tail)
+
+
+# --- the plan's steps -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seam:
+    """One chunk of the timeline, in seconds from the source's start."""
+
+    index: int
+    start: float
+    end: float | None
+
+
+def piece_name(index: int) -> str:
+    return f"piece-{index:04d}.mkv"
+
+
+def split(
+    source: Path, seams: list[Seam], out: Path, run: Run, source_start: float = 0.0
+) -> list[Path]:
+    """Stream-copy the source's video into one piece per chunk (no re-encode)."""
+    pieces = []
+    for seam in seams:
+        path = out / piece_name(seam.index)
+        run(argv.split_piece(source, seam.start, seam.end, path, source_start), out, None)
+        pieces.append(path)
+    return pieces
+
+
+def encode_chunk(
+    piece: Path,
+    out: Path,
+    video: VideoRecipe,
+    seam: Seam,
+    fps: Fraction,
+    run: Run,
+    source_start: float = 0.0,
+) -> Path:
+    args = argv.encode_chunk(piece, out, video, start=seam.start, end=seam.end, fps=fps,
+                             source_start=source_start)  # fmt: skip
+    length = (seam.end - seam.start) if seam.end is not None else None
+    run(args, out.parent, length)
+    return out
+
+
+def encode_audio(source: Path, out: Path, recipe: Recipe, run: Run, duration: float | None) -> Path:
+    assert recipe.audio_args is not None
+    run(argv.encode_audio(source, out, recipe.audio_args), out.parent, duration)
+    return out
+
+
+def join(chunks: list[Path], out: Path, run: Run) -> Path:
+    """Chunk files (in order) into one video stream by stream copy."""
+    listing = out.parent / f"{out.stem}.ffconcat"
+    listing.write_text(argv.concat_list(chunks))
+    run(argv.join_video(listing, out), out.parent, None)
+    listing.unlink()
+    return out
+
+
+@dataclass(frozen=True)
+class Packaged:
+    files: list[Path]  # every published file, under the output folder
+
+
+def assemble_single(video: Path, audio: Path | None, out: Path, container: str, run: Run) -> Path:
+    run(argv.mux(video, audio, out, container), out.parent, None)
+    return out
+
+
+def assemble_ladder(
+    videos: list[tuple[VideoRecipe, Path]],
+    audio: Path | None,
+    recipe: Recipe,
+    fps: Fraction,
+    out: Path,
+    run: Run,
+) -> list[Path]:
+    """Progressive MP4s, CMAF segments, master.m3u8 and manifest.mpd into `out`."""
+    ladder = recipe.ladder
+    assert ladder is not None
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if "mp4" in ladder.packaging:
+        for video, path in videos:
+            target = out / f"{video.name}.mp4"
+            run(argv.mux(path, audio, target), out, None)
+            written.append(target)
+    if {"hls", "dash"} & set(ladder.packaging):
+        named = [(video.name, path) for video, path in videos]
+        run(argv.package_hls(named, audio, ladder.segment_seconds, HLS_MASTER_SCRATCH), out, None)
+        (out / HLS_MASTER_SCRATCH).unlink(missing_ok=True)
+        variants = []
+        for video, path in videos:
+            info = probe(path, restricted=False)
+            assert info.video is not None
+            variants.append(
+                manifests.describe(
+                    out, video.name, info.video.width or 0, info.video.height or 0, fps
+                )
+            )
+        audio_variant = None
+        if audio is not None:
+            audio_variant = manifests.describe(out, "audio", 0, 0, fps)
+        if "hls" in ladder.packaging:
+            (out / "master.m3u8").write_text(manifests.master_playlist(variants, audio_variant))
+        if "dash" in ladder.packaging:
+            rate = ladder.audio.sample_rate if ladder.audio else None
+            (out / "manifest.mpd").write_text(manifests.mpd(variants, audio_variant, rate))
+        if "hls" not in ladder.packaging:
+            for playlist in out.glob("*/index.m3u8"):
+                playlist.unlink()
+        written += [p for p in out.rglob("*") if p.is_file() and p not in written]
+    return sorted(set(written))
+
+
+def thumbnails(
+    source: Path,
+    out: Path,
+    every: int,
+    width: int,
+    sprite: bool,
+    duration: float,
+    poster_height: int,
+    run: Run,
+) -> list[Path]:
+    """poster.jpg, NNNN.jpg every `every` s, sprite.jpg and sprite.vtt under out/thumbnails."""
+    folder = out / "thumbnails"
+    folder.mkdir(parents=True, exist_ok=True)
+    count = max(1, math.ceil(duration / every))  # fps=1/N makes frames at 0, N, 2N, ...
+    columns = min(10, count)
+    cells = columns * -(-count // columns)
+    run(argv.thumbnails(source, every, width, count, sprite, columns), out, duration)
+    run(argv.poster(source, round(duration * 0.1, 3), poster_height), out, None)
+    frames = sorted(folder.glob("[0-9][0-9][0-9][0-9].jpg"))
+    if not frames:
+        raise MediaFailed("no thumbnails were made")
+    if sprite:
+        info = probe(frames[0], restricted=False)
+        assert info.video is not None
+        w, h = info.video.width or width, info.video.height or 0
+        vtt = manifests.sprite_vtt(min(len(frames), cells), every, duration, w, h, columns)
+        (folder / "sprite.vtt").write_text(vtt)
+    return sorted(p for p in folder.iterdir() if p.is_file())
