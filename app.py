@@ -53,6 +53,19 @@ def login():
     return api.accounts.login(app.current_request)
 
 
+# --- dashboard (web pages, not API: excluded from the OpenAPI document) ----
+
+
+@app.route("/dashboard", methods=["GET"])
+def dashboard():
+    return api.dashboard.page()
+
+
+@app.route("/dashboard/assets/{version}/{name}", methods=["GET"])
+def dashboard_asset(version, name):
+    return api.dashboard.asset(version, name)
+
+
 # --- users ----------------------------------------------------------------
 
 

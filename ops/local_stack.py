@@ -172,6 +172,7 @@ class LocalStack:
         wait_for_http(f"http://127.0.0.1:{self.port}/api/health")
         self.facts = {
             "api": f"http://127.0.0.1:{self.port}/api",
+            "dashboard": f"http://127.0.0.1:{self.port}/dashboard",
             "aws_endpoint": f"http://127.0.0.1:{self.aws_port}",
             "region": s.region,
             "buckets": {"input": s.input_bucket, "output": s.output_bucket},
@@ -244,6 +245,7 @@ def main() -> int:
         print(
             "\nOpen Encoder is running.\n"
             f"  API:           {facts['api']}\n"
+            f"  Dashboard:     {facts['dashboard']}  (log in as the admin below)\n"
             f"  AWS endpoint:  {facts['aws_endpoint']}  (region {facts['region']})\n"
             f"  buckets:       input {facts['buckets']['input']}, "
             f"output {facts['buckets']['output']}\n"

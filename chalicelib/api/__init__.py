@@ -11,7 +11,17 @@ import importlib
 from types import ModuleType
 
 _SUBMODULES = frozenset(
-    {"accounts", "http", "jobs", "machines", "openapi", "presets", "schemas", "uploads"}
+    {
+        "accounts",
+        "dashboard",
+        "http",
+        "jobs",
+        "machines",
+        "openapi",
+        "presets",
+        "schemas",
+        "uploads",
+    }
 )
 
 

@@ -57,6 +57,8 @@ _PRESET_ID = _path_param("preset_id", {"type": "integer", "minimum": 1})
 _USER_ID = _path_param("user_id", {"type": "string"})
 _UPLOAD_ID = _path_param("upload_id", {"type": "string", "pattern": "^[0-9a-v]{20}$"})
 _MACHINE_ID = _path_param("machine_id", {"type": "integer", "minimum": 1})
+# Routes of the app that are web pages, not API operations: left out of the document.
+NON_API_PATHS = frozenset({"/dashboard", "/dashboard/assets/{version}/{name}"})
 _PAGING = [
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
     {"name": "count", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},

@@ -1,0 +1,260 @@
+// The dashboard shell: session, navigation by role, the status header and a
+// hash router (one served page, so the API needs only /dashboard and its assets).
+
+import * as api from "./api.js";
+import { button, clear, errorBox, h } from "./ui.js";
+import * as login from "./page-login.js";
+import * as jobs from "./page-jobs.js";
+import * as job from "./page-job.js";
+import * as newJob from "./page-new.js";
+import * as presets from "./page-presets.js";
+import * as machines from "./page-machines.js";
+import * as users from "./page-users.js";
+import * as webhooks from "./page-webhooks.js";
+
+const RANK = { guest: 0, operator: 1, admin: 2 };
+
+// [pattern, page module, nav label, least role]
+const ROUTES = [
+  [/^\/login$/, login, null, null],
+  [/^\/jobs$/, jobs, "Jobs", "guest"],
+  [/^\/jobs\/([0-9a-v]{1,20})$/, job, null, "guest"],
+  [/^\/new$/, newJob, "New job", "operator"],
+  [/^\/presets$/, presets, "Presets", "guest"],
+  [/^\/machines$/, machines, "Machines", "operator"],
+  [/^\/webhooks$/, webhooks, "Webhooks", "operator"],
+  [/^\/users$/, users, "Users", "admin"],
+];
+
+// Who is logged in, and what this server offers (optional routes are probed).
+export const session = {
+  user: null,
+  can(role) {
+    return Boolean(this.user) && RANK[this.user.role] >= RANK[role];
+  },
+  paths: {},
+  has(method, path) {
+    return Boolean(this.paths[`/api${path}`]?.[method.toLowerCase()]);
+  },
+};
+
+// One page's lifetime: its timers and requests end when the user navigates away.
+class PageContext {
+  constructor() {
+    this.controller = new AbortController();
+    this.timers = new Set();
+  }
+
+  get signal() {
+    return this.controller.signal;
+  }
+
+  get alive() {
+    return !this.controller.signal.aborted;
+  }
+
+  // Run `task` now and then every `ms` (one run at a time; paused while the tab is hidden).
+  every(ms, task) {
+    const tick = async () => {
+      if (!this.alive) return;
+      if (!document.hidden) {
+        try {
+          await task();
+        } catch (error) {
+          if (error.name !== "AbortError") console.warn("refresh failed:", error.message);
+        }
+      }
+      if (this.alive) this.timers.add(setTimeout(tick, ms));
+    };
+    return tick();
+  }
+
+  dispose() {
+    this.controller.abort();
+    for (const timer of this.timers) clearTimeout(timer);
+  }
+}
+
+let current = null;
+
+export function go(path) {
+  if (location.hash === `#${path}`) render();
+  else location.hash = `#${path}`;
+}
+
+async function loadSession() {
+  if (!api.token()) {
+    session.user = null;
+    return;
+  }
+  try {
+    session.user = (await api.get("/me")).user;
+  } catch (error) {
+    session.user = null;
+    if (error.status !== 401) throw error;
+    api.setToken(null);
+    return;
+  }
+}
+
+// What this server offers, from its OpenAPI document: pages and sections for
+// routes a server does not have yet (webhooks, uploads, task grids) stay hidden.
+async function loadFeatures() {
+  try {
+    const doc = await api.get("/openapi.json");
+    session.paths = doc.paths || {};
+  } catch {
+    session.paths = {};
+  }
+}
+
+export async function signIn(tokenValue) {
+  api.setToken(tokenValue);
+  await loadSession();
+  drawChrome();
+}
+
+function signOut(reason) {
+  api.setToken(null);
+  session.user = null;
+  drawChrome();
+  go(reason ? `/login?${new URLSearchParams({ reason })}` : "/login");
+}
+
+function visible(route) {
+  const [, module, label, role] = route;
+  if (!label || !session.can(role)) return false;
+  return module.feature ? session.has("get", module.feature) : true;
+}
+
+function drawChrome() {
+  const nav = document.getElementById("nav");
+  const here = location.hash.slice(1).split("?")[0];
+  clear(
+    nav,
+    session.user
+      ? h(
+          "ul",
+          null,
+          ROUTES.filter(visible).map(([pattern, , label]) => {
+            const path = pattern.source.replace(/^\^\\?|\$$/g, "").replace(/\\\//g, "/");
+            const active = here === path || (path === "/jobs" && here.startsWith("/jobs/"));
+            return h(
+              "li",
+              null,
+              h("a", { href: `#${path}`, "aria-current": active ? "page" : null }, label),
+            );
+          }),
+        )
+      : null,
+  );
+  const box = document.getElementById("session");
+  clear(
+    box,
+    session.user
+      ? [
+          h(
+            "span",
+            { class: "who" },
+            session.user.username,
+            " ",
+            h("span", { class: "role", dataset: { role: session.user.role } }, session.user.role),
+          ),
+          button("Log out", () => signOut(), { kind: "quiet" }),
+        ]
+      : null,
+  );
+  statusHeader();
+}
+
+// Queue depths and health, refreshed in the background on every page.
+let statusTimer = null;
+
+async function statusHeader() {
+  clearTimeout(statusTimer);
+  const box = document.getElementById("status");
+  if (!session.user) {
+    clear(box);
+    return;
+  }
+  const parts = [];
+  try {
+    const health = await api.get("/health");
+    const ok = health.message === "ok" || health.status === 200;
+    parts.push(h("span", { class: `pill ${ok ? "ok" : "bad"}`, id: "health" }, ok ? "API ok" : "API degraded"));
+  } catch (error) {
+    parts.push(h("span", { class: "pill bad", id: "health", title: error.message }, "API degraded"));
+  }
+  if (session.can("operator") && session.has("get", "/worker/queue")) {
+    try {
+      const { queues } = await api.get("/worker/queue");
+      for (const queue of queues || []) {
+        const name = String(queue.name).replace(/^openencoder-[^-]+-/, "");
+        parts.push(
+          h(
+            "span",
+            { class: "pill", dataset: { queue: name }, title: `${queue.in_flight ?? 0} in flight` },
+            `${name}: ${queue.depth}`,
+          ),
+        );
+      }
+    } catch {
+      // No queue route on this server (or not allowed): the header shows health only.
+    }
+  }
+  clear(box, parts);
+  statusTimer = setTimeout(statusHeader, 10000);
+}
+
+async function render() {
+  const [path, query = ""] = location.hash.slice(1).split("?");
+  const params = new URLSearchParams(query);
+  if (current) current.dispose();
+  current = new PageContext();
+  const main = document.getElementById("main");
+  if (!session.user && path !== "/login") {
+    go("/login");
+    return;
+  }
+  let route = ROUTES.find(([pattern]) => pattern.test(path));
+  const allowed = (r) => (!r[3] || session.can(r[3])) && (!r[1].feature || session.has("get", r[1].feature));
+  if (!route || !allowed(route)) {
+    go(session.user ? "/jobs" : "/login");
+    return;
+  }
+  if (path === "/login" && session.user) {
+    go("/jobs");
+    return;
+  }
+  const [pattern, module] = route;
+  const args = path.match(pattern).slice(1);
+  drawChrome();
+  clear(main);
+  try {
+    await module.render(main, { ctx: current, session, params, go, signIn }, ...args);
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    console.error(error);
+    main.append(errorBox(error));
+  }
+  document.title = `${main.querySelector("h1")?.textContent || "Open Encoder"} · Open Encoder`;
+  main.focus({ preventScroll: true });
+}
+
+api.onUnauthorized((message) => signOut(message));
+window.addEventListener("hashchange", render);
+
+async function start() {
+  try {
+    await Promise.all([loadSession(), loadFeatures()]);
+  } catch (error) {
+    clear(document.getElementById("main"), errorBox(error));
+    return;
+  }
+  drawChrome();
+  if (!location.hash) location.replace("#/jobs");
+  await render();
+  document.body.dataset.ready = "true";
+}
+
+start();

@@ -1,0 +1,229 @@
+// One job: its facts, source probe, phase timeline, task grid (chunked plans),
+// outputs with download links and a preview, the error, cancel and restart.
+
+import * as api from "./api.js";
+import {
+  TERMINAL,
+  badge,
+  button,
+  bytes,
+  clear,
+  dl,
+  errorBox,
+  h,
+  notify,
+  progressBar,
+  seconds,
+  table,
+  when,
+} from "./ui.js";
+
+// Each section redraws only when its data changed, so a playing <video> or a
+// focused button is not replaced by every refresh.
+function section(title, id) {
+  const body = h("div", { class: "section-body" });
+  const el = h("section", { class: "card", id, "aria-labelledby": `${id}-title`, hidden: true },
+    h("h2", { id: `${id}-title` }, title), body);
+  let drawn = null;
+  return {
+    el,
+    draw(data, build) {
+      const signature = JSON.stringify(data ?? null);
+      if (signature === drawn) return;
+      drawn = signature;
+      const content = data === null || data === undefined ? null : build(data);
+      el.hidden = !content;
+      clear(body, content);
+    },
+  };
+}
+
+function probeView(probe) {
+  const streams = probe.streams || [];
+  const scalars = Object.entries(probe).filter(([, v]) => v !== null && typeof v !== "object");
+  const keys = [...new Set(streams.flatMap((s) => Object.keys(s)))];
+  return [
+    dl(scalars.map(([k, v]) => [k.replace(/_/g, " "), k === "duration" ? seconds(v) : String(v)])),
+    streams.length
+      ? table("Streams", keys, streams.map((s) => keys.map((k) => (s[k] === undefined ? "" : String(s[k])))))
+      : null,
+  ];
+}
+
+function timeline(phases, status) {
+  const entries = Object.entries(phases || {})
+    .map(([name, at]) => [name, new Date(at)])
+    .sort((a, b) => a[1] - b[1]);
+  if (!entries.length) return null;
+  const finished = TERMINAL.includes(status);
+  return h(
+    "ol",
+    { class: "timeline" },
+    entries.map(([name, start], i) => {
+      const next = entries[i + 1]?.[1];
+      const running = !next && !finished;
+      return h(
+        "li",
+        { dataset: { phase: name }, class: running ? "current" : null, "aria-current": running ? "step" : null },
+        h("span", { class: "phase" }, name),
+        h("time", { datetime: start.toISOString() }, start.toLocaleTimeString()),
+        next ? h("span", { class: "took" }, seconds((next - start) / 1000)) : null,
+        running ? h("span", { class: "took" }, "now") : null,
+      );
+    }),
+  );
+}
+
+function taskGrid(tasks) {
+  return h(
+    "ol",
+    { class: "tasks", "aria-label": "Tasks" },
+    tasks.map((task) => {
+      const name = [task.kind, task.chunk != null ? `chunk ${task.chunk}` : null, task.rendition]
+        .filter((x) => x !== null && x !== undefined && x !== "")
+        .join(" · ");
+      return h(
+        "li",
+        { class: `task status-${task.status}`, title: `${name}: ${task.status}`, dataset: { status: task.status } },
+        h("span", { class: "task-name" }, name),
+        h("span", { class: "task-status" }, task.status),
+      );
+    }),
+  );
+}
+
+function outputsView(outputs) {
+  return h(
+    "ul",
+    { class: "outputs" },
+    outputs.map((output) => {
+      const name = String(output.key || "").split("/").pop();
+      const facts = [
+        output.codec,
+        output.width && output.height ? `${output.width}×${output.height}` : null,
+        output.duration ? seconds(output.duration) : null,
+        bytes(output.size),
+      ].filter(Boolean);
+      const playable = output.url && /\.mp4$/i.test(name);
+      return h(
+        "li",
+        { class: "output" },
+        h("p", null, h("strong", null, name), " ", h("span", { class: "muted" }, facts.join(" · "))),
+        h("p", { class: "muted key" }, output.key),
+        output.url
+          ? h("p", null, h("a", { href: output.url, class: "btn", download: name, rel: "noopener" }, `Download ${name}`),
+              output.url_expires ? h("span", { class: "muted" }, ` link valid until ${when(output.url_expires)}`) : null)
+          : null,
+        playable
+          ? h("video", { src: output.url, controls: true, preload: "metadata", class: "preview", "aria-label": `Preview of ${name}` })
+          : null,
+      );
+    }),
+  );
+}
+
+export async function render(main, { ctx, session }, id) {
+  const title = h("h1", null, `Job #${id}`);
+  const actions = h("div", { class: "actions" });
+  const problem = h("div");
+  const summary = section("Summary", "job-summary");
+  const plan = section("Plan", "job-plan");
+  const tasks = section("Tasks", "job-tasks");
+  const phases = section("Phases", "job-phases");
+  const probe = section("Source", "job-probe");
+  const outputs = section("Outputs", "job-outputs");
+  const failure = section("Error", "job-error");
+  main.append(
+    h("p", { class: "crumbs" }, h("a", { href: "#/jobs" }, "← Jobs")),
+    h("div", { class: "page-head" }, title, actions),
+    problem,
+    summary.el,
+    failure.el,
+    outputs.el,
+    phases.el,
+    plan.el,
+    tasks.el,
+    probe.el,
+  );
+
+  let job = null;
+  let actionsFor = null;
+  const act = async (verb) => {
+    try {
+      const answer = await api.post(`/jobs/${encodeURIComponent(id)}/${verb}`);
+      notify(`Job #${job.id}: ${answer.job_status}`);
+      await refresh();
+    } catch (error) {
+      notify(error.message, "error");
+    }
+  };
+
+  async function refresh() {
+    try {
+      const answer = await api.get(`/jobs/${encodeURIComponent(id)}`, { signal: ctx.signal });
+      job = answer.job || answer;
+      clear(problem);
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      clear(problem, errorBox(error));
+      return;
+    }
+    title.textContent = `Job #${job.id}`;
+    const finished = TERMINAL.includes(job.status);
+    summary.draw(
+      { status: job.status, progress: job.progress, preset: job.preset, source: job.source, dest: job.dest,
+        owner: job.owner, attempt: job.attempt, speed: job.speed, fps: job.fps, created: job.created_date, updated: job.updated_date },
+      (s) => [
+        h("div", { class: "summary-line" }, badge(s.status), progressBar(s.progress, `Progress of job ${job.id}`)),
+        dl([
+          ["Preset", s.preset],
+          ["Source", s.source],
+          ["Destination", s.dest],
+          ["Owner", s.owner],
+          ["Attempt", s.attempt],
+          ["Speed", s.speed],
+          ["Frames per second", s.fps],
+          ["Created", when(s.created)],
+          ["Updated", when(s.updated)],
+          ["Guid", job.guid],
+        ]),
+      ],
+    );
+    failure.draw(job.error, (e) => [
+      h("p", { class: "notice error", id: "error-message" }, e.message),
+      e.log ? h("details", { open: true }, h("summary", null, "ffmpeg output (last lines)"), h("pre", { class: "log" }, e.log)) : null,
+    ]);
+    outputs.draw(job.outputs?.length ? job.outputs.map(({ url_expires, ...o }) => ({ ...o, url: o.url?.split("?")[0] })) : null,
+      () => outputsView(job.outputs));
+    phases.draw({ phases: job.phases, finished }, () => timeline(job.phases, job.status));
+    const p = job.plan;
+    plan.draw(p || null, () => dl([
+      ["Mode", p.mode],
+      ["Chunks", p.chunks],
+      ["Renditions", p.renditions],
+      ["Tasks", p.tasks_total != null ? `${p.tasks_done ?? 0} of ${p.tasks_total} done` : null],
+      ["Estimate", p.estimate ? `${seconds(p.estimate.seconds)}${p.estimate.cost_usd != null ? `, $${Number(p.estimate.cost_usd).toFixed(4)}` : ""}` : null],
+    ]));
+    if (p && p.mode === "chunked") {
+      try {
+        const answer = await api.get(`/jobs/${encodeURIComponent(id)}/tasks`, { signal: ctx.signal });
+        tasks.draw(answer.items, taskGrid);
+      } catch (error) {
+        if (error.name === "AbortError") return;
+        tasks.draw(null); // no task route on this server: no grid
+      }
+    }
+    probe.draw(job.probe, probeView);
+    if (session.can("operator") && actionsFor !== job.status) {
+      actionsFor = job.status;
+      clear(
+        actions,
+        finished
+          ? button("Restart", () => act("restart"), { kind: "primary", dataset: { action: "restart" } })
+          : button("Cancel job", () => act("cancel"), { kind: "danger", dataset: { action: "cancel" } }),
+      );
+    }
+  }
+
+  await ctx.every(2000, refresh);
+}

@@ -1,0 +1,360 @@
+"""The dashboard in a real browser: Debian's chromium driven by Playwright, against the
+local stack over HTTP (moto's server, Chalice's local server, the pump and real ffmpeg).
+
+One stack and one browser serve every test here; each test gets a fresh browser
+context (its own sessionStorage). A failing test prints the page's console errors
+(pytest shows a test's captured output only when it fails). Screenshots of every
+page at 1280 and 390 px go to `.local/screenshots/` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from ops.local_stack import running
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / ".local" / "screenshots"
+CHROMIUM = os.environ.get("OE_CHROMIUM", "/usr/bin/chromium")
+# Offline and quiet: no first-run, sync, component or background network traffic.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WIDE = {"width": 1280, "height": 900}
+NARROW = {"width": 390, "height": 844}
+pytestmark = pytest.mark.slow
+
+
+# --- one local stack, one browser -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fake_do():
+    from tests.fake_digitalocean import FakeDigitalOcean
+
+    fake = FakeDigitalOcean("dashboard-do-token")
+    endpoint = fake.start()
+    yield fake, endpoint
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, fake_do) -> Iterator[dict[str, Any]]:
+    state = tmp_path_factory.mktemp("dashboard-stack")
+    fake, endpoint = fake_do
+    with (
+        (state / "stack.log").open("w") as log,
+        running(
+            state,
+            output=log,
+            OE_BCRYPT_ROUNDS="4",
+            ADMIN_USERNAME="boss",
+            DIGITALOCEAN_END_POINT=endpoint,
+            DIGITALOCEAN_TOKEN=fake.token,
+        ) as (_process, facts),
+    ):
+        yield {**facts, "state": state}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        # Fail loudly: a browser test that skips itself proves nothing.
+        pytest.fail(
+            f"chromium not found at {CHROMIUM}: apt-get install -y chromium (or set OE_CHROMIUM)",
+            pytrace=False,
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Any]:
+    context = browser.new_context(viewport=WIDE)
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on(
+        "console",
+        lambda m: (
+            problems.append(f"console.{m.type}: {m.text}")
+            if m.type in ("error", "warning")
+            else None
+        ),
+    )
+    tab.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    tab.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}"))
+    yield tab
+    # Shown only if the test failed.
+    print("\n--- browser console ---\n" + ("\n".join(problems) or "(no errors)"))
+    context.close()
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def admin(facts) -> tuple[str, str]:
+    return facts["admin"]["username"], facts["admin"]["password"]
+
+
+def api_token(facts, username: str, password: str) -> str:
+    r = requests.post(
+        f"{facts['api']}/login", json={"username": username, "password": password}, timeout=10
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["token"]
+
+
+def make_user(facts, username: str, role: str, password: str = "password-123") -> tuple[str, str]:
+    r = requests.post(
+        f"{facts['api']}/register", json={"username": username, "password": password}, timeout=10
+    )
+    assert r.status_code in (200, 409), r.text
+    if role != "guest":
+        auth = {"Authorization": f"Bearer {api_token(facts, *admin(facts))}"}
+        r = requests.put(
+            f"{facts['api']}/users/{username}", json={"role": role}, headers=auth, timeout=10
+        )
+        assert r.status_code == 200, r.text
+    return username, password
+
+
+def s3(facts):
+    return boto3.client("s3", endpoint_url=facts["aws_endpoint"], region_name=facts["region"],
+                        aws_access_key_id="x", aws_secret_access_key="y")  # fmt: skip
+
+
+def login(page, facts, username: str, password: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(facts["dashboard"])
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
+
+
+def shoot(page, name: str) -> None:
+    """The current page at both widths."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for label, size in (("1280", WIDE), ("390", NARROW)):
+        page.set_viewport_size(size)
+        page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
+    page.set_viewport_size(WIDE)
+
+
+# --- tests --------------------------------------------------------------------------
+
+
+def test_an_admin_logs_in_and_sees_every_page_in_the_menu(page, stack):
+    from playwright.sync_api import expect
+
+    # `make run` prints the dashboard's URL and records it with the other facts.
+    log = (Path(stack["state"]) / "stack.log").read_text()
+    assert stack["dashboard"] == stack["api"].removesuffix("/api") + "/dashboard"
+    assert f"Dashboard:     {stack['dashboard']}" in log
+
+    page.goto(stack["dashboard"])
+    expect(page).to_have_url(f"{stack['dashboard']}#/login")
+    shoot(page, "login")
+    page.get_by_label("Username").fill("boss")
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert").filter(has_text="invalid")).to_be_visible()
+    login(page, stack, *admin(stack))
+    nav = page.get_by_role("navigation", name="Main")
+    for name in ("Jobs", "New job", "Presets", "Machines", "Users"):
+        expect(nav.get_by_role("link", name=name, exact=True)).to_be_visible()
+    expect(page.locator("#health")).to_have_text("API ok")
+    # The token is kept for this tab only, never as a cookie.
+    assert page.context.cookies() == []
+    assert page.evaluate("sessionStorage.getItem('openencoder.token')").count(".") == 2
+
+
+def test_the_jobs_list_shows_live_status_filters_and_pages(page, stack, media):
+    from playwright.sync_api import expect
+
+    facts = stack
+    auth = {"Authorization": f"Bearer {api_token(facts, *admin(facts))}"}
+    s3(facts).upload_file(str(media["clip"]), facts["buckets"]["input"], "src/list.mp4")
+    made = []
+    for n in range(3):
+        body = {"preset": "h264_baseline_360p_600", "source": "s3:///src/list.mp4",
+                "dest": f"s3:///list/{n}/"}  # fmt: skip
+        r = requests.post(f"{facts['api']}/jobs", json=body, headers=auth, timeout=10)
+        made.append(r.json()["job"]["id"])
+    bad = {
+        "preset": "h264_baseline_360p_600",
+        "source": "s3:///src/missing.mp4",
+        "dest": "s3:///x/",
+    }
+    failing = requests.post(f"{facts['api']}/jobs", json=bad, headers=auth, timeout=10).json()
+    login(page, facts, *admin(facts))
+    row = page.locator(f'#jobs tr[data-job="{made[-1]}"]')
+    # Live: the row turns completed with a full bar without reloading the page.
+    expect(row.locator(".badge")).to_have_text("completed", timeout=120_000)
+    expect(row.locator("progress")).to_have_attribute("value", "100")
+    failed_row = page.locator(f'#jobs tr[data-job="{failing["job"]["id"]}"]')
+    expect(failed_row.locator(".badge")).to_have_text("error", timeout=60_000)
+    shoot(page, "jobs")
+    page.get_by_label("Status").select_option("error")
+    expect(page).to_have_url(f"{facts['dashboard']}#/jobs?status=error")
+    expect(failed_row).to_be_visible()
+    expect(page.locator("#jobs .badge").filter(has_text="completed")).to_have_count(0)
+    page.get_by_label("Status").select_option("")
+    expect(row).to_be_visible()
+
+
+def test_a_preset_with_a_refused_option_shows_the_servers_message_beside_the_field(page, stack):
+    from playwright.sync_api import expect
+
+    login(page, stack, *admin(stack))
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Presets").click()
+    expect(page.locator('tr[data-preset="h264_baseline_360p_600"]')).to_be_visible()
+    shoot(page, "presets")
+    page.get_by_role("button", name="New preset").click()
+    page.get_by_label("Name", exact=True).fill("sneaky")
+    page.get_by_label("ffmpeg options (JSON)").fill('{"raw": ["-i /etc/passwd", "-c:v libx264"]}')
+    page.get_by_role("button", name="Create preset").click()
+    data = page.get_by_label("ffmpeg options (JSON)")
+    expect(data).to_have_attribute("aria-invalid", "true")
+    message = page.locator(f"#{data.get_attribute('id')}-error")
+    expect(message).to_contain_text("-i")
+    expect(message).to_contain_text("not allowed")
+    shoot(page, "preset-refused")
+    # Fixed, it saves and appears in the list; then it is deactivated from the list.
+    data.fill('{"raw": ["-c:v libx264", "-crf 30", "-c:a aac"]}')
+    page.get_by_role("button", name="Create preset").click()
+    row = page.locator('tr[data-preset="sneaky"]')
+    expect(row.locator(".badge")).to_have_text("active")
+    row.get_by_role("button", name="Deactivate sneaky").click()
+    expect(row.locator(".badge")).to_have_text("inactive")
+    # A clash of names is about the name field.
+    page.get_by_role("button", name="New preset").click()
+    page.get_by_label("Name", exact=True).fill("sneaky")
+    page.get_by_role("button", name="Create preset").click()
+    name = page.get_by_label("Name", exact=True)
+    expect(page.locator(f"#{name.get_attribute('id')}-error")).to_contain_text("already exists")
+
+
+def test_a_guest_finds_no_operator_buttons(page, stack, media):
+    from playwright.sync_api import expect
+
+    facts = stack
+    auth = {"Authorization": f"Bearer {api_token(facts, *admin(facts))}"}
+    s3(facts).upload_file(str(media["clip"]), facts["buckets"]["input"], "src/guest.mp4")
+    body = {"preset": "h264_baseline_360p_600", "source": "s3:///src/guest.mp4", "dest": "s3:///g/"}
+    job = requests.post(f"{facts['api']}/jobs", json=body, headers=auth, timeout=10).json()["job"]
+    login(page, facts, *make_user(facts, "gina", "guest"))
+    expect(page.locator(".role")).to_have_text("guest")
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link")).to_have_text(["Jobs", "Presets"])
+    expect(page.locator(f'#jobs tr[data-job="{job["id"]}"]')).to_be_visible()
+    screens = {"jobs": "#/jobs", "job": f"#/jobs/{job['id']}", "presets": "#/presets"}
+    for name, route in screens.items():
+        page.goto(f"{facts['dashboard']}{route}")
+        expect(page.locator("main h1")).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        if name == "job":
+            expect(page.locator("#job-summary .badge")).to_be_visible()
+        if name == "presets":
+            expect(page.locator("tr[data-preset]").first).to_be_visible()
+        # The only buttons a guest sees are logging out and disclosure widgets.
+        assert page.locator("main button").count() == 0, page.locator(
+            "main button"
+        ).all_inner_texts()
+        expect(page.get_by_role("link", name="New job")).to_have_count(0)
+        shoot(page, f"guest-{name}")
+    # Operator pages are not reachable by typing their address either.
+    for route in ("#/new", "#/machines", "#/users", "#/webhooks"):
+        page.goto(f"{facts['dashboard']}{route}")
+        expect(page).to_have_url(f"{facts['dashboard']}#/jobs")
+
+
+def test_an_admin_changes_a_users_role_and_state(page, stack):
+    from playwright.sync_api import expect
+
+    make_user(stack, "olly", "guest")
+    login(page, stack, *admin(stack))
+    page.goto(f"{stack['dashboard']}#/users")
+    row = page.locator('tr[data-user="olly"]')
+    row.get_by_label("Role of olly").select_option("operator")
+    expect(page.get_by_role("status").filter(has_text="olly: role operator")).to_be_visible()
+    row.get_by_role("button", name="Deactivate olly").click()
+    expect(row.locator(".badge")).to_have_text("inactive")
+    shoot(page, "users")
+    auth = {"Authorization": f"Bearer {api_token(stack, *admin(stack))}"}
+    users = requests.get(f"{stack['api']}/users", headers=auth, timeout=10).json()["items"]
+    olly = next(u for u in users if u["username"] == "olly")
+    assert olly["role"] == "operator" and olly["active"] is False
+
+
+def test_an_operator_cancels_a_running_job_from_its_page(page, stack, tmp_path):
+    from playwright.sync_api import expect
+
+    from tests import media as make
+
+    facts = stack
+    # Long enough (a minute, upscaled to 1080p) that it is still encoding when cancelled.
+    clip = make.generate(tmp_path / "long.mp4", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24",
+                         "-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")  # fmt: skip
+    s3(facts).upload_file(str(clip), facts["buckets"]["input"], "src/long.mp4")
+    user = make_user(facts, "opal", "operator")
+    auth = {"Authorization": f"Bearer {api_token(facts, *user)}"}
+    body = {"preset": "h264_main_1080p_6000", "source": "s3:///src/long.mp4", "dest": "s3:///c/"}
+    job = requests.post(f"{facts['api']}/jobs", json=body, headers=auth, timeout=10).json()["job"]
+    login(page, facts, *user)
+    page.goto(f"{facts['dashboard']}#/jobs/{job['id']}")
+    expect(page.locator("#job-summary .badge")).to_have_text("encoding", timeout=60_000)
+    expect(page.locator('#job-phases li[data-phase="encoding"]')).to_be_visible()
+    shoot(page, "job-running")
+    page.get_by_role("button", name="Cancel job").click()
+    expect(page.locator("#job-summary .badge")).to_have_text("cancelled")
+    expect(page.get_by_role("button", name="Restart")).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel job")).to_have_count(0)
+    got = requests.get(f"{facts['api']}/jobs/{job['id']}", headers=auth, timeout=10).json()
+    assert got["status"] == "cancelled"
+
+
+def test_machines_show_droplets_with_cost_and_are_created_and_deleted(page, stack, fake_do):
+    from playwright.sync_api import expect
+
+    fake, _ = fake_do
+    login(page, stack, *admin(stack))
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Machines").click()
+    expect(page.get_by_text("No droplets are running.")).to_be_visible()
+    page.get_by_label("Region").select_option("nyc3")
+    page.get_by_label("Size").select_option("c-2")
+    page.get_by_label("How many").fill("2")
+    page.get_by_role("button", name="Create droplets").click()
+    rows = page.locator("tr[data-machine]")
+    expect(rows).to_have_count(2)
+    expect(page.locator("#machines-cost")).to_contain_text("2 droplet(s)")
+    expect(rows.first).to_contain_text("/h")
+    shoot(page, "machines")
+    page.once("dialog", lambda dialog: dialog.accept())
+    rows.first.get_by_role("button", name="Delete").click()
+    expect(rows).to_have_count(1)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete all droplets").click()
+    expect(page.get_by_text("No droplets are running.")).to_be_visible()
+    assert fake.droplets == {}
