@@ -1,8 +1,10 @@
-"""Preset data: parsing, safety checks and the ffmpeg argv it produces.
+"""Preset data: parsing, validation and the ffmpeg argv it produces.
 
 Two formats come from the original server: `{"raw": ["-c:v libx264", ...]}` and
 the structured ffmpeg-commander form `{"format", "video", "audio", "filter"}`.
-Everything here is pure: no I/O, no AWS, no Chalice.
+Both end as an argv that `allowlist.check_args` judges option by option, so the
+structured fields map onto the same table as raw options. Everything here is pure:
+no I/O, no AWS, no Chalice.
 """
 
 from __future__ import annotations
@@ -13,84 +15,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from chalicelib.allowlist import check_args
 from chalicelib.errors import InvalidInput
 
-# --- safety rules for raw options ------------------------------------------
-
-# Options that read or write something other than the job's own input and
-# output, or that would override how the encoder runs ffmpeg.
-DENIED_OPTIONS = frozenset(
-    {
-        "i", "attach", "dump_attachment", "report", "filter_script", "filter_complex_script",
-        "vstats", "vstats_file", "passlogfile", "sdp_file", "progress", "stdin", "nostdin",
-        "fpre", "vpre", "apre", "spre", "pre", "init_hw_device", "filter_hw_device",
-        "protocol_whitelist", "protocol_blacklist", "format_whitelist", "safe", "loglevel",
-        "v", "stats_enc_pre", "stats_enc_post", "stats_mux_pre", "dump", "hex", "debug_ts",
-        "benchmark_all", "hls_key_info_file", "key_info_file", "cookies", "headers",
-        "http_proxy", "rtsp_transport", "method", "auth_type",
-    }
-)  # fmt: skip
-# Filters that open files, sockets or command streams.
-DENIED_FILTERS = frozenset(
-    {
-        "movie", "amovie", "sendcmd", "asendcmd", "zmq", "azmq", "subtitles", "ass",
-        "frei0r", "frei0r_src", "ladspa", "lv2", "ocr", "signature", "vidstabdetect",
-        "vidstabtransform", "dnn_processing", "dnn_detect", "dnn_classify", "sr", "derain",
-        "arnndn", "lut3d", "lut1d", "cover_rect", "find_rect", "sofalizer", "program_opencl",
-        "openclsrc", "libplacebo",
-    }
-)  # fmt: skip
-# Muxers whose "file name" is itself a list of other outputs.
-DENIED_FORMATS = frozenset({"tee", "fifo"})
-FILTER_OPTIONS = frozenset({"vf", "af", "filter", "filter_complex", "lavfi"})
-_PROTOCOL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:(?!\d)")
-_OPTION = re.compile(r"^-(?![\d.])")
 _OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-%]{0,127}$")
-
-
-def _refuse(option: str, why: str) -> InvalidInput:
-    return InvalidInput(f"preset option {option!r} is not allowed: {why}")
-
-
-def _check_path_like(token: str, where: str) -> None:
-    if any(ch in token for ch in "\\\x00\n\r"):
-        raise _refuse(where, "backslashes and control characters are not accepted")
-    if ".." in token:
-        raise _refuse(where, "parent paths ('..') reach outside the job's own files")
-    if "://" in token or ":/" in token:
-        raise _refuse(where, "URLs and protocols reach outside the job's own files")
-    for piece in re.split(r"[=:,;'\"\[\]|]", token):
-        if piece.startswith(("/", "~")):
-            raise _refuse(where, "absolute paths reach outside the job's own files")
-    if _PROTOCOL.match(token) and "=" not in token.split(":", 1)[0]:
-        raise _refuse(where, "protocol prefixes reach outside the job's own files")
-
-
-def _check_filtergraph(graph: str, option: str) -> None:
-    for chain in re.split(r"[;,]", graph):
-        name = re.sub(r"^(\[[^\]]*\])+", "", chain.strip()).split("=", 1)[0].split("@", 1)[0]
-        if name.strip().lower() in DENIED_FILTERS:
-            raise _refuse(f"{option} {name}", "this filter opens files or command streams")
-
-
-def check_raw_options(args: list[str]) -> None:
-    """Refuse options that would read or write outside the job's own files."""
-    previous = ""
-    for token in args:
-        if _OPTION.match(token):
-            name = token[1:].split(":", 1)[0]
-            if name.startswith("/"):
-                raise _refuse(token, "options read from files are not accepted")
-            if name in DENIED_OPTIONS:
-                raise _refuse(token, "it reads or writes outside the job's own input and output")
-            previous = name
-            continue
-        _check_path_like(token, f"-{previous} {token}" if previous else token)
-        if previous in FILTER_OPTIONS:
-            _check_filtergraph(token, f"-{previous}")
-        if previous == "f" and token.lower() in DENIED_FORMATS:
-            raise _refuse(f"-f {token}", "this muxer writes to outputs of its own choosing")
-        previous = ""
 
 
 def split_raw(raw: list[str]) -> list[str]:
@@ -315,7 +243,7 @@ def _describe(exc: ValidationError) -> str:
 
 
 def parse_preset_data(data: str) -> PresetSpec:
-    """Parse and validate a preset's `data` JSON string; refuse unsafe options."""
+    """Parse a preset's `data` JSON string; every option must be on the allow-list."""
     try:
         document = json.loads(data)
     except (TypeError, ValueError) as exc:
@@ -325,14 +253,12 @@ def parse_preset_data(data: str) -> PresetSpec:
     try:
         if "raw" in document:
             raw = RawPreset.model_validate(document)
-            args = split_raw(raw.raw)
-            check_raw_options(args)
-            return PresetSpec(args=args)
+            return PresetSpec(args=check_args(split_raw(raw.raw)))
         structured = StructuredPreset.model_validate(document)
     except ValidationError as exc:
         raise InvalidInput(_describe(exc)) from None
     return PresetSpec(
-        args=structured_args(structured),
+        args=check_args(structured_args(structured)),
         two_pass=structured.video.encode_mode == "2",
         structured=True,
     )
