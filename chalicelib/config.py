@@ -73,6 +73,7 @@ class Settings:
     droplet_secret_file: str
     droplet_credentials_cache: str
     max_body_bytes: int
+    ffmpeg_max_seconds: int
     default_presets: tuple[str, ...]
     log_level: str
     log_format: str
@@ -173,6 +174,8 @@ def settings() -> Settings:
             "OE_DROPLET_CREDENTIALS_CACHE", "/run/openencoder/credentials.json"
         ),
         max_body_bytes=_int("OE_MAX_BODY_BYTES", 64 * 1024),
+        # Droplets: how long one ffmpeg run may take (0: derived from the encode estimate).
+        ffmpeg_max_seconds=_int("OE_FFMPEG_MAX_SECONDS", 0),
         default_presets=tuple(
             p.strip()
             for p in os.environ.get("OE_DEFAULT_PRESETS", "h264_baseline_360p_600").split(",")

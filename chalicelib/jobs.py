@@ -20,6 +20,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib import counters, queues
 from chalicelib.config import settings
 from chalicelib.errors import Conflict, InvalidInput, NotFound, Unavailable
+from chalicelib.ffmpeg import parse_preset_data
 from chalicelib.models import Job, SystemItem, connection, rfc3339, utcnow
 from chalicelib.presets import get_preset_by_name
 from chalicelib.storage import download_link, from_uri, parse_location
@@ -73,6 +74,12 @@ def create_job(
         raise InvalidInput(f"no preset named {preset!r}") from None
     if not chosen.active:
         raise InvalidInput(f"preset {preset!r} is not active")
+    try:
+        parse_preset_data(chosen.data)  # stored before today's allow-list? judge it again
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"preset {preset!r} no longer passes validation: {exc.message}; update the preset"
+        ) from None
     job = Job(
         counters.next_value("job-id"),
         guid=new_guid(),

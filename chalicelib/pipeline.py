@@ -25,7 +25,8 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from chalicelib import jobs, queues, storage
+from chalicelib import jobs, queues, sandbox, storage
+from chalicelib.errors import InvalidInput
 from chalicelib.ffmpeg import PresetSpec, parse_preset_data
 from chalicelib.jobs import (
     CANCELLED,
@@ -343,7 +344,7 @@ class JobRun:
     def _run(self) -> Outcome:
         assert self.job is not None and self.workdir is not None
         try:
-            spec = parse_preset_data(self.job.preset_snapshot["data"])
+            spec = self._preset()
             info = self._download_and_probe()
             self._check_budget(info, spec)
             self.advance("encoding", probe=info.summary())
@@ -367,6 +368,17 @@ class JobRun:
             return Outcome(self.job_id, ERROR, str(exc))
         except (PynamoDBException, OSError, Exception) as exc:  # noqa: BLE001
             return self._transient(exc)
+
+    def _preset(self) -> PresetSpec:
+        """The job's preset, judged again by today's allow-list before anything runs."""
+        assert self.job is not None
+        try:
+            return parse_preset_data(self.job.preset_snapshot["data"])
+        except InvalidInput as exc:
+            raise EncodeFailed(
+                f"preset {self.job.preset!r} no longer passes validation and was not run: "
+                f"{exc.message}; fix the preset, then restart the job"
+            ) from None
 
     def _download_and_probe(self) -> MediaInfo:
         assert self.job is not None and self.workdir is not None
@@ -409,23 +421,23 @@ class JobRun:
             log.info("job %s needs ~%.0f s, %.0f s left: handing off", self.job_id, needed, left)
             raise HandOff()
 
-    def _ffmpeg(self, args: list[str], duration: float | None, cwd: Path) -> None:
+    def _ffmpeg(self, args: list[str], duration: float | None, cwd: Path, seconds: float) -> None:
+        assert self.workdir is not None
         argv = [
             ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning",
-            "-progress", "pipe:1",
-            "-protocol_whitelist", "file", "-format_whitelist", ALLOWED_DEMUXERS,
+            "-progress", "pipe:1", *sandbox.INPUT_FENCE, "-format_whitelist", ALLOWED_DEMUXERS,
             "-i", f"file:{self.source_path}", *args,
         ]  # fmt: skip
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
-        self.process = subprocess.Popen(
+        self.process = process = sandbox.FencedProcess(
             argv,
             cwd=cwd,
-            stdin=subprocess.DEVNULL,
+            home=self.workdir / "home",
+            seconds=seconds,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             errors="replace",
-            start_new_session=True,  # so a kill reaches ffmpeg and anything it started
         )
         reader = threading.Thread(target=lambda: tail.extend(self.process.stderr), daemon=True)
         reader.start()
@@ -441,6 +453,12 @@ class JobRun:
         code = self.process.wait()
         reader.join(timeout=5)
         self.raise_if_stopped()
+        if process.timed_out:
+            raise EncodeFailed(
+                f"ffmpeg ran longer than its limit of {seconds:.0f} s and was stopped; "
+                "raise OE_FFMPEG_MAX_SECONDS or use a lighter preset",
+                "\n".join(line.rstrip() for line in tail if line.strip()),
+            )
         if code != 0:
             lines = [line.rstrip() for line in tail if line.strip()]
             last = lines[-1] if lines else f"exit code {code}"
@@ -458,15 +476,16 @@ class JobRun:
             )
         out = self.workdir / "out"
         output = self.job.preset_snapshot["output"]
+        seconds = sandbox.time_limit(self.deadline, estimate_encode_seconds(info, spec))
+        fence = sandbox.OUTPUT_FENCE
         if spec.two_pass:
             passlog = str(self.workdir / "passlog")
             first = [*spec.args, "-pass", "1", "-passlogfile", passlog, "-an", "-f", "null"]
-            self._ffmpeg([*first, os.devnull], info.duration, out)
-            self._ffmpeg(
-                [*spec.args, "-pass", "2", "-passlogfile", passlog, output], info.duration, out
-            )
+            self._ffmpeg([*first, *fence, os.devnull], info.duration, out, seconds)
+            second = [*spec.args, "-pass", "2", "-passlogfile", passlog, *fence, output]
+            self._ffmpeg(second, info.duration, out, seconds)
         else:
-            self._ffmpeg([*spec.args, output], info.duration, out)
+            self._ffmpeg([*spec.args, *fence, output], info.duration, out, seconds)
         self.progress.percent = 100.0
 
     def _upload(self) -> list[dict]:

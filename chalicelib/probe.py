@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
+
+from chalicelib import sandbox
 
 # Demuxers a source may be read with. Playlists and lists (hls, concat, ...)
 # name other files or URLs, so they are not on it.
@@ -119,15 +120,14 @@ def parse(stderr: str) -> MediaInfo:
 
 def probe(path: Path, *, restricted: bool = True) -> MediaInfo:
     """Describe a local file; only the file protocol and allowed demuxers are used."""
+    path = Path(path).resolve()  # ffmpeg runs in the file's folder
     argv = [ffmpeg_exe(), "-hide_banner", "-nostdin"]
     if restricted:
         argv += ["-protocol_whitelist", "file", "-format_whitelist", ALLOWED_DEMUXERS]
     argv += ["-i", f"file:{path}"]
     try:
-        result = subprocess.run(
-            argv, capture_output=True, text=True, timeout=_TIMEOUT_SECONDS, check=False
-        )
-    except subprocess.TimeoutExpired:
+        result = sandbox.run(argv, cwd=path.parent, seconds=_TIMEOUT_SECONDS)
+    except sandbox.DeadlineExceeded:
         raise MediaError(f"probing took over {_TIMEOUT_SECONDS} s") from None
     stderr = result.stderr
     if "Input #0" not in stderr:
@@ -147,11 +147,13 @@ def fill_video_bit_rate(path: Path, info: MediaInfo) -> MediaInfo:
     video = info.video
     if video is None or video.bit_rate or not info.duration:
         return info
+    path = Path(path).resolve()
     argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file",
             "-i", f"file:{path}", "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]  # fmt: skip
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=_TIMEOUT_SECONDS, check=False
-    )
+    try:
+        result = sandbox.run(argv, cwd=path.parent, seconds=_TIMEOUT_SECONDS)
+    except sandbox.DeadlineExceeded:
+        return info  # the bit rate is a nicety; a slow measure must not fail the job
     if match := _VIDEO_BYTES.search(result.stderr):
         video.bit_rate = int(int(match.group(1)) * 1024 * 8 / info.duration)
     return info
