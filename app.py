@@ -92,6 +92,11 @@ def create_preset():
     return api.presets.create(app.current_request)
 
 
+@app.route("/api/presets/validate", methods=["POST"], authorizer=jwt_auth)
+def validate_preset():
+    return api.presets.validate(app.current_request)
+
+
 @app.route("/api/presets", methods=["GET"], authorizer=jwt_auth)
 def list_presets():
     return api.presets.list_all(app.current_request)

@@ -95,12 +95,17 @@ def _conflict_on_name(exc: TransactWriteError, name: str) -> Conflict | None:
     return None
 
 
-def create_preset(payload: PresetInput, preset_id: int | None = None) -> Preset:
+def check_preset(payload: PresetInput) -> tuple[str, PresetSpec, str]:
+    """Every check `create_preset` makes before it writes: (name, spec, output name)."""
     if payload.name is None or payload.data is None:
         raise InvalidInput("a preset needs 'name' and 'data'")
     name = _check_name(payload.name)
     spec = parse_preset_data(payload.data)
-    output = check_output_name(payload.output or _default_output(name, spec))
+    return name, spec, check_output_name(payload.output or _default_output(name, spec))
+
+
+def create_preset(payload: PresetInput, preset_id: int | None = None) -> Preset:
+    name, _spec, output = check_preset(payload)
     preset = Preset(
         preset_id if preset_id is not None else counters.next_value("preset-id"),
         name=name,

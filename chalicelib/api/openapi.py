@@ -95,6 +95,12 @@ def document() -> dict[str, Any]:
             "get": _op("List presets"),
             "post": _op("Create a preset (operator)", body=schemas.PresetCreate),
         },
+        "/api/presets/validate": {
+            "post": _op(
+                "Check a preset as create would, saving nothing (operator)",
+                body=schemas.PresetCreate,
+            )
+        },
         "/api/presets/{preset_id}": {
             "get": _op("Get a preset", params=[_PRESET_ID]),
             "put": _op(

@@ -18,6 +18,19 @@ def create(request: Any, principal: Principal) -> Any:
     return {**presets.public_view(preset), "preset": presets.public_view(preset), "status": 200}
 
 
+@endpoint(role="operator")
+def validate(request: Any, principal: Principal) -> Any:
+    """Run create's checks and save nothing: 200 "valid" or the 400 create would give."""
+    body = parse_body(request, PresetCreate)
+    name, spec, output = presets.check_preset(presets.PresetInput(**body.model_dump()))
+    return {
+        "status": 200,
+        "message": "valid",
+        "preset": {"name": name, "output": output, "two_pass": spec.two_pass},
+        "args": spec.args,
+    }
+
+
 @endpoint(role="guest")
 def list_all(request: Any, principal: Principal) -> Any:
     items = [presets.public_view(p) for p in presets.list_presets()]
