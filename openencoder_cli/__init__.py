@@ -1,0 +1,1 @@
+"""The `openencoder` command line."""

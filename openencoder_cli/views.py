@@ -1,0 +1,108 @@
+"""How a job, its outputs and its failure are shown to people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.panel import Panel
+from rich.text import Text
+
+from openencoder_cli import output
+
+TERMINAL = frozenset({"completed", "error", "cancelled"})
+
+
+def plan_summary(job: dict[str, Any]) -> str:
+    plan = job.get("plan")
+    if not isinstance(plan, dict):
+        return ""
+    text = str(plan.get("mode") or "")
+    if plan.get("mode") == "chunked":
+        text += f", {plan.get('chunks', '?')} chunks"
+    if plan.get("tasks_total"):
+        text += f", tasks {plan.get('tasks_done', 0)}/{plan['tasks_total']}"
+    return text
+
+
+def resolution(item: dict[str, Any]) -> str:
+    width, height = item.get("width"), item.get("height")
+    return f"{width}x{height}" if width and height else ""
+
+
+def show_job(job: dict[str, Any]) -> None:
+    probe = job.get("probe") or {}
+    output.fields(
+        [
+            ("job", f"{job.get('id')}  ({job.get('guid')})"),
+            ("status", job.get("status")),
+            ("progress", output.percent(job.get("progress"))),
+            ("preset", job.get("preset")),
+            ("source", job.get("source")),
+            ("dest", job.get("dest")),
+            ("owner", job.get("owner")),
+            ("attempt", job.get("attempt")),
+            ("fps / speed", _speed(job)),
+            ("plan", plan_summary(job)),
+            ("source media", _probe(probe)),
+            ("created", job.get("created_date")),
+            ("updated", job.get("updated_date")),
+        ]
+    )
+    if job.get("outputs"):
+        show_outputs(job["outputs"])
+    if job.get("error"):
+        show_failure(job)
+
+
+def _speed(job: dict[str, Any]) -> str:
+    parts = []
+    if job.get("fps"):
+        parts.append(f"{job['fps']:.0f} fps")
+    if job.get("speed"):
+        parts.append(str(job["speed"]))
+    return ", ".join(parts)
+
+
+def _probe(probe: dict[str, Any]) -> str:
+    if not probe:
+        return ""
+    bits = [str(probe["container"])] if probe.get("container") else []
+    for stream in probe.get("streams") or []:
+        bits.append(" ".join(filter(None, [str(stream.get("codec") or ""), resolution(stream)])))
+    if probe.get("duration"):
+        bits.append(output.seconds(probe["duration"]))
+    return ", ".join(b for b in bits if b)
+
+
+def show_outputs(items: list[dict[str, Any]]) -> None:
+    """Each output on one line, its link (long, presigned) in full on the next."""
+    output.out.print(Text("outputs", style="bold"))
+    for item in items:
+        facts = [
+            output.size(item.get("size")),
+            output.seconds(item.get("duration")),
+            resolution(item),
+            str(item.get("codec") or ""),
+        ]
+        line = Text("  ")
+        line.append(str(item.get("key")), style="cyan")
+        line.append("  " + "  ".join(f for f in facts if f))
+        output.out.print(line)
+        if item.get("url"):
+            output.out.print(Text(f"    {item['url']}"), soft_wrap=True)
+
+
+def show_failure(job: dict[str, Any]) -> None:
+    """The job's error message and the tail of ffmpeg's log, on stderr."""
+    error = job.get("error") or {}
+    status = job.get("status")
+    if status == "cancelled" and not error:
+        output.err.print(f"job {job.get('id')} was cancelled", style="yellow")
+        return
+    message = error.get("message") or f"the job ended {status}"
+    output.err.print(Text.assemble(("job ", "red"), (str(job.get("id")), "red bold"),
+                                   (" failed: ", "red"), message))  # fmt: skip
+    tail = (error.get("log") or "").strip()
+    if tail:
+        output.err.print(Panel(Text(tail), title="ffmpeg log (last lines)", title_align="left",
+                               border_style="dim", expand=False))  # fmt: skip

@@ -1,0 +1,165 @@
+"""Following jobs until they end: one live progress bar per job, Ctrl-C offers to cancel."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.prompt import Confirm
+
+from openencoder_cli import output
+from openencoder_cli.client import Api, ApiError
+from openencoder_cli.views import TERMINAL
+
+POLL_SECONDS = 1.0
+_PHASE_STYLE = {"completed": "green", "error": "red", "cancelled": "yellow"}
+
+
+def job_bars() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.fields[phase]}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[chunks]}"),
+        TimeElapsedColumn(),
+        console=output.err,
+        refresh_per_second=8,
+    )
+
+
+class ChunkCounter:
+    """'chunks done/total' of a chunked job, from its tasks (or its plan's counts)."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.tasks_route = True
+
+    def text(self, job: dict[str, Any]) -> str:
+        plan = job.get("plan")
+        if not isinstance(plan, dict) or plan.get("mode") != "chunked":
+            return ""
+        if self.tasks_route and job.get("status") not in TERMINAL:
+            try:
+                tasks = self.api.get(f"/jobs/{job['id']}/tasks").get("items") or []
+            except ApiError:
+                self.tasks_route = False  # a server without the route: use the plan's counts
+            else:
+                chunks = [t for t in tasks if t.get("chunk") is not None]
+                if chunks:
+                    done = sum(1 for t in chunks if t.get("status") in ("completed", "done"))
+                    return f"chunks {done}/{len(chunks)}"
+        if plan.get("tasks_total"):
+            return f"tasks {plan.get('tasks_done', 0)}/{plan['tasks_total']}"
+        return f"{plan.get('chunks', '?')} chunks"
+
+
+def _rate(job: dict[str, Any]) -> str:
+    bits = []
+    if job.get("fps"):
+        bits.append(f"{float(job['fps']):.0f} fps")
+    if job.get("speed"):
+        bits.append(str(job["speed"]))
+    return " ".join(bits)
+
+
+def _phase(status: str) -> str:
+    style = _PHASE_STYLE.get(status, "cyan")
+    return f"[{style}]{status:<11}[/]"
+
+
+def follow(
+    api: Api, jobs: list[dict[str, Any]], labels: dict[int, str], finals: dict[int, dict]
+) -> dict[int, dict]:
+    """Poll every job until it ends; `finals` collects each job's last view as it ends."""
+    chunks = ChunkCounter(api)
+    if not output.err.is_terminal:
+        return _follow_plainly(api, jobs, labels, finals)
+    with job_bars() as bars:
+        ids: dict[int, TaskID] = {
+            job["id"]: bars.add_task(
+                labels[job["id"]], total=100, phase=_phase(job["status"]), rate="", chunks=""
+            )
+            for job in jobs
+        }
+        while len(finals) < len(jobs):
+            for job_id, task in ids.items():
+                if job_id in finals:
+                    continue
+                view = api.get(f"/jobs/{job_id}")
+                status = view.get("status", "?")
+                done = 100.0 if status == "completed" else float(view.get("progress") or 0)
+                bars.update(task, completed=done, phase=_phase(status), rate=_rate(view),
+                            chunks=chunks.text(view))  # fmt: skip
+                if status in TERMINAL:
+                    finals[job_id] = view
+            if len(finals) < len(jobs):
+                time.sleep(POLL_SECONDS)
+    return finals
+
+
+def _follow_plainly(
+    api: Api, jobs: list[dict[str, Any]], labels: dict[int, str], finals: dict[int, dict]
+) -> dict[int, dict]:
+    """Not a terminal (a log, a pipe): one line whenever a job's status changes."""
+    seen: dict[int, str] = {}
+    while len(finals) < len(jobs):
+        for job in jobs:
+            if job["id"] in finals:
+                continue
+            view = api.get(f"/jobs/{job['id']}")
+            status = view.get("status", "?")
+            if seen.get(job["id"]) != status:
+                seen[job["id"]] = status
+                output.err.print(
+                    f"{labels[job['id']]}: {status} {output.percent(view.get('progress'))}"
+                )
+            if status in TERMINAL:
+                finals[job["id"]] = view
+        if len(finals) < len(jobs):
+            time.sleep(POLL_SECONDS)
+    return finals
+
+
+def follow_or_cancel(
+    api: Api, jobs: list[dict[str, Any]], labels: dict[int, str]
+) -> tuple[dict[int, dict], bool]:
+    """Follow the jobs; on Ctrl-C ask whether to cancel the unfinished ones.
+
+    Returns the last views of the jobs and whether every job was followed to its end.
+    """
+    finals: dict[int, dict] = {}
+    try:
+        return follow(api, jobs, labels, finals), True
+    except KeyboardInterrupt:
+        pass
+    running = [job["id"] for job in jobs if job["id"] not in finals]
+    output.err.print()
+    try:
+        cancel = Confirm.ask(
+            f"Cancel {len(running)} unfinished job(s) ({', '.join(map(str, running))})?",
+            console=output.err,
+            default=False,
+        )
+    except (EOFError, KeyboardInterrupt):
+        cancel = False
+    if not cancel:
+        for job_id in running:
+            output.err.print(f"job {job_id} keeps running: `openencoder jobs watch {job_id}`")
+        return finals, False
+    for job_id in running:
+        try:
+            api.post(f"/jobs/{job_id}/cancel")
+        except ApiError as exc:  # it may have ended meanwhile (409 says how)
+            output.err.print(f"job {job_id}: {exc.api_message}")
+        finals[job_id] = api.get(f"/jobs/{job_id}")
+    return finals, True

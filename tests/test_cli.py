@@ -1,0 +1,264 @@
+"""`openencoder` (openencoder_cli/) against the real local stack over HTTP.
+
+One stack serves the whole module. The CLI runs as the installed console script in
+a child process, with its config folder isolated (XDG_CONFIG_HOME) and its working
+folder a "checkout" whose `.local/stack.json` the stack wrote, as after `make run`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from ops.local_stack import free_port, running
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.slow
+OPENENCODER = Path(sys.executable).parent / "openencoder"
+UNSAFE_PRESET = {"name": "sneaky", "data": {"raw": ["-i /etc/passwd", "-c:v libx264"]}}
+
+
+@pytest.fixture(scope="module")
+def fake_do():
+    from tests.fake_digitalocean import FakeDigitalOcean
+
+    fake = FakeDigitalOcean("cli-do-token")
+    endpoint = fake.start()
+    yield fake, endpoint
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, fake_do):
+    checkout = tmp_path_factory.mktemp("checkout")
+    fake, endpoint = fake_do
+    with (
+        (checkout / "stack.log").open("w") as log,
+        running(checkout / ".local", output=log, OE_BCRYPT_ROUNDS="4", ADMIN_USERNAME="boss",
+                DIGITALOCEAN_END_POINT=endpoint, DIGITALOCEAN_TOKEN=fake.token) as (_, facts),
+    ):  # fmt: skip
+        yield {"facts": facts, "checkout": checkout}
+
+
+class Cli:
+    """Runs the `openencoder` script; each test gets its own config folder."""
+
+    def __init__(self, stack: dict, config_home: Path) -> None:
+        self.facts, self.checkout, self.config_home = stack["facts"], stack["checkout"], config_home
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OE_", "AWS_"))}
+        env.update(XDG_CONFIG_HOME=str(self.config_home), COLUMNS="200", **extra)
+        return env
+
+    def __call__(self, *args: str, cwd: Path | None = None, **env: str):
+        return subprocess.run(
+            [str(OPENENCODER), *args], cwd=cwd or self.checkout, env=self.env(**env),
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+
+    def api(self, method: str, path: str, **kwargs):
+        admin = self.facts["admin"]
+        token = requests.post(f"{self.facts['api']}/login", timeout=10, json={
+            "username": admin["username"], "password": admin["password"]}).json()["token"]  # fmt: skip
+        return requests.request(method, f"{self.facts['api']}{path}", timeout=30,
+                                headers={"Authorization": f"Bearer {token}"}, **kwargs)  # fmt: skip
+
+
+@pytest.fixture
+def cli(stack, tmp_path) -> Cli:
+    return Cli(stack, tmp_path / "config")
+
+
+def ok(result) -> str:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def refused(result, code: int = 1) -> str:
+    """A failure: the expected exit code and one readable line, never a traceback."""
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.startswith("error: "), result.stderr
+    return result.stderr
+
+
+# --- where and who ---------------------------------------------------------------
+
+
+def test_inside_a_checkout_after_make_run_the_next_command_just_works(cli):
+    out = ok(cli("presets", "list"))
+    assert "h264_baseline_360p_600" in out and "webm_vp9_720p_3000" in out
+    # It logged in as the stack's admin and kept the token privately for next time.
+    path = cli.config_home / "openencoder" / "config.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    saved = json.loads(path.read_text())["sessions"][cli.facts["api"]]
+    assert saved["username"] == "boss" and saved["token"].count(".") == 2
+
+
+def test_login_keeps_the_token_for_commands_run_anywhere(cli, tmp_path):
+    admin = cli.facts["admin"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = ok(cli("login", "--api", cli.facts["api"], "-u", admin["username"],
+                 cwd=elsewhere, OE_PASSWORD=admin["password"]))  # fmt: skip
+    assert "logged in" in out and "admin" in out
+    path = cli.config_home / "openencoder" / "config.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text())["current"] == cli.facts["api"]
+    assert "h264_main_720p_3000" in ok(cli("presets", "list", cwd=elsewhere))
+    assert "logged out" in ok(cli("logout", cwd=elsewhere))
+    assert "not logged in" in refused(cli("presets", "list", cwd=elsewhere), 2)
+
+
+def test_oe_api_and_oe_token_override_the_saved_login(cli, tmp_path):
+    token = cli.api("GET", "/me").request.headers["Authorization"].split()[1]
+    env = {"OE_API": cli.facts["api"], "OE_TOKEN": token}
+    assert json.loads(ok(cli("jobs", "list", "--json", cwd=tmp_path, **env)))["count"] >= 0
+    assert not (cli.config_home / "openencoder").exists()  # nothing saved
+    message = refused(cli("jobs", "list", cwd=tmp_path, **{**env, "OE_TOKEN": "not-a-token"}))
+    assert "HTTP 401" in message
+
+
+def test_an_unreachable_api_is_exit_2_with_one_line(cli, tmp_path):
+    message = refused(cli("jobs", "list", cwd=tmp_path, OE_API=f"http://127.0.0.1:{free_port()}/api",
+                          OE_TOKEN="x"), 2)  # fmt: skip
+    assert "cannot reach the API" in message and len(message.strip().splitlines()) == 1
+
+
+def test_a_restarted_stack_is_logged_in_to_again(cli):
+    ok(cli("presets", "list"))
+    path = cli.config_home / "openencoder" / "config.json"
+    document = json.loads(path.read_text())
+    document["sessions"][cli.facts["api"]]["token"] = (
+        "eyJhbGciOiJIUzI1NiJ9.e30.c3RhbGU"  # signed by an older key
+    )
+    path.write_text(json.dumps(document))
+    ok(cli("jobs", "list"))
+    assert (
+        json.loads(path.read_text())["sessions"][cli.facts["api"]]["token"]
+        != "eyJhbGciOiJIUzI1NiJ9.e30.c3RhbGU"
+    )
+
+
+# --- output ------------------------------------------------------------------------
+
+
+def test_json_prints_exactly_the_apis_json(cli):
+    for args, path in [
+        (("presets", "list"), "/presets"),
+        (("presets", "show", "1"), "/presets/1"),
+        (("jobs", "list", "--count", "5"), "/jobs?count=5"),
+        (("users", "list"), "/users"),
+    ]:
+        assert json.loads(ok(cli(*args, "--json"))) == cli.api("GET", path).json(), args
+    # The root option works too.
+    assert json.loads(ok(cli("--json", "presets", "list")))["count"] >= 5
+
+
+def test_api_errors_are_one_line_with_the_apis_message(cli):
+    message = refused(cli("jobs", "show", "424242"))
+    assert message.strip() == "error: no job '424242' (HTTP 404)"
+
+
+# --- presets -------------------------------------------------------------------------
+
+
+def test_a_bad_preset_file_gives_the_servers_400_message(cli, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(UNSAFE_PRESET))
+    server = cli.api("POST", "/presets/validate",
+                     json={**UNSAFE_PRESET, "data": json.dumps(UNSAFE_PRESET["data"])}).json()  # fmt: skip
+    assert server["status"] == 400
+    for command in ("create", "validate"):
+        message = refused(cli("presets", command, "--file", str(bad)))
+        assert message.strip() == f"error: {server['message']} (HTTP 400)", command
+    # A file that is not JSON at all is judged by the server too.
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"name": "x", ')
+    assert "not valid JSON" in refused(cli("presets", "validate", "--file", str(broken)))
+    assert "sneaky" not in ok(cli("presets", "list"))
+
+
+def test_presets_are_validated_created_updated_and_shown(cli, tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"name": "cli_540p", "description": "CRF 22 at 540p",
+                                "output": "video.mp4",
+                                "data": {"raw": ["-vf scale=-2:540", "-c:v libx264", "-crf 22"]}}))  # fmt: skip
+    out = ok(cli("presets", "validate", "--file", str(good)))
+    assert "valid" in out and "libx264" in out
+    assert "cli_540p" not in ok(cli("presets", "list"))  # validating saved nothing
+    created = json.loads(ok(cli("presets", "create", "--file", str(good), "--json")))
+    assert created["preset"]["name"] == "cli_540p"
+    ok(cli("presets", "update", "cli_540p", "--inactive", "--description", "off for now"))
+    shown = json.loads(ok(cli("presets", "show", str(created["preset"]["id"]), "--json")))["preset"]
+    assert shown["active"] is False and shown["description"] == "off for now"
+    assert "-crf 22" in ok(cli("presets", "show", "cli_540p"))
+
+
+# --- jobs --------------------------------------------------------------------------------
+
+
+def test_a_failed_job_is_exit_1_with_its_error(cli):
+    body = {
+        "preset": "h264_baseline_360p_600",
+        "source": "s3:///nowhere/missing.mp4",
+        "dest": "s3:///cli/missing/",
+    }
+    job = cli.api("POST", "/jobs", json=body).json()["job"]
+    result = cli("jobs", "watch", str(job["id"]))
+    assert result.returncode == 1, result.stdout + result.stderr
+    error = cli.api("GET", f"/jobs/{job['id']}").json()["error"]["message"]
+    assert f"job {job['id']} failed" in result.stderr and error in " ".join(result.stderr.split())
+    assert "error" in ok(cli("jobs", "show", str(job["id"])))
+    assert "restarting" in ok(cli("jobs", "restart", str(job["id"])))
+    wait_until(lambda: cli.api("GET", f"/jobs/{job['id']}").json()["status"] == "error", 60,
+               "the restarted job to fail again")  # fmt: skip
+    assert "no job" in refused(cli("jobs", "cancel", "424242"))
+
+
+# --- machines and users -------------------------------------------------------------------
+
+
+def test_machines_come_and_go(cli, fake_do):
+    fake, _ = fake_do
+    assert "nyc3" in ok(cli("machines", "regions"))
+    assert "c-2" in ok(cli("machines", "sizes"))
+    created = json.loads(ok(cli("machines", "create", "--region", "nyc3", "--size", "c-2",
+                                "--count", "2", "--json")))["machine"]  # fmt: skip
+    listed = ok(cli("machines", "list"))
+    assert all(str(m["id"]) in listed for m in created)
+    assert json.loads(ok(cli("machines", "pricing", "--json")))["count"] == 2
+    ok(cli("machines", "delete", str(created[0]["id"])))
+    assert "ID or --all" in refused(cli("machines", "delete"), 2)
+    ok(cli("machines", "delete", "--all", "--yes"))
+    assert fake.droplets == {}
+    assert "region" in refused(cli("machines", "create", "--region", "mars1", "--size", "c-2"))
+
+
+def test_users_get_roles_and_are_deactivated(cli):
+    r = requests.post(f"{cli.facts['api']}/register", timeout=10,
+                      json={"username": "cli-ana", "password": "a-long-password"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert "operator" in ok(cli("users", "set-role", "cli-ana", "operator"))
+    assert "deactivated" in ok(cli("users", "deactivate", "cli-ana"))
+    listed = {u["username"]: u for u in json.loads(ok(cli("users", "list", "--json")))["items"]}
+    assert listed["cli-ana"]["role"] == "operator" and listed["cli-ana"]["active"] is False
+    assert cli("users", "set-role", "cli-ana", "emperor").returncode == 2  # usage: not a role
+
+
+def test_health_needs_no_login(cli, tmp_path):
+    out = ok(cli("health", cwd=tmp_path, OE_API=cli.facts["api"]))
+    assert "ok" in out
+
+
+def test_the_script_is_installed_in_the_venv():
+    assert OPENENCODER.exists() and shutil.which("openencoder", path=str(OPENENCODER.parent))
