@@ -57,167 +57,44 @@ def _refuse(what: str, why: str) -> Refused:
 
 # --- value grammars shared by several entries ---------------------------------------------
 
-VIDEO_ENCODERS = (
-    "libx264",
-    "libx265",
-    "libvpx",
-    "libvpx-vp9",
-    "libaom-av1",
-    "libsvtav1",
-    "mpeg4",
-    "mjpeg",
-    "png",
-    "copy",
-)
-AUDIO_ENCODERS = (
-    "aac",
-    "libopus",
-    "libmp3lame",
-    "libvorbis",
-    "flac",
-    "alac",
-    "ac3",
-    "eac3",
-    "pcm_s16le",
-    "pcm_s24le",
-    "copy",
-)
+# fmt: off
+VIDEO_ENCODERS = ("libx264", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1", "mpeg4",
+                  "mjpeg", "png", "copy")
+AUDIO_ENCODERS = ("aac", "libopus", "libmp3lame", "libvorbis", "flac", "alac", "ac3", "eac3",
+                  "pcm_s16le", "pcm_s24le", "copy")
 SUBTITLE_ENCODERS = ("mov_text", "webvtt", "copy")
-MUXERS = (
-    "mp4",
-    "mov",
-    "ipod",
-    "webm",
-    "matroska",
-    "mpegts",
-    "hls",
-    "dash",
-    "mp3",
-    "adts",
-    "ogg",
-    "opus",
-    "flac",
-    "wav",
-    "image2",
-    "null",
-)
-PIXEL_FORMATS = (
-    "yuv420p",
-    "yuvj420p",
-    "yuv422p",
-    "yuv444p",
-    "yuv420p10le",
-    "yuv422p10le",
-    "yuv444p10le",
-    "yuv420p12le",
-    "nv12",
-    "p010le",
-    "gray",
-    "gray10le",
-    "rgb24",
-    "rgba",
-    "yuva420p",
-)
-SAMPLE_RATES = (
-    "8000",
-    "11025",
-    "12000",
-    "16000",
-    "22050",
-    "24000",
-    "32000",
-    "44100",
-    "48000",
-    "88200",
-    "96000",
-    "192000",
-)
+MUXERS = ("mp4", "mov", "ipod", "webm", "matroska", "mpegts", "hls", "dash", "mp3", "adts", "ogg",
+          "opus", "flac", "wav", "image2", "null")
+PIXEL_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le",
+                 "yuv444p10le", "yuv420p12le", "nv12", "p010le", "gray", "gray10le", "rgb24",
+                 "rgba", "yuva420p")
+SAMPLE_RATES = ("8000", "11025", "12000", "16000", "22050", "24000", "32000", "44100", "48000",
+                "88200", "96000", "192000")
 SAMPLE_FORMATS = ("u8", "s16", "s32", "flt", "dbl", "u8p", "s16p", "s32p", "fltp", "dblp")
-COLOR_PRIMARIES = (
-    "bt709",
-    "bt470m",
-    "bt470bg",
-    "smpte170m",
-    "smpte240m",
-    "film",
-    "bt2020",
-    "smpte428",
-    "smpte431",
-    "smpte432",
-    "unknown",
-)
-COLOR_TRC = (
-    "bt709",
-    "gamma22",
-    "gamma28",
-    "smpte170m",
-    "smpte240m",
-    "linear",
-    "iec61966-2-1",
-    "bt2020-10",
-    "bt2020-12",
-    "smpte2084",
-    "arib-std-b67",
-    "unknown",
-)
-COLORSPACES = (
-    "bt709",
-    "fcc",
-    "bt470bg",
-    "smpte170m",
-    "smpte240m",
-    "ycgco",
-    "bt2020nc",
-    "bt2020c",
-    "unknown",
-)
+COLOR_PRIMARIES = ("bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020",
+                   "smpte428", "smpte431", "smpte432", "unknown")
+COLOR_TRC = ("bt709", "gamma22", "gamma28", "smpte170m", "smpte240m", "linear", "iec61966-2-1",
+             "bt2020-10", "bt2020-12", "smpte2084", "arib-std-b67", "unknown")
+COLORSPACES = ("bt709", "fcc", "bt470bg", "smpte170m", "smpte240m", "ycgco", "bt2020nc", "bt2020c",
+               "unknown")
+# fmt: on
 LEVEL = Grammar(
     "a codec level such as 3.0, 4.1 or 41",
     lambda v: bool(re.fullmatch(r"[1-7](\.[0-3])?|[1-7][0-3]|1b", v)),
 )
-X264_PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-)
-TUNES = (
-    "film",
-    "animation",
-    "grain",
-    "stillimage",
-    "fastdecode",
-    "zerolatency",
-    "psnr",
-    "ssim",
-    "0",
-    "1",
-    "2",
-)
-VIDEO_PROFILES = (
-    "baseline",
-    "constrained_baseline",
-    "main",
-    "high",
-    "high10",
-    "high422",
-    "high444",
-    "main10",
-    "main12",
-    "main422-10",
-    "main444-8",
-    "mainstillpicture",
-    "0",
-    "1",
-    "2",
-    "3",
-)
+# fmt: off
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow", "placebo")
+# fmt: on
+# fmt: off
+TUNES = ("film", "animation", "grain", "stillimage", "fastdecode", "zerolatency", "psnr", "ssim",
+         "0", "1", "2")
+# fmt: on
+# fmt: off
+VIDEO_PROFILES = ("baseline", "constrained_baseline", "main", "high", "high10", "high422",
+                  "high444", "main10", "main12", "main422-10", "main444-8", "mainstillpicture",
+                  "0", "1", "2", "3")
+# fmt: on
 VIDEO_BITRATE = bitrate(200e6)
 AUDIO_BITRATE = bitrate(1.5e6)
 TIME_LIST = Grammar(
@@ -306,52 +183,16 @@ _X26X_COMMON: dict[str, Grammar] = {
     "threads": integer(0, MAX_THREADS),
     "lookahead-threads": integer(0, MAX_THREADS),
 }
-_X26X_BOOLEANS = (
-    "open-gop",
-    "repeat-headers",
-    "aud",
-    "annexb",
-    "weightb",
-    "intra-refresh",
-    "psy",
-    "mbtree",
-    "cabac",
-    "8x8dct",
-    "fast-pskip",
-    "dct-decimate",
-    "mixed-refs",
-    "chroma-me",
-    "interlaced",
-    "tff",
-    "bff",
-    "fake-interlaced",
-    "sliced-threads",
-    "force-cfr",
-    "stitchable",
-    "filler",
-    "cutree",
-    "hrd",
-    "info",
-    "sao",
-    "wpp",
-    "rect",
-    "amp",
-    "strong-intra-smoothing",
-    "limit-modes",
-    "hdr10",
-    "hdr10-opt",
-    "hdr-opt",
-    "idr-recovery-sei",
-    "b-intra",
-    "tskip",
-    "hist-scenecut",
-    "high-tier",
-    "b-pyramid",
-    "cu-lossless",
-    "constrained-intra",
-    "temporal-layers",
-    "allow-non-conformance",
-)
+# fmt: off
+_X26X_BOOLEANS = ("open-gop", "repeat-headers", "aud", "annexb", "weightb", "intra-refresh", "psy",
+                  "mbtree", "cabac", "8x8dct", "fast-pskip", "dct-decimate", "mixed-refs",
+                  "chroma-me", "interlaced", "tff", "bff", "fake-interlaced", "sliced-threads",
+                  "force-cfr", "stitchable", "filler", "cutree", "hrd", "info", "sao", "wpp",
+                  "rect", "amp", "strong-intra-smoothing", "limit-modes", "hdr10", "hdr10-opt",
+                  "hdr-opt", "idr-recovery-sei", "b-intra", "tskip", "hist-scenecut", "high-tier",
+                  "b-pyramid", "cu-lossless", "constrained-intra", "temporal-layers",
+                  "allow-non-conformance")
+# fmt: on
 X264_PARAMS = ParamTable(
     "x264-params",
     {
@@ -556,24 +397,11 @@ COLOR = Grammar(
         re.fullmatch(r"([A-Za-z]{3,20}|(#|0x)[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?)(@\d(\.\d+)?)?", v)
     ),
 )
-SWS_FLAGS = flags(
-    "fast_bilinear",
-    "bilinear",
-    "bicubic",
-    "experimental",
-    "neighbor",
-    "area",
-    "bicublin",
-    "gauss",
-    "sinc",
-    "lanczos",
-    "spline",
-    "print_info",
-    "accurate_rnd",
-    "full_chroma_int",
-    "full_chroma_inp",
-    "bitexact",
-)
+# fmt: off
+SWS_FLAGS = flags("fast_bilinear", "bilinear", "bicubic", "experimental", "neighbor", "area",
+                  "bicublin", "gauss", "sinc", "lanczos", "spline", "print_info", "accurate_rnd",
+                  "full_chroma_int", "full_chroma_inp", "bitexact")
+# fmt: on
 RANGES = one_of("auto", "unknown", "full", "limited", "jpeg", "mpeg", "tv", "pc")
 MATRICES = one_of("auto", "bt601", "bt470", "smpte170m", "bt709", "fcc", "smpte240m", "bt2020")
 _SPEED = re.compile(r"^(?:(\d+(?:\.\d+)?)\*PTS|PTS\*(\d+(?:\.\d+)?)|PTS/(\d+(?:\.\d+)?))$")
@@ -606,15 +434,11 @@ class FilterRule:
     summary: str = ""
 
 
-def _f(
-    name: str,
-    kind: str,
-    summary: str,
-    params: dict[str, Grammar] | None = None,
-    positional: tuple[str, ...] = (),
-    **aliases: str,
-) -> FilterRule:
-    return FilterRule(name, kind, params or {}, positional, aliases, summary)
+def _f(name: str, kind: str, summary: str, positional: str = "",
+       params: dict[str, Grammar] | None = None, aliases: str = "") -> FilterRule:  # fmt: skip
+    """One filter: bare values fill `positional` in ffmpeg's option order; aliases 'a=b c=d'."""
+    renames = dict(pair.split("=") for pair in aliases.split())
+    return FilterRule(name, kind, params or {}, tuple(positional.split()), renames, summary)
 
 
 _DEINT_MODE = either(
@@ -630,396 +454,135 @@ _DB = Grammar(
     lambda v: bool(re.fullmatch(r"[+-]?\d{1,2}(\.\d+)?dB", v)) and -60 <= float(v[:-2]) <= 30,
 )
 _SAMPLE_RATE = one_of(*SAMPLE_RATES)
-
-FILTERS: dict[str, FilterRule] = {
-    rule.name: rule
-    for rule in (
-        _f(
-            "scale",
-            "video",
-            "resize",
-            {
-                "w": SCALE_W,
-                "h": SCALE_H,
-                "flags": SWS_FLAGS,
-                "interl": integer(-1, 1),
-                "size": frame_size(),
-                "in_range": RANGES,
-                "out_range": RANGES,
-                "in_color_matrix": MATRICES,
-                "out_color_matrix": MATRICES,
-                "force_original_aspect_ratio": either(
-                    integer(0, 2), one_of("disable", "decrease", "increase")
-                ),
-                "force_divisible_by": integer(1, 256),
-                "reset_sar": boolean(),
-                "eval": one_of("init", "frame"),
-            },
-            ("w", "h", "flags", "interl", "size"),
-            width="w",
-            height="h",
-            s="size",
-        ),
-        _f(
-            "crop",
-            "video",
-            "cut a rectangle out",
-            {
-                "w": expression(SIZE_NAMES, -MAX_WIDTH, MAX_WIDTH, "width"),
-                "h": expression(SIZE_NAMES, -MAX_HEIGHT, MAX_HEIGHT, "height"),
-                "x": OFFSET,
-                "y": OFFSET,
-                "keep_aspect": boolean(),
-                "exact": boolean(),
-            },
-            ("w", "h", "x", "y", "keep_aspect", "exact"),
-            out_w="w",
-            out_h="h",
-        ),
-        _f(
-            "pad",
-            "video",
-            "add borders",
-            {
-                "w": expression(SIZE_NAMES, 0, MAX_WIDTH, "width"),
-                "h": expression(SIZE_NAMES, 0, MAX_HEIGHT, "height"),
-                "x": OFFSET,
-                "y": OFFSET,
-                "color": COLOR,
-                "eval": one_of("init", "frame"),
-                "aspect": ratio(10),
-            },
-            ("w", "h", "x", "y", "color", "eval", "aspect"),
-            width="w",
-            height="h",
-        ),
-        _f(
-            "fps",
-            "video",
-            "change the frame rate (same duration)",
-            {
-                "fps": either(frame_rate(), one_of("source_fps")),
-                "round": one_of("zero", "inf", "down", "up", "near"),
-                "eof_action": one_of("round", "pass"),
-            },
-            ("fps",),
-        ),
-        _f(
-            "format",
-            "video",
-            "convert the pixel format",
-            {
-                "pix_fmts": listed(
-                    one_of(*PIXEL_FORMATS),
-                    "|",
-                    "pixel formats separated by '|': " + ", ".join(PIXEL_FORMATS),
-                ),
-            },
-            ("pix_fmts",),
-        ),
-        _f(
-            "setsar",
-            "video",
-            "set the sample aspect ratio",
-            {"sar": ratio(100), "max": integer(1, 1000)},
-            ("sar", "max"),
-            r="sar",
-            ratio="sar",
-        ),
-        _f(
-            "setdar",
-            "video",
-            "set the display aspect ratio",
-            {"dar": ratio(100), "max": integer(1, 1000)},
-            ("dar", "max"),
-            r="dar",
-            ratio="dar",
-        ),
-        _f(
-            "yadif",
-            "video",
-            "deinterlace",
-            {"mode": _DEINT_MODE, "parity": _PARITY, "deint": _DEINT},
-            ("mode", "parity", "deint"),
-        ),
-        _f(
-            "bwdif",
-            "video",
-            "deinterlace",
-            {
-                "mode": either(integer(0, 1), one_of("send_frame", "send_field")),
-                "parity": _PARITY,
-                "deint": _DEINT,
-            },
-            ("mode", "parity", "deint"),
-        ),
-        _f(
-            "hqdn3d",
-            "video",
-            "denoise",
-            {
-                k: number(0, 100)
-                for k in ("luma_spatial", "chroma_spatial", "luma_tmp", "chroma_tmp")
-            },
-            ("luma_spatial", "chroma_spatial", "luma_tmp", "chroma_tmp"),
-        ),
-        _f(
-            "nlmeans",
-            "video",
-            "denoise (non-local means)",
-            {
-                "s": number(1, 30),
-                "p": integer(1, 15),
-                "pc": integer(0, 15),
-                "r": integer(1, 31),
-                "rc": integer(0, 31),
-            },
-            ("s", "p", "pc", "r", "rc"),
-        ),
-        _f(
-            "removegrain",
-            "video",
-            "denoise",
-            {f"m{i}": integer(0, 24) for i in range(4)},
-            ("m0", "m1", "m2", "m3"),
-        ),
-        _f(
-            "vaguedenoiser",
-            "video",
-            "denoise (wavelets)",
-            {
-                "threshold": number(0, 1000),
-                "method": either(integer(0, 2), one_of("hard", "soft", "garrote")),
-                "nsteps": integer(1, 32),
-                "percent": number(0, 100),
-                "planes": integer(0, 15),
-                "type": either(integer(0, 1), one_of("universal", "bayes")),
-            },
-            ("threshold", "method", "nsteps", "percent", "planes", "type"),
-        ),
-        _f(
-            "unsharp",
-            "video",
-            "sharpen or blur",
-            {
-                "luma_msize_x": _MSIZE,
-                "luma_msize_y": _MSIZE,
-                "luma_amount": _AMOUNT,
-                "chroma_msize_x": _MSIZE,
-                "chroma_msize_y": _MSIZE,
-                "chroma_amount": _AMOUNT,
-                "alpha_msize_x": _MSIZE,
-                "alpha_msize_y": _MSIZE,
-                "alpha_amount": _AMOUNT,
-            },
-            (
-                "luma_msize_x",
-                "luma_msize_y",
-                "luma_amount",
-                "chroma_msize_x",
-                "chroma_msize_y",
-                "chroma_amount",
-                "alpha_msize_x",
-                "alpha_msize_y",
-                "alpha_amount",
-            ),
-            lx="luma_msize_x",
-            ly="luma_msize_y",
-            la="luma_amount",
-            cx="chroma_msize_x",
-            cy="chroma_msize_y",
-            ca="chroma_amount",
-            ax="alpha_msize_x",
-            ay="alpha_msize_y",
-            aa="alpha_amount",
-        ),
-        _f(
-            "transpose",
-            "video",
-            "rotate by 90 degrees",
-            {
-                "dir": either(
-                    integer(0, 7), one_of("cclock_flip", "clock", "cclock", "clock_flip")
-                ),
-                "passthrough": one_of("none", "portrait", "landscape"),
-            },
-            ("dir", "passthrough"),
-        ),
-        _f("hflip", "video", "mirror left-right"),
-        _f("vflip", "video", "mirror top-bottom"),
-        _f(
-            "deband",
-            "video",
-            "remove banding",
-            {
-                **{f"{i}thr": number(0.00003, 0.5) for i in range(1, 5)},
-                "range": integer(-64, 64),
-                "direction": number(-6.2832, 6.2832),
-                "blur": boolean(),
-                "coupling": boolean(),
-            },
-            ("1thr", "2thr", "3thr", "4thr", "range", "direction", "blur", "coupling"),
-            r="range",
-            d="direction",
-            b="blur",
-            c="coupling",
-        ),
-        _f(
-            "deshake",
-            "video",
-            "stabilize (no motion file)",
-            {
-                "x": integer(-1, MAX_WIDTH),
-                "y": integer(-1, MAX_HEIGHT),
-                "w": integer(-1, MAX_WIDTH),
-                "h": integer(-1, MAX_HEIGHT),
-                "rx": integer(0, 64),
-                "ry": integer(0, 64),
-                "edge": either(integer(0, 3), one_of("blank", "original", "clamp", "mirror")),
-                "blocksize": integer(4, 128),
-                "contrast": integer(1, 255),
-                "search": either(integer(0, 1), one_of("exhaustive", "less")),
-            },
-            ("x", "y", "w", "h", "rx", "ry", "edge", "blocksize", "contrast", "search"),
-        ),
-        _f(
-            "deflicker",
-            "video",
-            "remove flicker",
-            {
-                "size": integer(2, 129),
-                "mode": one_of("am", "gm", "hm", "qm", "cm", "pm", "median"),
-                "bypass": boolean(),
-            },
-            ("size", "mode", "bypass"),
-            s="size",
-            m="mode",
-        ),
-        _f(
-            "dejudder",
-            "video",
-            "remove judder from telecined content",
-            {"cycle": integer(2, 240)},
-            ("cycle",),
-        ),
-        _f(
-            "eq",
-            "video",
-            "brightness, contrast, saturation, gamma",
-            {
-                "contrast": number(-1000, 1000),
-                "brightness": number(-1, 1),
-                "saturation": number(0, 3),
-                "gamma": number(0.1, 10),
-                "gamma_r": number(0.1, 10),
-                "gamma_g": number(0.1, 10),
-                "gamma_b": number(0.1, 10),
-                "gamma_weight": number(0, 1),
-                "eval": one_of("init", "frame"),
-            },
-            (
-                "contrast",
-                "brightness",
-                "saturation",
-                "gamma",
-                "gamma_r",
-                "gamma_g",
-                "gamma_b",
-                "gamma_weight",
-                "eval",
-            ),
-        ),
-        _f("setpts", "video", "restart or speed up timestamps", {"expr": SETPTS}, ("expr",)),
-        _f(
-            "volume",
-            "audio",
-            "change the volume",
-            {
-                "volume": either(number(0, 10), _DB),
-                "precision": one_of("fixed", "float", "double"),
-            },
-            ("volume", "precision"),
-        ),
-        _f(
-            "loudnorm",
-            "audio",
-            "EBU R128 loudness normalization (no stats file)",
-            {
-                "I": number(-70, -5),
-                "LRA": number(1, 50),
-                "TP": number(-9, 0),
-                "measured_I": number(-99, 0),
-                "measured_LRA": number(0, 99),
-                "measured_TP": number(-99, 99),
-                "measured_thresh": number(-99, 0),
-                "offset": number(-99, 99),
-                "linear": boolean(),
-                "dual_mono": boolean(),
-                "print_format": one_of("none", "json", "summary"),
-            },
-            (
-                "I",
-                "LRA",
-                "TP",
-                "measured_I",
-                "measured_LRA",
-                "measured_TP",
-                "measured_thresh",
-                "offset",
-                "linear",
-                "dual_mono",
-                "print_format",
-            ),
-            i="I",
-            lra="LRA",
-            tp="TP",
-            measured_i="measured_I",
-            measured_lra="measured_LRA",
-            measured_tp="measured_TP",
-        ),
-        _f(
-            "aresample",
-            "audio",
-            "resample",
-            {
-                "sample_rate": _SAMPLE_RATE,
-                "osr": _SAMPLE_RATE,
-                "async": integer(0, 1000),
-                "resampler": one_of("swr", "soxr"),
-            },
-            ("sample_rate",),
-            out_sample_rate="osr",
-        ),
-        _f(
-            "aformat",
-            "audio",
-            "convert sample format, rate, channel layout",
-            {
-                "sample_fmts": listed(
-                    one_of(*SAMPLE_FORMATS), "|", "sample formats separated by '|'"
-                ),
-                "sample_rates": listed(_SAMPLE_RATE, "|", "sample rates separated by '|'"),
-                "channel_layouts": listed(
-                    one_of("mono", "stereo", "2.1", "5.1", "5.1(side)", "7.1"),
-                    "|",
-                    "channel layouts separated by '|': mono, stereo, 2.1, 5.1, 7.1",
-                ),
-            },
-            ("sample_fmts", "sample_rates", "channel_layouts"),
-            f="sample_fmts",
-            r="sample_rates",
-            cl="channel_layouts",
-        ),
-        _f(
-            "acontrast",
-            "audio",
-            "simple audio dynamic range compression",
-            {"contrast": number(0, 100)},
-            ("contrast",),
-        ),
-        _f("asetpts", "audio", "restart or speed up timestamps", {"expr": SETPTS}, ("expr",)),
-    )
+_GAMMA = number(0.1, 10)
+_EVAL = one_of("init", "frame")
+_UNSHARP = {
+    f"{plane}_{part}": grammar
+    for plane in ("luma", "chroma", "alpha")
+    for part, grammar in (("msize_x", _MSIZE), ("msize_y", _MSIZE), ("amount", _AMOUNT))
 }
+_LAYOUTS = ("mono", "stereo", "2.1", "5.1", "5.1(side)", "7.1")
+
+# fmt: off
+FILTERS: dict[str, FilterRule] = {rule.name: rule for rule in (
+    _f("scale", "video", "resize", "w h flags interl size", {
+        "w": SCALE_W, "h": SCALE_H, "flags": SWS_FLAGS, "interl": integer(-1, 1),
+        "size": frame_size(), "in_range": RANGES, "out_range": RANGES,
+        "in_color_matrix": MATRICES, "out_color_matrix": MATRICES,
+        "force_original_aspect_ratio": either(integer(0, 2),
+                                              one_of("disable", "decrease", "increase")),
+        "force_divisible_by": integer(1, 256), "reset_sar": boolean(), "eval": _EVAL,
+    }, "width=w height=h s=size"),
+    _f("crop", "video", "cut a rectangle out", "w h x y keep_aspect exact", {
+        "w": expression(SIZE_NAMES, -MAX_WIDTH, MAX_WIDTH, "width"),
+        "h": expression(SIZE_NAMES, -MAX_HEIGHT, MAX_HEIGHT, "height"),
+        "x": OFFSET, "y": OFFSET, "keep_aspect": boolean(), "exact": boolean(),
+    }, "out_w=w out_h=h"),
+    _f("pad", "video", "add borders", "w h x y color eval aspect", {
+        "w": expression(SIZE_NAMES, 0, MAX_WIDTH, "width"),
+        "h": expression(SIZE_NAMES, 0, MAX_HEIGHT, "height"),
+        "x": OFFSET, "y": OFFSET, "color": COLOR, "eval": _EVAL, "aspect": ratio(10),
+    }, "width=w height=h"),
+    _f("fps", "video", "change the frame rate (same duration)", "fps", {
+        "fps": either(frame_rate(), one_of("source_fps")),
+        "round": one_of("zero", "inf", "down", "up", "near"),
+        "eof_action": one_of("round", "pass"),
+    }),
+    _f("format", "video", "convert the pixel format", "pix_fmts", {
+        "pix_fmts": listed(one_of(*PIXEL_FORMATS), "|",
+                           "pixel formats separated by '|': " + ", ".join(PIXEL_FORMATS)),
+    }),
+    _f("setsar", "video", "set the sample aspect ratio", "sar max",
+       {"sar": ratio(100), "max": integer(1, 1000)}, "r=sar ratio=sar"),
+    _f("setdar", "video", "set the display aspect ratio", "dar max",
+       {"dar": ratio(100), "max": integer(1, 1000)}, "r=dar ratio=dar"),
+    _f("yadif", "video", "deinterlace", "mode parity deint",
+       {"mode": _DEINT_MODE, "parity": _PARITY, "deint": _DEINT}),
+    _f("bwdif", "video", "deinterlace", "mode parity deint", {
+        "mode": either(integer(0, 1), one_of("send_frame", "send_field")),
+        "parity": _PARITY, "deint": _DEINT,
+    }),
+    _f("hqdn3d", "video", "denoise", "luma_spatial chroma_spatial luma_tmp chroma_tmp",
+       {k: number(0, 100) for k in ("luma_spatial", "chroma_spatial", "luma_tmp", "chroma_tmp")}),
+    _f("nlmeans", "video", "denoise (non-local means)", "s p pc r rc", {
+        "s": number(1, 30), "p": integer(1, 15), "pc": integer(0, 15), "r": integer(1, 31),
+        "rc": integer(0, 31),
+    }),
+    _f("removegrain", "video", "denoise", "m0 m1 m2 m3",
+       {f"m{i}": integer(0, 24) for i in range(4)}),
+    _f("vaguedenoiser", "video", "denoise (wavelets)",
+       "threshold method nsteps percent planes type", {
+        "threshold": number(0, 1000),
+        "method": either(integer(0, 2), one_of("hard", "soft", "garrote")),
+        "nsteps": integer(1, 32), "percent": number(0, 100), "planes": integer(0, 15),
+        "type": either(integer(0, 1), one_of("universal", "bayes")),
+    }),
+    _f("unsharp", "video", "sharpen or blur", " ".join(_UNSHARP), _UNSHARP,
+       "lx=luma_msize_x ly=luma_msize_y la=luma_amount cx=chroma_msize_x cy=chroma_msize_y "
+       "ca=chroma_amount ax=alpha_msize_x ay=alpha_msize_y aa=alpha_amount"),
+    _f("transpose", "video", "rotate by 90 degrees", "dir passthrough", {
+        "dir": either(integer(0, 7), one_of("cclock_flip", "clock", "cclock", "clock_flip")),
+        "passthrough": one_of("none", "portrait", "landscape"),
+    }),
+    _f("hflip", "video", "mirror left-right"),
+    _f("vflip", "video", "mirror top-bottom"),
+    _f("deband", "video", "remove banding",
+       "1thr 2thr 3thr 4thr range direction blur coupling", {
+        **{f"{i}thr": number(0.00003, 0.5) for i in range(1, 5)},
+        "range": integer(-64, 64), "direction": number(-6.2832, 6.2832),
+        "blur": boolean(), "coupling": boolean(),
+    }, "r=range d=direction b=blur c=coupling"),
+    _f("deshake", "video", "stabilize (no motion file)",
+       "x y w h rx ry edge blocksize contrast search", {
+        "x": integer(-1, MAX_WIDTH), "y": integer(-1, MAX_HEIGHT),
+        "w": integer(-1, MAX_WIDTH), "h": integer(-1, MAX_HEIGHT),
+        "rx": integer(0, 64), "ry": integer(0, 64),
+        "edge": either(integer(0, 3), one_of("blank", "original", "clamp", "mirror")),
+        "blocksize": integer(4, 128), "contrast": integer(1, 255),
+        "search": either(integer(0, 1), one_of("exhaustive", "less")),
+    }),
+    _f("deflicker", "video", "remove flicker", "size mode bypass", {
+        "size": integer(2, 129), "mode": one_of("am", "gm", "hm", "qm", "cm", "pm", "median"),
+        "bypass": boolean(),
+    }, "s=size m=mode"),
+    _f("dejudder", "video", "remove judder from telecined content", "cycle",
+       {"cycle": integer(2, 240)}),
+    _f("eq", "video", "brightness, contrast, saturation, gamma",
+       "contrast brightness saturation gamma gamma_r gamma_g gamma_b gamma_weight eval", {
+        "contrast": number(-1000, 1000), "brightness": number(-1, 1),
+        "saturation": number(0, 3), "gamma": _GAMMA, "gamma_r": _GAMMA, "gamma_g": _GAMMA,
+        "gamma_b": _GAMMA, "gamma_weight": number(0, 1), "eval": _EVAL,
+    }),
+    _f("setpts", "video", "restart or speed up timestamps", "expr", {"expr": SETPTS}),
+    _f("volume", "audio", "change the volume", "volume precision", {
+        "volume": either(number(0, 10), _DB), "precision": one_of("fixed", "float", "double"),
+    }),
+    _f("loudnorm", "audio", "EBU R128 loudness normalization (no stats file)",
+       "I LRA TP measured_I measured_LRA measured_TP measured_thresh offset linear dual_mono "
+       "print_format", {
+        "I": number(-70, -5), "LRA": number(1, 50), "TP": number(-9, 0),
+        "measured_I": number(-99, 0), "measured_LRA": number(0, 99),
+        "measured_TP": number(-99, 99), "measured_thresh": number(-99, 0),
+        "offset": number(-99, 99), "linear": boolean(), "dual_mono": boolean(),
+        "print_format": one_of("none", "json", "summary"),
+    }, "i=I lra=LRA tp=TP measured_i=measured_I measured_lra=measured_LRA "
+       "measured_tp=measured_TP"),
+    _f("aresample", "audio", "resample", "sample_rate", {
+        "sample_rate": _SAMPLE_RATE, "osr": _SAMPLE_RATE, "async": integer(0, 1000),
+        "resampler": one_of("swr", "soxr"),
+    }, "out_sample_rate=osr"),
+    _f("aformat", "audio", "convert sample format, rate, channel layout",
+       "sample_fmts sample_rates channel_layouts", {
+        "sample_fmts": listed(one_of(*SAMPLE_FORMATS), "|", "sample formats separated by '|'"),
+        "sample_rates": listed(_SAMPLE_RATE, "|", "sample rates separated by '|'"),
+        "channel_layouts": listed(one_of(*_LAYOUTS), "|",
+                                  "channel layouts separated by '|': " + ", ".join(_LAYOUTS)),
+    }, "f=sample_fmts r=sample_rates cl=channel_layouts"),
+    _f("acontrast", "audio", "simple audio dynamic range compression", "contrast",
+       {"contrast": number(0, 100)}),
+    _f("asetpts", "audio", "restart or speed up timestamps", "expr", {"expr": SETPTS}),
+)}
+# fmt: on
 
 
 def _filter_names(kind: str) -> str:
