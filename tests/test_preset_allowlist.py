@@ -309,3 +309,22 @@ def test_readme_lists_the_allow_list_generated_from_the_table():
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert section == generated, "regenerate: python -m chalicelib.allowlist --markdown"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "graph",
+    ["mov\\ie=missing.mp4", "'movie'=missing.mp4", "\tmovie=missing.mp4",
+     "sc'a'le=-2:20,mo''vie=missing.mp4", "scale@a=-2:20,movie@b=missing.mp4"],
+)  # fmt: skip
+def test_ffmpeg_finds_the_same_filters_in_a_disguised_graph_as_the_parser(tmp_path, graph):
+    [chain] = filtergraph.parse(graph)
+    index, hidden = next((i, f) for i, f in enumerate(chain) if f.name == "movie")
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+         "testsrc=s=32x24:d=0.1", "-vf", graph, "-f", "null", "-"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    label = f"movie@{hidden.instance}" if hidden.instance else f"Parsed_movie_{index}"
+    assert f"[{label} @" in result.stderr, result.stderr  # ffmpeg opened a movie filter there
+    assert hidden.options() == [(None, "missing.mp4")]
