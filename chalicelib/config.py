@@ -91,6 +91,9 @@ class Settings:
     webhook_allow_loopback: bool
     slack_url_parameter: str
     token_refresh_max_seconds: int
+    # Browser origins allowed to PUT/GET presigned URLs (the dashboard's), besides a
+    # deployed stage's own API origin, which provisioning finds by itself.
+    dashboard_origins: tuple[str, ...]
 
     @property
     def droplet_tag(self) -> str:
@@ -204,4 +207,9 @@ def settings() -> Settings:
             "OE_SLACK_URL_PARAMETER", f"/openencoder/{stage}/slack-webhook-url"
         ),
         token_refresh_max_seconds=_int("OE_TOKEN_REFRESH_MAX_SECONDS", 7 * 86400),
+        dashboard_origins=tuple(
+            o.strip().rstrip("/")
+            for o in os.environ.get("OE_DASHBOARD_ORIGINS", "").split(",")
+            if o.strip()
+        ),
     )

@@ -181,6 +181,8 @@ def deploy(stage: str, layer_zip: Path) -> Report:
     write_config(stage, arn, report)
     chalice_deploy(stage, report)
     post_deploy(stage, report)
+    # The REST API exists now: let the dashboard it serves reach the buckets (CORS).
+    provision.bucket_cors(s, lambda m: report.changed.append(m))
     return report
 
 

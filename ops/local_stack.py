@@ -53,6 +53,8 @@ def start_moto(port: int) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        # As on AWS, a browser reaches S3 only as the buckets' own CORS rules allow.
+        env={**os.environ, "MOTO_DISABLE_GLOBAL_CORS": "true"},
     )
     wait_for_http(f"http://127.0.0.1:{port}/moto-api/data.json")
     return process
@@ -130,6 +132,10 @@ class LocalStack:
         self.log(f"starting the AWS endpoint (moto) on 127.0.0.1:{self.aws_port}")
         self.processes.append(start_moto(self.aws_port))
         os.environ.update(local_environment(self.aws_port))
+        # The dashboard's page uploads to the AWS endpoint cross-origin, from here.
+        os.environ.setdefault(
+            "OE_DASHBOARD_ORIGINS", f"http://127.0.0.1:{self.port},http://localhost:{self.port}"
+        )
         # Imported only now: settings are read from the environment set above.
         from chalice.cli.factory import CLIFactory
 

@@ -88,22 +88,58 @@ def _buckets(s: Settings, log: Callable[[str], None]) -> dict[str, str]:
             },
         )
     ensure_lifecycle_rule(s3, s.input_bucket, ABORT_ABANDONED_UPLOADS)
-    # Browsers PUT direct uploads cross-origin and must read each part's ETag.
-    s3.put_bucket_cors(
-        Bucket=s.input_bucket,
-        CORSConfiguration={
-            "CORSRules": [
-                {
-                    "AllowedMethods": ["PUT"],
-                    "AllowedOrigins": ["*"],
-                    "AllowedHeaders": ["*"],
-                    "ExposeHeaders": ["ETag"],
-                    "MaxAgeSeconds": 3600,
-                }
-            ]
-        },
-    )
+    bucket_cors(s, log)
     return {"input": s.input_bucket, "output": s.output_bucket}
+
+
+def dashboard_origins(s: Settings) -> list[str]:
+    """Origins the dashboard is served from: configured ones, and a deployed API's own."""
+    origins = list(s.dashboard_origins)
+    gateway = boto3.client("apigateway", region_name=s.region)
+    for api in gateway.get_rest_apis().get("items", []):
+        if api["name"] == "openencoder":
+            origins.append(f"https://{api['id']}.execute-api.{s.region}.amazonaws.com")
+    return sorted(set(origins))
+
+
+def bucket_cors(s: Settings, log: Callable[[str], None]) -> None:
+    """Let the dashboard's origins (only) PUT uploads and read objects through presigned URLs.
+
+    The browser must read each part's ETag to complete a multipart upload, so it is
+    exposed. With no dashboard origin the buckets get no CORS rule at all.
+    """
+    s3 = boto3.client("s3", region_name=s.region)
+    origins = dashboard_origins(s)
+    wanted = {
+        s.input_bucket: ["GET", "HEAD", "PUT"],
+        s.output_bucket: ["GET", "HEAD"],
+    }
+    for bucket, methods in wanted.items():
+        rules = [
+            {
+                "AllowedOrigins": origins,
+                "AllowedMethods": methods,
+                "AllowedHeaders": ["Content-Type", "Range"],
+                "ExposeHeaders": ["ETag", "Content-Length", "Content-Range"],
+                "MaxAgeSeconds": 3600,
+            }
+        ]
+        try:
+            have = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "NoSuchCORSConfiguration":
+                raise
+            have = []
+        for rule in have:
+            rule.pop("ID", None)
+        if not origins:
+            if have:
+                log(f"removing the CORS rules of bucket {bucket}")
+                s3.delete_bucket_cors(Bucket=bucket)
+            continue
+        if have != rules:
+            log(f"allowing {', '.join(origins)} to reach bucket {bucket} (CORS)")
+            s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": rules})
 
 
 # Multipart uploads a client started and never completed or aborted keep their

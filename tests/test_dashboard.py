@@ -157,3 +157,34 @@ def test_importing_the_app_reads_no_dashboard_file():
         "assert not [f for f in opened if '/dashboard/' in f], opened\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def test_buckets_allow_the_dashboards_origins_only_and_expose_etags(aws):
+    import dataclasses
+
+    import boto3
+
+    from chalicelib.config import settings
+    from ops import provision
+
+    s3 = boto3.client("s3")
+    s = dataclasses.replace(settings(), dashboard_origins=("https://encoder.example.com",))
+    api_id = boto3.client("apigateway").create_rest_api(name="openencoder")["id"]
+    said: list[str] = []
+    provision.bucket_cors(s, said.append)
+    (rule,) = s3.get_bucket_cors(Bucket=s.input_bucket)["CORSRules"]
+    assert rule["AllowedOrigins"] == sorted(
+        ["https://encoder.example.com", f"https://{api_id}.execute-api.{s.region}.amazonaws.com"]
+    )
+    assert set(rule["AllowedMethods"]) == {"GET", "HEAD", "PUT"}
+    assert "ETag" in rule["ExposeHeaders"] and "*" not in str(rule)
+    (rule,) = s3.get_bucket_cors(Bucket=s.output_bucket)["CORSRules"]
+    assert set(rule["AllowedMethods"]) == {"GET", "HEAD"}
+    assert len(said) == 2
+    provision.bucket_cors(s, said.append)
+    assert len(said) == 2  # already so: nothing changed
+    boto3.client("apigateway").delete_rest_api(restApiId=api_id)
+    provision.bucket_cors(dataclasses.replace(s, dashboard_origins=()), said.append)
+    for bucket in s.buckets:
+        with pytest.raises(s3.exceptions.ClientError):
+            s3.get_bucket_cors(Bucket=bucket)

@@ -10,6 +10,7 @@ page at 1280 and 390 px go to `.local/screenshots/` (git-ignored).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,9 @@ def stack(tmp_path_factory, fake_do) -> Iterator[dict[str, Any]]:
             ADMIN_USERNAME="boss",
             DIGITALOCEAN_END_POINT=endpoint,
             DIGITALOCEAN_TOKEN=fake.token,
+            # Small files go up in one PUT, bigger ones in 5 MiB parts.
+            OE_UPLOAD_SINGLE_MAX="1000000",
+            OE_UPLOAD_PART_SIZE=str(5 * 1024 * 1024),
         ) as (_process, facts),
     ):
         yield {**facts, "state": state}
@@ -358,3 +362,85 @@ def test_machines_show_droplets_with_cost_and_are_created_and_deleted(page, stac
     page.get_by_role("button", name="Delete all droplets").click()
     expect(page.get_by_text("No droplets are running.")).to_be_visible()
     assert fake.droplets == {}
+
+
+def drop_file(page, selector: str, path: Path, content_type: str = "video/mp4") -> None:
+    """Drag a file from "the desktop" onto an element: a real DataTransfer and drop event."""
+    import base64
+
+    data = base64.b64encode(path.read_bytes()).decode()
+    transfer = page.evaluate_handle(
+        """([data, name, type]) => {
+            const raw = atob(data);
+            const bytes = new Uint8Array(raw.length);
+            for (let i = 0; i < raw.length; i += 1) bytes[i] = raw.charCodeAt(i);
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type }));
+            return transfer;
+        }""",
+        [data, path.name, content_type],
+    )
+    page.locator(selector).dispatch_event("dragover", {"dataTransfer": transfer})
+    page.locator(selector).dispatch_event("drop", {"dataTransfer": transfer})
+
+
+def test_a_dropped_clip_is_uploaded_encoded_and_played_in_the_page(page, stack, tmp_path):
+    from playwright.sync_api import expect
+
+    from tests import media as make
+
+    clip = make.av_clip(tmp_path / "my clip.mp4", seconds=3, size="640x360", bitrate="600k")
+    assert clip.stat().st_size < 1_000_000  # one presigned PUT (the stack's single max is 1 MB)
+    login(page, stack, *make_user(stack, "uma", "operator"))
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="New job").click()
+    expect(page.get_by_role("heading", name="New job")).to_be_visible()
+    shoot(page, "new-job")
+    drop_file(page, "#drop-zone", clip)
+    upload_bar = page.get_by_label("Upload of my clip.mp4")
+    expect(upload_bar).to_have_attribute("value", "100")
+    expect(page.locator("#upload-status")).to_contain_text("Uploaded my clip.mp4")
+    page.get_by_label("Preset").select_option("h264_baseline_360p_600")
+    shoot(page, "new-job-uploaded")
+    page.get_by_role("button", name="Start encoding").click()
+    expect(page).to_have_url(re.compile(r"#/jobs/\d+$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    # The job's own progress bar fills as the worker reports, then the outputs appear.
+    bar = page.get_by_label(f"Progress of job {job_id}")
+    expect(bar).to_have_attribute("value", "100", timeout=120_000)
+    expect(page.locator("#job-summary .badge")).to_have_text("completed")
+    expect(page.locator("#job-summary")).to_contain_text("/uploads/uma/")
+    outputs = page.locator("#job-outputs")
+    expect(outputs).to_contain_text("h264")
+    link = outputs.get_by_role("link", name="Download h264_baseline_360p_600.mp4")
+    assert link.get_attribute("href").startswith(stack["aws_endpoint"] + "/")
+    expect(page.locator('#job-phases li[data-phase="completed"]')).to_be_visible()
+    expect(page.locator("#job-probe")).to_contain_text("640")
+    shoot(page, "job-completed")
+    # Debian's chromium plays H.264 (it carries the proprietary codecs) ...
+    video = page.get_by_label("Preview of h264_baseline_360p_600.mp4")
+    assert video.evaluate("v => v.canPlayType('video/mp4; codecs=\"avc1.42E01E, mp4a.40.2\"')")
+    # ... and the output's first second plays from the presigned URL.
+    video.evaluate("v => { v.muted = true; return v.play(); }")
+    page.wait_for_function(
+        "v => v.currentTime >= 1 && v.readyState >= 2 && !v.error", arg=video.element_handle()
+    )
+    assert video.evaluate("v => v.videoWidth") == 640
+
+
+def test_a_large_file_goes_up_in_parts_whose_etags_the_page_can_read(page, stack, tmp_path):
+    from playwright.sync_api import expect
+
+    from tests import media as make
+
+    clip = make.av_clip(tmp_path / "big.mp4", seconds=4, size="1280x720", bitrate="12M")
+    assert clip.stat().st_size > 5 * 1024 * 1024  # two parts of the 5 MiB minimum
+    user = make_user(stack, "uma", "operator")
+    login(page, stack, *user)
+    page.goto(f"{stack['dashboard']}#/new")
+    page.get_by_label("Video file to upload").set_input_files(str(clip))
+    expect(page.locator("#upload-status")).to_contain_text("Uploaded big.mp4", timeout=60_000)
+    auth = {"Authorization": f"Bearer {api_token(stack, *user)}"}
+    listed = s3(stack).list_objects_v2(Bucket=stack["buckets"]["input"], Prefix="uploads/uma/")
+    sizes = {o["Key"].rsplit("/", 1)[1]: o["Size"] for o in listed.get("Contents", [])}
+    assert sizes["big.mp4"] == clip.stat().st_size
+    assert requests.get(f"{stack['api']}/me", headers=auth, timeout=10).status_code == 200
