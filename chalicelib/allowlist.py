@@ -355,6 +355,8 @@ def check_param_string(option: str, value: str) -> str:
             )
         if item is not None and any(c in item for c in "\\'\"= \t\n"):
             raise _refuse(f"{where}={item}", "quotes, backslashes and spaces are not accepted")
+        if item is None and option != "x264opts":
+            item = "1"  # -x264-params and friends read a bare key as part of the next one
         pairs.append(key if item is None else f"{key}={item}")
     if not pairs:
         raise _refuse(f"-{option}", "needs key=value pairs separated by ':'")

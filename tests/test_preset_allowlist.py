@@ -328,3 +328,30 @@ def test_ffmpeg_finds_the_same_filters_in_a_disguised_graph_as_the_parser(tmp_pa
     label = f"movie@{hidden.instance}" if hidden.instance else f"Parsed_movie_{index}"
     assert f"[{label} @" in result.stderr, result.stderr  # ffmpeg opened a movie filter there
     assert hidden.options() == [(None, "missing.mp4")]
+
+
+def test_encoder_switches_are_written_so_ffmpeg_reads_them_as_switches():
+    assert allowlist.check_param_string("x264-params", "open-gop:keyint=48") == (
+        "open-gop=1:keyint=48"
+    )
+    assert allowlist.check_param_string("x264opts", "no-scenecut:keyint=48") == (
+        "no-scenecut:keyint=48"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "encoder, option, value",
+    [("libx264", "x264-params", "open-gop:keyint=48:no-scenecut=1:nal-hrd=vbr"),
+     ("libx264", "x264opts", "scenecut=0:open_gop=0:min-keyint=72:keyint=72"),
+     ("libx265", "x265-params", "keyint=48:min-keyint=48:no-open-gop=1:log-level=error"),
+     ("libsvtav1", "svtav1-params", "preset=12:tune=0:keyint=48")],
+)  # fmt: skip
+def test_ffmpeg_accepts_canonical_encoder_parameters(tmp_path, encoder, option, value):
+    canonical = allowlist.check_param_string(option, value)
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+         "testsrc=s=64x48:d=0.2", "-c:v", encoder, f"-{option}", canonical, "-f", "null", "-"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
