@@ -89,7 +89,7 @@ def encode(
             output.print_json(jobs)
         else:
             for job in jobs:
-                output.out.print(f"{labels[job['id']]}: job {job['id']} {job['status']}")
+                output.out.print(f"{watch.name(job['id'], labels)}: {job['status']}")
             output.err.print("follow them with `openencoder jobs watch ID`")
         return
     finals, followed = watch.follow_or_cancel(api, jobs, labels)

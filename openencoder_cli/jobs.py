@@ -86,9 +86,8 @@ def watch_jobs(
     """Follow jobs with a live progress bar each until they end (exit 0 when all completed)."""
     api = context.api(ctx)
     views_now = [api.get(f"/jobs/{ref}") for ref in jobs]
-    labels = {v["id"]: f"job {v['id']}" for v in views_now}
-    finals, followed = watch.follow_or_cancel(api, views_now, labels)
-    raise typer.Exit(conclude(api, finals, labels, followed=followed, download_to=download,
+    finals, followed = watch.follow_or_cancel(api, views_now, {})
+    raise typer.Exit(conclude(api, finals, {}, followed=followed, download_to=download,
                               as_json=context.wants_json(ctx, json_output)))  # fmt: skip
 
 
@@ -122,9 +121,8 @@ def restart(
             )
         return
     view = api.get(f"/jobs/{job}")
-    labels = {view["id"]: f"job {view['id']}"}
-    finals, followed = watch.follow_or_cancel(api, [view], labels)
-    raise typer.Exit(conclude(api, finals, labels, followed=followed, as_json=as_json))
+    finals, followed = watch.follow_or_cancel(api, [view], {})
+    raise typer.Exit(conclude(api, finals, {}, followed=followed, as_json=as_json))
 
 
 @app.command(

@@ -12,6 +12,7 @@ from typing import Any
 from openencoder_cli import output, views
 from openencoder_cli.client import Api
 from openencoder_cli.transfer import byte_bars, download
+from openencoder_cli.watch import name
 
 
 def relative_name(key: str, dest: str | None) -> PurePosixPath:
@@ -56,14 +57,12 @@ def conclude(
                 views.show_failure(job)  # stderr: the JSON on stdout stays clean
             continue
         if job.get("status") == "completed":
-            output.out.print(
-                f"[green]✓[/] {labels.get(job['id'], job['id'])}: job {job['id']} completed"
-            )
+            output.out.print(f"[green]✓[/] {name(job['id'], labels)} completed")
             views.show_outputs(job.get("outputs") or [])
         else:
             views.show_failure(job)
     if download_to is not None:
-        stems = [Path(labels.get(job["id"], str(job["id"]))).stem for job in jobs]
+        stems = [Path(labels.get(job["id"]) or f"job-{job['id']}").stem for job in jobs]
         for job, stem in zip(jobs, stems, strict=True):
             if job.get("status") != "completed":
                 continue

@@ -72,6 +72,11 @@ def _rate(job: dict[str, Any]) -> str:
     return " ".join(bits)
 
 
+def name(job_id: int, labels: dict[int, str]) -> str:
+    """`job 12`, with the file it encodes when known: `job 12 clip.mp4`."""
+    return f"job {job_id} {labels[job_id]}" if labels.get(job_id) else f"job {job_id}"
+
+
 def _phase(status: str) -> str:
     style = _PHASE_STYLE.get(status, "cyan")
     return f"[{style}]{status:<11}[/]"
@@ -87,7 +92,7 @@ def follow(
     with job_bars() as bars:
         ids: dict[int, TaskID] = {
             job["id"]: bars.add_task(
-                labels[job["id"]], total=100, phase=_phase(job["status"]), rate="", chunks=""
+                name(job["id"], labels), total=100, phase=_phase(job["status"]), rate="", chunks=""
             )
             for job in jobs
         }
@@ -121,7 +126,7 @@ def _follow_plainly(
             if seen.get(job["id"]) != status:
                 seen[job["id"]] = status
                 output.err.print(
-                    f"{labels[job['id']]}: {status} {output.percent(view.get('progress'))}"
+                    f"{name(job['id'], labels)}: {status} {output.percent(view.get('progress'))}"
                 )
             if status in TERMINAL:
                 finals[job["id"]] = view

@@ -7,18 +7,27 @@ folder a "checkout" whose `.local/stack.json` the stack wrote, as after `make ru
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import re
 import shutil
+import signal
 import stat
+import struct
 import subprocess
 import sys
+import termios
+import threading
 from pathlib import Path
 
 import pytest
 import requests
 
+from chalicelib.probe import probe
 from ops.local_stack import free_port, running
+from tests import media
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.slow
@@ -42,8 +51,11 @@ def stack(tmp_path_factory, fake_do):
     fake, endpoint = fake_do
     with (
         (checkout / "stack.log").open("w") as log,
+        # Files over 4 MB are uploaded in parts (of S3's smallest, 5 MiB), so a 13 MB clip
+        # takes three parts in parallel.
         running(checkout / ".local", output=log, OE_BCRYPT_ROUNDS="4", ADMIN_USERNAME="boss",
-                DIGITALOCEAN_END_POINT=endpoint, DIGITALOCEAN_TOKEN=fake.token) as (_, facts),
+                DIGITALOCEAN_END_POINT=endpoint, DIGITALOCEAN_TOKEN=fake.token,
+                OE_UPLOAD_SINGLE_MAX="4000000") as (_, facts),
     ):  # fmt: skip
         yield {"facts": facts, "checkout": checkout}
 
@@ -73,9 +85,67 @@ class Cli:
                                 headers={"Authorization": f"Bearer {token}"}, **kwargs)  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("clips")
+    not_video = root / "notes.mp4"
+    not_video.write_text("this is not a video\n" * 50)
+    return {
+        # 30 Mb/s for 3 s: about 13 MB, over the single-PUT limit above.
+        "big": media.av_clip(root / "big clip.mp4", seconds=3, size="640x360", bitrate="30M"),
+        "small": media.av_clip(root / "small.mp4", seconds=2, size="320x240"),
+        "long": media.av_clip(root / "long.mp4", seconds=20, size="1280x720", bitrate="1M"),
+        "not_video": not_video,
+    }
+
+
 @pytest.fixture
 def cli(stack, tmp_path) -> Cli:
     return Cli(stack, tmp_path / "config")
+
+
+class Terminal:
+    """The CLI in a pseudo-terminal (so Rich draws live progress), read as it writes."""
+
+    def __init__(self, cli: Cli, *args: str) -> None:
+        master, child = pty.openpty()
+        fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+        self.process = subprocess.Popen(
+            [str(OPENENCODER), *args], cwd=cli.checkout, stdin=child, stdout=child, stderr=child,
+            env=cli.env(TERM="xterm-256color"), start_new_session=True,
+        )  # fmt: skip
+        os.close(child)
+        self.master, self.chunks = master, []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not data:
+                return
+            self.chunks.append(data)
+
+    @property
+    def raw(self) -> str:
+        return b"".join(self.chunks).decode(errors="replace")
+
+    @property
+    def text(self) -> str:
+        """What was written, without colours and cursor moves."""
+        return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]|\x1b\][^\x07]*\x07", "", self.raw)
+
+    def type(self, line: str) -> None:
+        os.write(self.master, line.encode() + b"\r")
+
+    def wait(self, timeout: float = 180) -> int:
+        code = self.process.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        os.close(self.master)
+        return code
 
 
 def ok(result) -> str:
@@ -223,6 +293,87 @@ def test_a_failed_job_is_exit_1_with_its_error(cli):
     wait_until(lambda: cli.api("GET", f"/jobs/{job['id']}").json()["status"] == "error", 60,
                "the restarted job to fail again")  # fmt: skip
     assert "no job" in refused(cli("jobs", "cancel", "424242"))
+
+
+# --- encode: the round trip -----------------------------------------------------------------
+
+
+def job_by_dest_prefix(cli: Cli, prefix: str) -> dict:
+    items = cli.api("GET", "/jobs?count=100").json()["items"]
+    for item in items:
+        job = cli.api("GET", f"/jobs/{item['id']}").json()
+        if prefix in job["dest"]:
+            return job
+    raise AssertionError(f"no job with a dest under {prefix}")
+
+
+def test_encode_uploads_in_parts_shows_live_progress_and_downloads_a_playable_file(cli, clips):
+    out = cli.checkout / "out"
+    terminal = Terminal(cli, "encode", str(clips["big"]), "--preset", "h264_baseline_360p_600",
+                        "--download", str(out))  # fmt: skip
+    assert terminal.wait() == 0, terminal.text
+    text = terminal.text
+    # The upload had a bar of its own, then the job's bar was drawn again and again,
+    # the last time at 100 %.
+    assert "upload big clip.mp4" in text
+    job_lines = [line for line in text.splitlines() if re.search(r"job \d+ big clip\.mp4", line)]
+    assert len(job_lines) > 1, text
+    assert any("completed" in line and "100%" in line for line in job_lines), job_lines[-3:]
+    assert any("%" in line and "100%" not in line for line in job_lines) or len(job_lines) > 2
+    # Three parts of 5 MiB, sent in parallel, made one upload.
+    job = job_by_dest_prefix(cli, "encodes/big-clip-")  # the default dest names the upload
+    assert job["status"] == "completed" and job["source"]
+    upload_id = job["dest"].rstrip("/").rsplit("-", 1)[-1]
+    upload = cli.api("GET", f"/uploads/{upload_id}").json()["upload"]
+    assert upload["method"] == "multipart" and upload["part_count"] == 3
+    assert upload["status"] == "complete" and upload["size"] == clips["big"].stat().st_size
+    # The outputs were listed with their links, and the download plays as a 360p H.264 file.
+    assert "h264_baseline_360p_600.mp4" in text and "http" in text
+    saved = out / "h264_baseline_360p_600.mp4"
+    info = probe(saved)
+    assert info.video is not None and info.video.codec == "h264" and info.video.height == 360
+    assert info.duration == pytest.approx(3, abs=0.2)
+    assert saved.stat().st_size == job["outputs"][0]["size"]
+
+
+def test_encode_with_json_prints_the_jobs_as_the_api_shows_them(cli, clips):
+    result = cli("encode", str(clips["small"]), "-p", "h264_baseline_360p_600", "--json")
+    jobs = json.loads(ok(result))
+    assert len(jobs) == 1 and jobs[0]["status"] == "completed"
+    again = cli.api("GET", f"/jobs/{jobs[0]['id']}").json()
+    for job in (jobs[0], again):  # links are signed anew on each read
+        for item in job["outputs"]:
+            item.pop("url", None), item.pop("url_expires", None)
+    assert jobs[0] == again
+
+
+def test_a_failed_encode_is_exit_1_with_the_error(cli, clips):
+    result = cli("encode", str(clips["not_video"]), "-p", "h264_baseline_360p_600")
+    assert result.returncode == 1, result.stdout + result.stderr
+    job_id = int(re.search(r"job (\d+) failed", result.stderr).group(1))
+    error = cli.api("GET", f"/jobs/{job_id}").json()["error"]
+    assert error["message"] in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+
+
+def test_encode_refuses_a_missing_file_and_an_unknown_preset(cli, clips, tmp_path):
+    assert cli("encode", str(tmp_path / "nope.mp4"), "-p", "h264_baseline_360p_600").returncode == 2
+    message = refused(cli("encode", str(clips["small"]), "-p", "no_such_preset"))
+    assert "no_such_preset" in message
+
+
+def test_ctrl_c_asks_whether_to_cancel_and_cancels(cli, clips):
+    terminal = Terminal(cli, "encode", str(clips["long"]), "-p", "webm_vp9_720p_3000",
+                        "--dest", "s3:///cli/interrupted/")  # fmt: skip
+    wait_until(lambda: re.search(r"job \d+ long\.mp4 +encoding", terminal.text), 120,
+               "the job to be encoding")  # fmt: skip
+    terminal.process.send_signal(signal.SIGINT)
+    wait_until(lambda: "Cancel 1 unfinished job" in terminal.text, 30, "the question")
+    terminal.type("y")
+    assert terminal.wait() == 1, terminal.text
+    job = job_by_dest_prefix(cli, "cli/interrupted/")
+    assert job["status"] == "cancelled"
+    assert f"job {job['id']} was cancelled" in terminal.text
 
 
 # --- machines and users -------------------------------------------------------------------
