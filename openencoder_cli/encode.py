@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from openencoder_cli import context, output, watch
-from openencoder_cli.client import Api
+from openencoder_cli.client import Api, CliError
 from openencoder_cli.outcome import conclude
 from openencoder_cli.transfer import byte_bars, upload
 
@@ -33,8 +33,16 @@ def labels_for(paths: list[Path]) -> list[str]:
     return [n if names.count(n) == 1 else f"{n} ({i + 1})" for i, n in enumerate(names)]
 
 
+def check_preset_exists(api: Api, preset: str) -> None:
+    """A misspelt preset is found before gigabytes are uploaded, not after."""
+    names = {p.get("name") for p in api.get("/presets").get("items") or []}
+    if preset not in names:
+        raise CliError(f"no preset named {preset!r}: `openencoder presets list` shows them")
+
+
 def submit(api: Api, paths: list[Path], preset: str, dest: str | None) -> list[dict[str, Any]]:
     """Upload each file and create its job as soon as its bytes are in."""
+    check_preset_exists(api, preset)
     jobs = []
     with byte_bars() as bars:
         for path in paths:
