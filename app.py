@@ -175,6 +175,44 @@ def abort_upload(upload_id):
     return api.uploads.abort(app.current_request, upload_id)
 
 
+# --- webhooks -------------------------------------------------------------
+
+
+@app.route("/api/webhooks", methods=["POST"], authorizer=jwt_auth)
+def create_webhook():
+    return api.webhooks.create(app.current_request)
+
+
+@app.route("/api/webhooks", methods=["GET"], authorizer=jwt_auth)
+def list_webhooks():
+    return api.webhooks.list_all(app.current_request)
+
+
+@app.route("/api/webhooks/{webhook_id}", methods=["GET"], authorizer=jwt_auth)
+def get_webhook(webhook_id):
+    return api.webhooks.get(app.current_request, webhook_id)
+
+
+@app.route("/api/webhooks/{webhook_id}", methods=["PUT"], authorizer=jwt_auth)
+def update_webhook(webhook_id):
+    return api.webhooks.update(app.current_request, webhook_id)
+
+
+@app.route("/api/webhooks/{webhook_id}", methods=["DELETE"], authorizer=jwt_auth)
+def delete_webhook(webhook_id):
+    return api.webhooks.delete(app.current_request, webhook_id)
+
+
+@app.route("/api/webhooks/{webhook_id}/deliveries", methods=["GET"], authorizer=jwt_auth)
+def webhook_deliveries(webhook_id):
+    return api.webhooks.list_deliveries(app.current_request, webhook_id)
+
+
+@app.route("/api/webhooks/{webhook_id}/test", methods=["POST"], authorizer=jwt_auth)
+def test_webhook(webhook_id):
+    return api.webhooks.test(app.current_request, webhook_id)
+
+
 # --- machines (DigitalOcean) ----------------------------------------------
 
 
@@ -243,3 +281,10 @@ def reconcile(event):
     from chalicelib import reconcile as fleet
 
     fleet.run()
+
+
+@app.on_sqs_message(queue=settings().webhook_queue, batch_size=5, name="webhooks")
+def deliver_webhooks(event):
+    from chalicelib import deliveries
+
+    return deliveries.handle_batch(event.to_dict(), event.context)

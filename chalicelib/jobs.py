@@ -17,7 +17,7 @@ from typing import Any
 from pynamodb.exceptions import UpdateError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib import counters, queues
+from chalicelib import counters, events, queues
 from chalicelib.config import settings
 from chalicelib.errors import Conflict, InvalidInput, NotFound, Unavailable
 from chalicelib.ffmpeg import parse_preset_data
@@ -62,7 +62,13 @@ def resolve_locations(source: str, dest: str) -> tuple[str, str]:
 
 
 def create_job(
-    *, owner: str, preset: str, source: str, dest: str, origin: dict[str, Any] | None = None
+    *,
+    owner: str,
+    preset: str,
+    source: str,
+    dest: str,
+    origin: dict[str, Any] | None = None,
+    notify_webhook: str | None = None,
 ) -> Job:
     """Write the job, then queue it; if queueing fails the job ends in error, never stuck."""
     if not isinstance(preset, str) or not preset:
@@ -91,6 +97,7 @@ def create_job(
         status=QUEUED,
         attempt=1,
         origin=origin,
+        notify_webhook=notify_webhook,
     )
     with TransactWrite(connection=connection()) as tx:
         tx.save(job, condition=Job.id.does_not_exist())
@@ -121,9 +128,10 @@ def fail(job_id: int, message: str, *, condition: Any, log: str = "") -> bool:
             ],
             condition=condition,
         )
-        return True
     except UpdateError:
         return False
+    events.job_finished(job_id, ERROR)  # webhooks: job.failed
+    return True
 
 
 def mark_error(job: Job, message: str, *, expected: tuple[str, ...]) -> bool:
@@ -206,6 +214,7 @@ def cancel_job(ref: str | int) -> Job:
         )
     except UpdateError:
         raise _conflict(ref, "cancel") from None
+    events.job_finished(int(job.id), CANCELLED)  # webhooks: job.cancelled
     return job
 
 
@@ -276,6 +285,7 @@ def public_view(job: Job) -> dict[str, Any]:
             "outputs": [output_view(o) for o in (job.outputs or [])],
             "probe": job.probe.as_dict() if job.probe else None,
             "updated_date": _date(job.updated_date),
+            "notify_webhook": job.notify_webhook,
         }
     )
     return view

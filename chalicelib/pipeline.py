@@ -25,7 +25,7 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from chalicelib import jobs, queues, sandbox, storage
+from chalicelib import events, jobs, queues, sandbox, storage
 from chalicelib.errors import InvalidInput
 from chalicelib.ffmpeg import PresetSpec, parse_preset_data
 from chalicelib.jobs import (
@@ -290,6 +290,7 @@ class JobRun:
                 ]
                 if self.phase == "encoding":
                     actions.append(Job.progress.set(round(self.progress.percent, 2)))
+                    events.job_progress(self.job_id, self.progress.percent)  # at most 1 per 10 s
                     if self.progress.fps is not None:
                         actions.append(Job.fps.set(self.progress.fps))
                     if self.progress.speed is not None:
@@ -352,6 +353,7 @@ class JobRun:
             self.advance("uploading", progress=100)
             outputs = self._upload()
             self.advance(COMPLETED, outputs=outputs, progress=100)
+            events.job_finished(self.job_id, COMPLETED)  # webhooks: job.completed
             self._release()
             return Outcome(self.job_id, COMPLETED)
         except Cancelled:

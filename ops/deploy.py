@@ -115,16 +115,17 @@ def post_deploy(stage: str, report: Report) -> None:
 
     lam = boto3.client("lambda")
     encode = _function(stage, "encode")
-    # By ARN: AWS accepts a name or an ARN here, moto only an ARN.
-    arn = lam.get_function_configuration(FunctionName=encode)["FunctionArn"]
-    for mapping in lam.list_event_source_mappings(FunctionName=arn)["EventSourceMappings"]:
-        if "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []):
-            report.note(False, "encode: partial batch responses")
-            continue
-        lam.update_event_source_mapping(
-            UUID=mapping["UUID"], FunctionResponseTypes=["ReportBatchItemFailures"]
-        )
-        report.note(True, "encode: partial batch responses")
+    for name in ("encode", "webhooks"):
+        # By ARN: AWS accepts a name or an ARN here, moto only an ARN.
+        arn = lam.get_function_configuration(FunctionName=_function(stage, name))["FunctionArn"]
+        for mapping in lam.list_event_source_mappings(FunctionName=arn)["EventSourceMappings"]:
+            if "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []):
+                report.note(False, f"{name}: partial batch responses")
+                continue
+            lam.update_event_source_mapping(
+                UUID=mapping["UUID"], FunctionResponseTypes=["ReportBatchItemFailures"]
+            )
+            report.note(True, f"{name}: partial batch responses")
     current = lam.get_function_configuration(FunctionName=encode).get("EphemeralStorage", {})
     if current.get("Size") == EPHEMERAL_MB:
         report.note(False, f"encode: {EPHEMERAL_MB} MB ephemeral storage")

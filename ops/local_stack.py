@@ -72,6 +72,8 @@ def local_environment(aws_port: int) -> dict[str, str]:
         "OE_REGISTRATION_OPEN": os.environ.get("OE_REGISTRATION_OPEN", "true"),
         "OE_BCRYPT_ROUNDS": os.environ.get("OE_BCRYPT_ROUNDS", "12"),
         "OE_SCRATCH_DIR": os.environ.get("OE_SCRATCH_DIR", str(STATE / "scratch")),
+        # Webhook receivers on this machine (http://127.0.0.1:...) are allowed locally only.
+        "OE_WEBHOOK_ALLOW_LOOPBACK": os.environ.get("OE_WEBHOOK_ALLOW_LOOPBACK", "true"),
     }
 
 

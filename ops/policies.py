@@ -12,7 +12,7 @@ from pathlib import Path
 from chalicelib.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ("api_handler", "jwt_auth", "encode", "drops", "reconcile")
+FUNCTIONS = ("api_handler", "jwt_auth", "encode", "drops", "reconcile", "webhooks")
 
 
 def _arns(s: Settings, region: str, account: str) -> dict[str, list[str]]:
@@ -32,6 +32,8 @@ def _arns(s: Settings, region: str, account: str) -> dict[str, list[str]]:
         "uploads": table("uploads"),
         "webhooks": table("webhooks") + table("deliveries"),
         "queues": [queue(s.encode_queue), queue(s.long_queue)],
+        "events": [queue(s.webhook_queue)],
+        "webhook_dlq": [queue(f"{s.webhook_queue}-dlq")],
         "objects": [f"arn:aws:s3:::{s.input_bucket}/*", f"arn:aws:s3:::{s.output_bucket}/*"],
         "upload_objects": [f"arn:aws:s3:::{s.input_bucket}/uploads/*"],
         "outputs": [f"arn:aws:s3:::{s.output_bucket}/*"],
@@ -71,7 +73,9 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
     # Presigning the bundle URL for droplets signs with the function's own rights.
     bundle_arn = s.worker_bundle.replace("s3://", "arn:aws:s3:::")
     bundle = _statement("WorkerBundle", ["s3:GetObject"], [bundle_arn])
-    tables_api = a["users"] + a["presets"] + a["jobs"] + a["system"] + a["uploads"]
+    # Every function that can end a job queues its webhook event.
+    events = _statement("Events", _SEND, a["events"])
+    tables_api = a["users"] + a["presets"] + a["jobs"] + a["system"] + a["uploads"] + a["webhooks"]
     statements = {
         "api_handler": [
             _statement("Tables", _READ_WRITE_ITEMS, tables_api),
@@ -84,6 +88,7 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
                 a["upload_objects"],
             ),
             _statement("Downloads", ["s3:GetObject"], a["outputs"]),
+            events,
             secrets,
             bundle,
             logs,
@@ -101,18 +106,30 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
                 ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
                 a["objects"],
             ),
+            events,
             logs,
         ],
         "drops": [
             _statement("Tables", _READ_WRITE_ITEMS, a["jobs"] + a["system"] + a["presets"]),
             _statement("Queue", _SEND, a["queues"]),
+            events,
             logs,
         ],
         "reconcile": [
             _statement("Tables", _READ_WRITE_ITEMS, a["jobs"] + a["system"] + a["workers"]),
             _statement("Queues", _CONSUME, a["queues"]),
+            events,
             secrets,
             bundle,
+            logs,
+        ],
+        "webhooks": [
+            _statement("Webhooks", _READ_WRITE_ITEMS, a["webhooks"]),
+            _statement("Jobs", ["dynamodb:GetItem"], a["jobs"]),
+            _statement("Queue", _CONSUME, a["events"]),
+            _statement("DeadLetters", _SEND, a["webhook_dlq"]),
+            # Payloads carry the outputs' download links, signed with this role.
+            _statement("Downloads", ["s3:GetObject"], a["outputs"]),
             logs,
         ],
     }

@@ -21,7 +21,7 @@ from chalicelib.config import Settings, settings
 ROOT = Path(__file__).resolve().parent.parent
 DLQ_MAX_RECEIVES = 5
 VISIBILITY_FACTOR = 6  # SQS visibility must outlast the function's retries
-WEBHOOK_VISIBILITY_SECONDS = 300  # 6x the webhooks function's timeout
+WEBHOOK_VISIBILITY_SECONDS = 360  # 6x the webhooks function's timeout (60 s)
 
 
 @dataclass

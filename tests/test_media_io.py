@@ -1,11 +1,14 @@
 """Media in and out over real HTTP against the local stack: direct uploads with plain
-`requests` to the presigned URLs, encodes of the uploads, and download links.
+`requests` to the presigned URLs, encodes of the uploads, download links, and signed
+webhooks delivered by the stack's own webhooks function to a loopback receiver.
 
 One stack for the module, with a small single-PUT limit so a ~11 MiB file goes
 up as a 3-part multipart upload (S3's smallest part is 5 MiB).
 """
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 import requests
@@ -29,6 +32,8 @@ def stack(tmp_path_factory):
             OE_BCRYPT_ROUNDS="4",
             OE_UPLOAD_SINGLE_MAX=str(8 * MIB),
             OE_UPLOAD_PART_SIZE=str(5 * MIB),
+            OE_WEBHOOK_ALLOW_LOOPBACK="true",
+            OE_WEBHOOK_BACKOFF_SECONDS="1",
         ) as (_process, facts),
     ):
         yield facts
@@ -70,18 +75,28 @@ def complete(stack, auth, upload_id, body=None):
     assert r.json()["upload"]["status"] == "complete"
 
 
-def encode(stack, auth, upload_id, dest):
-    body = {"preset": "h264_baseline_360p_600", "source": f"upload:{upload_id}", "dest": dest}
-    r = requests.post(f"{stack['api']}/jobs", json=body, headers=auth, timeout=10)
-    assert r.status_code == 200, r.text
-    ref = r.json()["job"]["id"]
-
+def wait_for(stack, auth, ref, status="completed"):
     def done():
         job = requests.get(f"{stack['api']}/jobs/{ref}", headers=auth, timeout=10).json()
-        assert job["status"] not in ("error", "cancelled"), job
-        return job if job["status"] == "completed" else None
+        assert job["status"] not in {"error", "cancelled", "completed"} - {status}, job
+        return job if job["status"] == status else None
 
-    return wait_until(done, 120, f"job {ref} to complete")
+    return wait_until(done, 120, f"job {ref} to be {status}")
+
+
+def encode(stack, auth, upload_id, dest, **extra):
+    body = {"preset": "h264_baseline_360p_600", "source": f"upload:{upload_id}", "dest": dest}
+    r = requests.post(f"{stack['api']}/jobs", json={**body, **extra}, headers=auth, timeout=10)
+    assert r.status_code == 200, r.text
+    return wait_for(stack, auth, r.json()["job"]["id"])
+
+
+def uploaded(stack, auth, path, content_type="video/mp4"):
+    upload = start_upload(stack, auth, path, content_type)
+    put = requests.put(upload["url"], data=path.read_bytes(), headers=upload["headers"], timeout=60)
+    assert put.status_code == 200, put.text
+    complete(stack, auth, upload["id"])
+    return upload["id"]
 
 
 def test_a_clip_uploaded_with_one_presigned_put_is_encoded_by_its_upload_id(stack, auth, clips):
@@ -125,3 +140,99 @@ def test_an_output_is_fetched_through_its_download_link(stack, auth, clips):
     fetched = requests.get(output["url"], timeout=30)  # no credentials: the link is enough
     assert fetched.status_code == 200 and len(fetched.content) == output["size"]
     assert fetched.content[4:8] == b"ftyp"
+
+
+# --- webhooks -------------------------------------------------------------------------
+
+
+def test_a_receiver_verifies_signed_completed_failed_and_cancelled_events(
+    stack, auth, clips, tmp_path
+):
+    from standardwebhooks import Webhook as Verifier
+
+    from tests.receiver import Receiver
+
+    api = stack["api"]
+    with Receiver() as receiver:
+        body = {"url": receiver.url + "/events", "events": ["job.completed", "job.failed",
+                                                             "job.cancelled"]}  # fmt: skip
+        r = requests.post(f"{api}/webhooks", json=body, headers=auth, timeout=10)
+        assert r.status_code == 201, r.text
+        secret = r.json()["webhook"]["secret"]
+        # completed, with the job's own notify_url as well
+        good = uploaded(stack, auth, clips["small"])
+        body = {"preset": "h264_baseline_360p_600", "source": f"upload:{good}", "dest": "s3:///wh/",
+                "notify_url": receiver.url + "/notify"}  # fmt: skip
+        created = requests.post(f"{api}/jobs", json=body, headers=auth, timeout=10).json()
+        completed = wait_for(stack, auth, created["job"]["id"])
+        # failed: text posing as a video
+        text = tmp_path / "not-a-video.mp4"
+        text.write_text("not a video\n" * 100)
+        body = {"preset": "h264_baseline_360p_600", "source": f"upload:{uploaded(stack, auth, text)}",
+                "dest": "s3:///wh-bad/"}  # fmt: skip
+        failed_id = requests.post(f"{api}/jobs", json=body, headers=auth, timeout=10).json()["job"][
+            "id"
+        ]
+        wait_for(stack, auth, failed_id, "error")
+        # cancelled at once: a 20 s source upscaled to 1080p is still running
+        long_clip = make.av_clip(tmp_path / "long.mp4", seconds=20, size="640x360", bitrate="400k")
+        body = {"preset": "h264_main_1080p_6000", "source": f"upload:{uploaded(stack, auth, long_clip)}",
+                "dest": "s3:///wh-cancel/"}  # fmt: skip
+        cancel_id = requests.post(f"{api}/jobs", json=body, headers=auth, timeout=10).json()["job"][
+            "id"
+        ]
+        r = requests.post(f"{api}/jobs/{cancel_id}/cancel", headers=auth, timeout=10)
+        assert r.status_code == 200, r.text
+
+        def events_seen():
+            seen = {}
+            for got in receiver.at("/events"):
+                payload = Verifier(secret).verify(got.body, got.headers)  # raises if forged
+                seen[(payload["type"], payload["data"]["id"])] = payload
+            wanted = {("job.completed", completed["id"]), ("job.failed", failed_id),
+                      ("job.cancelled", cancel_id)}  # fmt: skip
+            return seen if wanted <= set(seen) else None
+
+        seen = wait_until(events_seen, 90, "the three job events at the receiver")
+        (notified,) = wait_until(lambda: receiver.at("/notify"), 30, "the job's notify_url")
+    done = seen[("job.completed", completed["id"])]["data"]
+    assert done["status"] == "completed" and done["outputs"][0]["url"].startswith("http")
+    assert requests.get(done["outputs"][0]["url"], timeout=30).status_code == 200
+    failed = seen[("job.failed", failed_id)]["data"]
+    assert failed["status"] == "error" and failed["error"]["message"]
+    own = Verifier(created["notify"]["secret"]).verify(notified.body, notified.headers)
+    assert own["type"] == "job.completed" and own["data"]["id"] == completed["id"]
+
+
+def test_a_receiver_failing_twice_gets_three_attempts_with_growing_delays(stack, auth):
+    from tests.receiver import Receiver
+
+    api = stack["api"]
+    with Receiver() as receiver:
+        receiver.answers["/flaky"] = [500, 500, 200]
+        body = {"url": receiver.url + "/flaky"}
+        hook = requests.post(f"{api}/webhooks", json=body, headers=auth, timeout=10).json()[
+            "webhook"
+        ]
+        r = requests.post(f"{api}/webhooks/{hook['id']}/test", headers=auth, timeout=10)
+        assert r.status_code == 202, r.text
+
+        def three_attempts():
+            got = requests.get(f"{api}/webhooks/{hook['id']}/deliveries", headers=auth, timeout=10)
+            items = got.json()["items"]
+            return items if len(items) == 3 else None
+
+        log = list(reversed(wait_until(three_attempts, 60, "three delivery attempts")))
+        arrivals = [r.at for r in receiver.at("/flaky")]
+    assert [(d["attempt"], d["status_code"]) for d in log] == [(1, 500), (2, 500), (3, 200)]
+    assert len({d["id"] for d in log}) == 1 and all(d["latency_ms"] >= 0 for d in log)
+    from datetime import datetime
+
+    def waited(d):
+        return (
+            datetime.fromisoformat(d["next_try"]) - datetime.fromisoformat(d["created"])
+        ).total_seconds()
+
+    assert [round(waited(d)) for d in log[:2]] == [1, 4] and log[2]["next_try"] is None
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert len(gaps) == 2 and gaps[0] >= 0.9 and gaps[1] >= 3.9  # never earlier than scheduled

@@ -21,6 +21,7 @@ _SUBMODULES = frozenset(
         "presets",
         "schemas",
         "uploads",
+        "webhooks",
     }
 )
 

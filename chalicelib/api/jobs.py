@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import jobs, uploads
+from chalicelib import jobs, uploads, webhooks
 from chalicelib.api.http import endpoint, parse_body, query_int
 from chalicelib.api.schemas import JobCreate
 from chalicelib.auth import Principal
@@ -18,10 +18,21 @@ def create(request: Any, principal: Principal) -> Any:
     origin = None
     if source != body.source:
         origin = {"kind": "upload", "upload": body.source.partition(":")[2].strip()}
+    hook = webhooks.create_for_job(principal.username, body.notify_url) if body.notify_url else None
     job = jobs.create_job(
-        owner=principal.username, preset=body.preset, source=source, dest=body.dest, origin=origin
+        owner=principal.username,
+        preset=body.preset,
+        source=source,
+        dest=body.dest,
+        origin=origin,
+        notify_webhook=hook.id if hook else None,
     )
-    return {"message": "Job created", "status": 200, "job": jobs.public_view(job)}
+    answer = {"message": "Job created", "status": 200, "job": jobs.public_view(job)}
+    if hook is not None:
+        webhooks.attach_to_job(hook, int(job.id))
+        # The only time this secret is shown: receivers verify the job's events with it.
+        answer["notify"] = {"webhook_id": hook.id, "secret": hook.secret}
+    return answer
 
 
 @endpoint(role="guest")

@@ -56,6 +56,7 @@ _JOB_ID = _path_param("job_id", {"type": "string", "pattern": "^[0-9a-v]{1,20}$"
 _PRESET_ID = _path_param("preset_id", {"type": "integer", "minimum": 1})
 _USER_ID = _path_param("user_id", {"type": "string"})
 _UPLOAD_ID = _path_param("upload_id", {"type": "string", "pattern": "^[0-9a-v]{20}$"})
+_WEBHOOK_ID = _path_param("webhook_id", {"type": "string", "pattern": "^wh_[0-9a-v]{20}$"})
 _MACHINE_ID = _path_param("machine_id", {"type": "integer", "minimum": 1})
 # Routes of the app that are web pages, not API operations: left out of the document.
 NON_API_PATHS = frozenset({"/dashboard", "/dashboard/assets/{version}/{name}"})
@@ -77,6 +78,8 @@ def document() -> dict[str, Any]:
         schemas.MachineCreate,
         schemas.UploadCreate,
         schemas.UploadComplete,
+        schemas.WebhookCreate,
+        schemas.WebhookUpdate,
     )
     components = {
         m.__name__: m.model_json_schema(ref_template="#/components/schemas/{model}") for m in models
@@ -130,6 +133,23 @@ def document() -> dict[str, Any]:
             "post": _op(
                 "Complete an upload (operator)", body=schemas.UploadComplete, params=[_UPLOAD_ID]
             )
+        },
+        "/api/webhooks": {
+            "get": _op("List webhooks (operator)"),
+            "post": _op("Register a webhook; its secret is shown once", body=schemas.WebhookCreate),
+        },
+        "/api/webhooks/{webhook_id}": {
+            "get": _op("Get a webhook (operator)", params=[_WEBHOOK_ID]),
+            "put": _op(
+                "Change a webhook (operator)", body=schemas.WebhookUpdate, params=[_WEBHOOK_ID]
+            ),
+            "delete": _op("Remove a webhook (operator)", params=[_WEBHOOK_ID]),
+        },
+        "/api/webhooks/{webhook_id}/deliveries": {
+            "get": _op("A webhook's delivery attempts, newest first", params=[_WEBHOOK_ID])
+        },
+        "/api/webhooks/{webhook_id}/test": {
+            "post": _op("Queue a test delivery (operator)", params=[_WEBHOOK_ID])
         },
         "/api/jobs/{job_id}/status": {"get": _op("Get a job's status", params=[_JOB_ID])},
         "/api/jobs/{job_id}/cancel": {"post": _op("Cancel a job (operator)", params=[_JOB_ID])},

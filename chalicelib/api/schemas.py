@@ -38,6 +38,8 @@ class JobCreate(_Body):
     preset: StrictStr = Field(min_length=1, max_length=64)
     source: StrictStr = Field(min_length=1, max_length=1100)
     dest: StrictStr = Field(min_length=1, max_length=1100)
+    # Told of this job's end (Standard Webhooks signed; the secret is in the answer, once).
+    notify_url: StrictStr | None = Field(None, min_length=8, max_length=2048)
 
 
 class UserUpdate(_Body):
@@ -65,3 +67,17 @@ class UploadPart(_Body):
 
 class UploadComplete(_Body):
     parts: list[UploadPart] | None = Field(None, max_length=10_000)
+
+
+class WebhookCreate(_Body):
+    url: StrictStr = Field(min_length=8, max_length=2048)
+    events: list[StrictStr] | None = Field(None, max_length=8)
+    active: StrictBool = True
+    format: Literal["standard", "slack"] = "standard"
+
+
+class WebhookUpdate(_Body):
+    url: StrictStr | None = Field(None, min_length=8, max_length=2048)
+    events: list[StrictStr] | None = Field(None, min_length=1, max_length=8)
+    active: StrictBool | None = None
+    format: Literal["standard", "slack"] | None = None
