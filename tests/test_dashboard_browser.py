@@ -157,11 +157,23 @@ def login(page, facts, username: str, password: str) -> None:
     expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
 
 
+# Controls without a name a screen reader can announce, and content wider than the screen.
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, button")]
+    .filter((el) => !el.hidden && el.type !== "hidden")
+    .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+                    && !(el.tagName === "BUTTON" && el.textContent.trim()))
+    .map((el) => el.outerHTML)"""
+OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
 def shoot(page, name: str) -> None:
-    """The current page at both widths."""
+    """The current page at both widths, each checked for labels and horizontal overflow."""
     SHOTS.mkdir(parents=True, exist_ok=True)
+    assert page.evaluate(UNLABELLED) == [], f"unlabelled controls on {name}"
     for label, size in (("1280", WIDE), ("390", NARROW)):
         page.set_viewport_size(size)
+        # Usable at this width: nothing spills sideways off the page.
+        assert page.evaluate(OVERFLOW) <= 0, f"{name} scrolls sideways at {label} px"
         page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
     page.set_viewport_size(WIDE)
 
@@ -444,3 +456,33 @@ def test_a_large_file_goes_up_in_parts_whose_etags_the_page_can_read(page, stack
     sizes = {o["Key"].rsplit("/", 1)[1]: o["Size"] for o in listed.get("Contents", [])}
     assert sizes["big.mp4"] == clip.stat().st_size
     assert requests.get(f"{stack['api']}/me", headers=auth, timeout=10).status_code == 200
+
+
+def test_the_dashboard_works_from_the_keyboard_alone(page, stack):
+    from playwright.sync_api import expect
+
+    page.goto(stack["dashboard"])
+    expect(page.get_by_label("Username")).to_be_focused()
+    page.keyboard.type(stack["admin"]["username"])
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type(stack["admin"]["password"])
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
+    # The page's content has focus; Shift+Tab walks back into the header's menu.
+    presets = page.get_by_role("navigation", name="Main").get_by_role("link", name="Presets")
+    for _ in range(12):
+        page.keyboard.press("Shift+Tab")
+        if presets.evaluate("el => el === document.activeElement"):
+            break
+    expect(presets).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Presets")).to_be_visible()
+    page.get_by_role("button", name="New preset").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Name", exact=True)).to_be_focused()
+    # Focus is visible wherever it lands.
+    outline = page.get_by_label("Name", exact=True).evaluate(
+        "el => getComputedStyle(el).outlineStyle"
+    )
+    assert outline != "none"

@@ -8,9 +8,10 @@ const TOKEN_KEY = "openencoder.token";
 export const apiBase = new URL("api/", document.baseURI);
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, data = null) {
     super(message);
     this.status = status;
+    this.data = data; // the error's JSON body, for answers that say more (health checks)
   }
 }
 
@@ -61,7 +62,7 @@ export async function call(method, path, body, { signal } = {}) {
   if (!response.ok) {
     const message = (data && data.message) || `${response.status} ${response.statusText}`;
     if (response.status === 401 && bearer) unauthorized(message);
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, message, data);
   }
   return data;
 }

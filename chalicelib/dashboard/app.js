@@ -108,13 +108,41 @@ async function loadFeatures() {
   }
 }
 
+// Trade the token for a fresh one five minutes before it expires, when the
+// server offers that (POST /api/refresh-token); otherwise the user logs in again.
+let refreshTimer = null;
+
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  const value = api.token();
+  if (!value || !session.has("post", "/refresh-token")) return;
+  let expires;
+  try {
+    const payload = value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    expires = JSON.parse(atob(payload)).exp * 1000;
+  } catch {
+    return;
+  }
+  const wait = Math.max(10000, expires - Date.now() - 5 * 60 * 1000);
+  refreshTimer = setTimeout(async () => {
+    try {
+      api.setToken((await api.post("/refresh-token")).token);
+      scheduleRefresh();
+    } catch (error) {
+      console.warn("token refresh failed:", error.message);
+    }
+  }, wait);
+}
+
 export async function signIn(tokenValue) {
   api.setToken(tokenValue);
   await loadSession();
   drawChrome();
+  scheduleRefresh();
 }
 
 function signOut(reason) {
+  clearTimeout(refreshTimer);
   api.setToken(null);
   session.user = null;
   drawChrome();
@@ -183,7 +211,12 @@ async function statusHeader() {
     const ok = health.message === "ok" || health.status === 200;
     parts.push(h("span", { class: `pill ${ok ? "ok" : "bad"}`, id: "health" }, ok ? "API ok" : "API degraded"));
   } catch (error) {
-    parts.push(h("span", { class: "pill bad", id: "health", title: error.message }, "API degraded"));
+    // 503 names the checks that failed (tables, queues, buckets).
+    const checks = Object.entries(error.data?.checks || {})
+      .filter(([, check]) => check !== "ok" && check?.ok !== true && check?.status !== "ok")
+      .map(([name]) => name);
+    const detail = checks.length ? `API degraded: ${checks.join(", ")}` : "API degraded";
+    parts.push(h("span", { class: "pill bad", id: "health", title: error.message }, detail));
   }
   if (session.can("operator") && session.has("get", "/worker/queue")) {
     try {
@@ -238,7 +271,8 @@ async function render() {
     main.append(errorBox(error));
   }
   document.title = `${main.querySelector("h1")?.textContent || "Open Encoder"} · Open Encoder`;
-  main.focus({ preventScroll: true });
+  // A new page starts reading at its content, unless it focused a control itself.
+  if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
 api.onUnauthorized((message) => signOut(message));
@@ -252,6 +286,7 @@ async function start() {
     return;
   }
   drawChrome();
+  scheduleRefresh();
   if (!location.hash) location.replace("#/jobs");
   await render();
   document.body.dataset.ready = "true";

@@ -85,6 +85,19 @@ export async function render(main, { ctx, session, params, go }) {
     ),
   );
   const empty = h("p", { class: "empty", hidden: true }, "No jobs match.");
+  // Totals by status, when the server keeps them (GET /api/stats).
+  const counts = h("p", { class: "counts", id: "job-counts", "aria-live": "off" });
+  const showCounts = async () => {
+    if (!session.has("get", "/stats")) return;
+    const { jobs = {} } = await api.get("/stats", { signal: ctx.signal });
+    clear(
+      counts,
+      Object.entries(jobs)
+        .filter(([name, n]) => n && name !== "total")
+        .map(([name, n]) => h("span", { class: `badge status-${name}`, dataset: { count: name } }, `${name} ${n}`)),
+      jobs.total !== undefined ? h("span", { class: "muted" }, ` ${jobs.total} in all`) : null,
+    );
+  };
   const problem = h("div");
   const older = h("a", { class: "btn", href: `#${link({ page: String(page + 1) })}`, rel: "next" }, "Older");
   const newer = h("a", { class: "btn", href: `#${link({ page: String(page - 1) })}`, rel: "prev" }, "Newer");
@@ -96,7 +109,7 @@ export async function render(main, { ctx, session, params, go }) {
       h("h1", null, "Jobs"),
       session.can("operator") ? h("a", { class: "btn primary", href: "#/new" }, "New job") : null,
     ),
-    h("div", { class: "toolbar" }, field("Status", chooser)),
+    h("div", { class: "toolbar" }, field("Status", chooser), counts),
     problem,
     list,
     empty,
@@ -114,6 +127,7 @@ export async function render(main, { ctx, session, params, go }) {
       clear(problem, errorBox(error));
       return;
     }
+    showCounts().catch(() => clear(counts));
     const ids = result.items.map((job) => job.id).join(",");
     if (ids !== shown) {
       // A different set of jobs: rebuild. Otherwise update rows in place, so
