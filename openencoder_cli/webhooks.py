@@ -70,3 +70,17 @@ def deliveries(
     rows = [(d.get("created"), d.get("event"), d.get("status_code"), d.get("latency_ms"),
              d.get("attempt"), d.get("next_try")) for d in answer.get("items") or []]  # fmt: skip
     output.table(["when", "event", "answer", "ms", "attempt", "next try"], rows)
+
+
+@app.command("test", epilog=example("openencoder webhooks test 3"))
+def send_test(
+    ctx: typer.Context,
+    webhook: Annotated[str, typer.Argument(help="Webhook id.", metavar="ID")],
+    json_output: JsonOption = False,
+) -> None:
+    """Queue a ping to an endpoint; `webhooks deliveries ID` shows how it answered."""
+    answer = context.api(ctx).post(f"/webhooks/{webhook}/test")
+    if context.wants_json(ctx, json_output):
+        output.print_json(answer)
+    else:
+        output.out.print(f"{answer.get('message', 'queued')} ({answer.get('id')})")

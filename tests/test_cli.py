@@ -413,6 +413,50 @@ def test_users_get_roles_and_are_deactivated(cli):
     assert cli("users", "set-role", "cli-ana", "emperor").returncode == 2  # usage: not a role
 
 
+@pytest.fixture
+def receiver():
+    """A loopback endpoint that records what it is sent and answers 200."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append({"headers": dict(self.headers), "body": json.loads(body or b"null")})
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", seen
+    server.shutdown()
+
+
+def test_webhooks_are_created_pinged_and_their_deliveries_listed(cli, receiver):
+    url, seen = receiver
+    created = json.loads(ok(cli("webhooks", "create", "--url", url, "--event", "job.completed",
+                                "--event", "job.failed", "--json")))["webhook"]  # fmt: skip
+    assert created["secret"].startswith("whsec_") and created["events"] == [
+        "job.completed",
+        "job.failed",
+    ]
+    assert url in ok(cli("webhooks", "list"))
+    ok(cli("webhooks", "test", str(created["id"])))
+    wait_until(lambda: seen, 60, "the ping to arrive")
+    assert "webhook-signature" in {k.lower() for k in seen[0]["headers"]}
+
+    def delivered():
+        items = json.loads(ok(cli("webhooks", "deliveries", str(created["id"]), "--json")))["items"]
+        return items if any(d.get("status_code") == 200 for d in items) else None
+
+    wait_until(delivered, 60, "the delivery to be recorded", every=1)
+    assert "200" in ok(cli("webhooks", "deliveries", str(created["id"])))
+
+
 def test_health_needs_no_login(cli, tmp_path):
     out = ok(cli("health", cwd=tmp_path, OE_API=cli.facts["api"]))
     assert "ok" in out
