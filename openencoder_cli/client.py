@@ -7,11 +7,13 @@ the local stack and a deployed stage.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
 
 TIMEOUT = (10, 60)  # connect, read (seconds)
+RENEW_WITHIN = timedelta(minutes=15)
 
 
 class CliError(Exception):
@@ -55,21 +57,43 @@ def error_of(response: requests.Response) -> ApiError:
     return ApiError(response.status_code, text, body)
 
 
+Renewal = tuple[str, datetime | None]
+
+
 class Api:
-    """Calls `<base>/<path>` with the bearer token; `relogin` gets a new one after a 401."""
+    """Calls `<base>/<path>` with the bearer token.
+
+    `renew` is asked for a fresh token when the current one has less than 15 minutes
+    left (a watch can outlast a token); `relogin` gets a new one after a 401.
+    """
 
     def __init__(
         self,
         base: str,
         token: str | None = None,
         *,
-        relogin: Callable[[], str] | None = None,
+        expires: datetime | None = None,
+        renew: Callable[[str], Renewal | None] | None = None,
+        relogin: Callable[[], Renewal] | None = None,
         session: requests.Session | None = None,
     ) -> None:
         self.base = base.rstrip("/")
         self.token = token
+        self.expires = expires
+        self.renew = renew
         self.relogin = relogin
         self.http = session or requests.Session()
+
+    def _renew_if_due(self) -> None:
+        if self.renew is None or self.token is None or self.expires is None:
+            return
+        if self.expires - datetime.now(UTC) > RENEW_WITHIN:
+            return
+        renewed = self.renew(self.token)
+        if renewed is None:
+            self.renew = None  # no refresh route, or outside its window: use it to the end
+        else:
+            self.token, self.expires = renewed
 
     def url(self, path: str) -> str:
         return f"{self.base}/{path.lstrip('/')}"
@@ -96,11 +120,12 @@ class Api:
         """The decoded JSON answer; any 4xx/5xx raises `ApiError` with the API's message."""
         if body is not None:
             kwargs["json"] = body
+        self._renew_if_due()
         response = self.raw(method, path, **kwargs)
         if response.status_code == 401 and self.relogin is not None:
             # A cached token the server no longer accepts (a restarted local stack signs
             # with a new key): log in again once and repeat the call.
-            self.token, self.relogin = self.relogin(), None
+            (self.token, self.expires), self.relogin = self.relogin(), None
             response = self.raw(method, path, **kwargs)
         if response.status_code >= 400:
             raise error_of(response)

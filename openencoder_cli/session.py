@@ -10,13 +10,12 @@ local stack, a login as its admin.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from openencoder_cli import config
-from openencoder_cli.client import Api, ApiError, NotLoggedIn
-
-REFRESH_WITHIN = timedelta(minutes=15)
+from openencoder_cli.client import Api, ApiError, NotLoggedIn, Renewal
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -66,20 +65,22 @@ def api_base(api_option: str | None = None) -> str:
     return config.normalize_api(raw)
 
 
-def _refreshed(base: str, saved: dict[str, Any]) -> str:
-    """The saved token, renewed first when it is close to expiring."""
-    expire = parse_time(saved.get("expire"))
-    if expire is None or expire - datetime.now(UTC) > REFRESH_WITHIN:
-        return saved["token"]
-    try:
-        answer = Api(base, saved["token"]).post("/refresh-token")
-    except ApiError:
-        # No refresh route (an older server) or outside the refresh window: the
-        # token still works until it expires.
-        return saved["token"]
-    remember(base, {**saved, "token": answer["token"], "expire": answer.get("expire")},
-             current=False)  # fmt: skip
-    return answer["token"]
+def renewer(base: str) -> Callable[[str], Renewal | None]:
+    """Renew a token through `POST /api/refresh-token` and save it; None when refused."""
+
+    def renew(token: str) -> Renewal | None:
+        try:
+            answer = Api(base, token).post("/refresh-token")
+        except ApiError:
+            # No refresh route (an older server) or outside the refresh window: the
+            # token still works until it expires.
+            return None
+        saved = config.load()["sessions"].get(base) or {}
+        remember(base, {**saved, "token": answer["token"], "expire": answer.get("expire")},
+                 current=False)  # fmt: skip
+        return answer["token"], parse_time(answer.get("expire"))
+
+    return renew
 
 
 def connect(api_option: str | None = None, *, need_token: bool = True) -> Api:
@@ -96,21 +97,21 @@ def connect(api_option: str | None = None, *, need_token: bool = True) -> Api:
         and bool(admin.get("password"))
     )
 
-    def stack_login() -> str:
+    def stack_login() -> Renewal:
         saved = login(base, admin["username"], admin["password"])
         remember(base, saved, current=False)
-        return saved["token"]
+        return saved["token"], parse_time(saved.get("expire"))
 
-    saved = config.load()["sessions"].get(base)
-    expire = parse_time((saved or {}).get("expire"))
-    token = None
-    if saved and saved.get("token") and (expire is None or expire > datetime.now(UTC)):
-        token = _refreshed(base, saved)
-    elif from_stack:
-        token = stack_login()
+    saved = config.load()["sessions"].get(base) or {}
+    token, expires = saved.get("token"), parse_time(saved.get("expire"))
+    if token and expires is not None and expires <= datetime.now(UTC):
+        token = None  # expired: log in again (the local stack) or ask for a login
+    if token is None and from_stack:
+        token, expires = stack_login()
     if token is None:
         if not need_token:
             return Api(base)
         what = "your login has expired" if saved else "you are not logged in"
         raise NotLoggedIn(f"{what} at {base}: run `openencoder login`")
-    return Api(base, token, relogin=stack_login if from_stack else None)
+    return Api(base, token, expires=expires, renew=renewer(base),
+               relogin=stack_login if from_stack else None)  # fmt: skip

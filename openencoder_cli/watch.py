@@ -16,11 +16,14 @@ from rich.progress import (
 from rich.prompt import Confirm
 
 from openencoder_cli import output
-from openencoder_cli.client import Api, ApiError
+from openencoder_cli.client import Api, ApiError, Unreachable
 from openencoder_cli.views import TERMINAL
 
 POLL_SECONDS = 1.0
-_PHASE_STYLE = {"completed": "green", "error": "red", "cancelled": "yellow"}
+# A watch outlives blips (a restarting API, a dropped connection): it keeps polling
+# through failures for this long before giving up.
+OUTAGE_SECONDS = 60.0
+_PHASE_STYLE = {"completed": "green", "error": "red", "cancelled": "yellow", "retrying": "dim"}
 
 
 def job_bars() -> Progress:
@@ -53,6 +56,8 @@ class ChunkCounter:
                 tasks = self.api.get(f"/jobs/{job['id']}/tasks").get("items") or []
             except ApiError:
                 self.tasks_route = False  # a server without the route: use the plan's counts
+            except Unreachable:
+                pass  # a blip: the plan's counts this time
             else:
                 chunks = [t for t in tasks if t.get("chunk") is not None]
                 if chunks:
@@ -61,6 +66,27 @@ class ChunkCounter:
         if plan.get("tasks_total"):
             return f"tasks {plan.get('tasks_done', 0)}/{plan['tasks_total']}"
         return f"{plan.get('chunks', '?')} chunks"
+
+
+class Poller:
+    """GET a job's view; transient failures answer None until they last too long."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.failing_since: float | None = None
+
+    def view(self, job_id: int) -> dict[str, Any] | None:
+        try:
+            view = self.api.get(f"/jobs/{job_id}")
+        except (Unreachable, ApiError) as exc:
+            transient = isinstance(exc, Unreachable) or exc.status in (429, 502, 503, 504)
+            now = time.monotonic()
+            self.failing_since = self.failing_since or now
+            if not transient or now - self.failing_since > OUTAGE_SECONDS:
+                raise
+            return None
+        self.failing_since = None
+        return view
 
 
 def _rate(job: dict[str, Any]) -> str:
@@ -86,9 +112,9 @@ def follow(
     api: Api, jobs: list[dict[str, Any]], labels: dict[int, str], finals: dict[int, dict]
 ) -> dict[int, dict]:
     """Poll every job until it ends; `finals` collects each job's last view as it ends."""
-    chunks = ChunkCounter(api)
+    chunks, poller = ChunkCounter(api), Poller(api)
     if not output.err.is_terminal:
-        return _follow_plainly(api, jobs, labels, finals)
+        return _follow_plainly(poller, jobs, labels, finals)
     with job_bars() as bars:
         ids: dict[int, TaskID] = {
             job["id"]: bars.add_task(
@@ -100,7 +126,10 @@ def follow(
             for job_id, task in ids.items():
                 if job_id in finals:
                     continue
-                view = api.get(f"/jobs/{job_id}")
+                view = poller.view(job_id)
+                if view is None:
+                    bars.update(task, phase=_phase("retrying"))
+                    continue
                 status = view.get("status", "?")
                 done = 100.0 if status == "completed" else float(view.get("progress") or 0)
                 bars.update(task, completed=done, phase=_phase(status), rate=_rate(view),
@@ -113,7 +142,7 @@ def follow(
 
 
 def _follow_plainly(
-    api: Api, jobs: list[dict[str, Any]], labels: dict[int, str], finals: dict[int, dict]
+    poller: Poller, jobs: list[dict[str, Any]], labels: dict[int, str], finals: dict[int, dict]
 ) -> dict[int, dict]:
     """Not a terminal (a log, a pipe): one line whenever a job's status changes."""
     seen: dict[int, str] = {}
@@ -121,7 +150,9 @@ def _follow_plainly(
         for job in jobs:
             if job["id"] in finals:
                 continue
-            view = api.get(f"/jobs/{job['id']}")
+            view = poller.view(job["id"])
+            if view is None:
+                continue
             status = view.get("status", "?")
             if seen.get(job["id"]) != status:
                 seen[job["id"]] = status
