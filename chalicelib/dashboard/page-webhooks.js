@@ -54,36 +54,46 @@ function createForm(onCreated) {
   return form;
 }
 
-async function deliveries(hook, slot) {
-  try {
-    const answer = await api.get(`/webhooks/${encodeURIComponent(hook.id)}/deliveries`);
-    clear(
-      slot,
-      h("h3", null, `Deliveries to ${hook.url}`),
-      table(
-        `Deliveries to ${hook.url}`,
-        ["Event", "Attempt", "Answer", "Latency", "Next try", "At"],
-        answer.items.map((d) => [
-          d.event,
-          String(d.attempt ?? ""),
-          d.status_code ? badge(String(d.status_code)) : "no answer",
-          d.latency_ms != null ? `${d.latency_ms} ms` : "",
-          d.next_try ? when(d.next_try) : "",
-          when(d.created),
-        ]),
-        { empty: "Nothing delivered yet." },
+async function deliveries(hook, slot, signal) {
+  const answer = await api.get(`/webhooks/${encodeURIComponent(hook.id)}/deliveries`, { signal });
+  clear(
+    slot,
+    h("h2", null, `Deliveries to ${hook.url}`),
+    table(
+      `Deliveries to ${hook.url}`,
+      ["Event", "Attempt", "Answer", "Latency", "Next try", "At"],
+      answer.items.map((d) =>
+        h(
+          "tr",
+          { dataset: { delivery: d.id, event: d.event } },
+          [
+            d.event,
+            String(d.attempt ?? ""),
+            d.status_code ? badge(String(d.status_code)) : d.error || "no answer yet",
+            d.latency_ms != null ? `${d.latency_ms} ms` : "",
+            d.next_try ? when(d.next_try) : "",
+            when(d.created),
+          ].map((cell, i) => h("td", { "data-label": ["Event", "Attempt", "Answer", "Latency", "Next try", "At"][i] }, cell)),
+        ),
       ),
-    );
-  } catch (error) {
-    clear(slot, errorBox(error));
-  }
+      { empty: "Nothing delivered yet." },
+    ),
+  );
 }
 
-export async function render(main) {
+export async function render(main, { ctx }) {
   const list = h("div");
   const log = h("section", { class: "card", id: "deliveries", "aria-live": "polite" });
   log.hidden = true;
   main.append(h("div", { class: "page-head" }, h("h1", null, "Webhooks")), createForm(() => load()), list, log);
+
+  // The open delivery log follows new attempts as they are made.
+  let watched = null;
+  const showLog = () =>
+    watched &&
+    deliveries(watched, log, ctx.signal).catch((error) => {
+      if (error.name !== "AbortError") clear(log, errorBox(error));
+    });
 
   const act = async (promise, done) => {
     try {
@@ -118,8 +128,9 @@ export async function render(main) {
             "div",
             { class: "actions" },
             button("Deliveries", () => {
+              watched = hook;
               log.hidden = false;
-              deliveries(hook, log);
+              showLog();
             }, { kind: "small", label: `Deliveries to ${hook.url}` }),
             button("Send test", () => act(api.post(`${path}/test`), `Test sent to ${hook.url}`), { kind: "small", label: `Send a test to ${hook.url}` }),
             button(hook.active ? "Deactivate" : "Activate", () => act(api.put(path, { active: !hook.active }), `${hook.url} ${hook.active ? "deactivated" : "activated"}`), {
@@ -137,4 +148,5 @@ export async function render(main) {
   }
 
   await load();
+  await ctx.every(3000, showLog);
 }
