@@ -35,7 +35,7 @@ def jwt_auth(auth_request):
 
 @app.route("/api/health", methods=["GET"])
 def health():
-    return {"status": 200, "message": "ok"}
+    return api.stage.health_report(app.current_request)
 
 
 @app.route("/api/openapi.json", methods=["GET"])
@@ -67,6 +67,16 @@ def dashboard_asset(version, name):
 
 
 # --- users ----------------------------------------------------------------
+
+
+@app.route("/api/refresh-token", methods=["POST"], authorizer=jwt_auth)
+def refresh_token():
+    return api.accounts.refresh_token(app.current_request)
+
+
+@app.route("/api/update-password", methods=["POST"], authorizer=jwt_auth)
+def update_password():
+    return api.accounts.update_password(app.current_request)
 
 
 @app.route("/api/me", methods=["GET"], authorizer=jwt_auth)
@@ -211,6 +221,29 @@ def webhook_deliveries(webhook_id):
 @app.route("/api/webhooks/{webhook_id}/test", methods=["POST"], authorizer=jwt_auth)
 def test_webhook(webhook_id):
     return api.webhooks.test(app.current_request, webhook_id)
+
+
+# --- operators: queues, workers, settings ---------------------------------
+
+
+@app.route("/api/worker/queue", methods=["GET"], authorizer=jwt_auth)
+def worker_queue():
+    return api.stage.queue(app.current_request)
+
+
+@app.route("/api/worker/pools", methods=["GET"], authorizer=jwt_auth)
+def worker_pools():
+    return api.stage.pools(app.current_request)
+
+
+@app.route("/api/settings", methods=["GET"], authorizer=jwt_auth)
+def get_settings():
+    return api.stage.get_settings(app.current_request)
+
+
+@app.route("/api/settings", methods=["PUT"], authorizer=jwt_auth)
+def put_settings():
+    return api.stage.put_settings(app.current_request)
 
 
 # --- machines (DigitalOcean) ----------------------------------------------

@@ -9,10 +9,11 @@ from functools import cache
 
 import bcrypt
 import jwt
+from pynamodb.exceptions import UpdateError
 
 from chalicelib import login_throttle
 from chalicelib.config import ROLES, settings
-from chalicelib.errors import InvalidInput, Unauthorized
+from chalicelib.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from chalicelib.models import User
 from chalicelib.secret_params import jwt_signing_key
 
@@ -26,6 +27,8 @@ MAX_PASSWORD_BYTES = 72  # bcrypt ignores everything past 72 bytes
 class Principal:
     username: str
     role: str
+    # An admin asked this user to change their password: only update-password works.
+    must_change_password: bool = False
 
     def can(self, role: str) -> bool:
         return _RANK.get(self.role, -1) >= _RANK[role]
@@ -58,10 +61,13 @@ def _password_matches(password: str, password_hash: bytes) -> bool:
     return bcrypt.checkpw(encoded, password_hash)
 
 
-def issue_token(user: User) -> tuple[str, datetime]:
+def issue_token(user: User, logged_in: int | None = None) -> tuple[str, datetime]:
+    """A token for `user`; `orig_iat` keeps the login time across refreshes."""
     now = datetime.now(UTC).replace(microsecond=0)
     expires = now + timedelta(seconds=settings().token_ttl_seconds)
-    claims = {"sub": user.username, "role": user.role, "iat": now, "exp": expires}
+    claims = {"sub": user.username, "role": user.role, "iat": now, "exp": expires,
+              "orig_iat": int(logged_in if logged_in is not None else now.timestamp()),
+              "pwv": int(user.password_version or 0)}  # fmt: skip
     return jwt.encode(claims, jwt_signing_key(), algorithm=_ALGORITHM), expires
 
 
@@ -89,7 +95,53 @@ def principal_for_token(token: str) -> Principal:
         raise Unauthorized("invalid token") from None
     if not user.active:
         raise Unauthorized("this account is deactivated")
-    return Principal(username=user.username, role=user.role)
+    if int(claims.get("pwv", 0)) != int(user.password_version or 0):
+        raise Unauthorized("the password was changed since this token was issued: log in again")
+    return Principal(
+        username=user.username,
+        role=user.role,
+        must_change_password=bool(user.force_password_reset),
+    )
+
+
+def refresh(token: str) -> tuple[str, datetime]:
+    """A new token for a still-valid one, until OE_TOKEN_REFRESH_MAX_SECONDS after login."""
+    claims = verify_token(token)
+    principal = principal_for_token(token)
+    logged_in = int(claims.get("orig_iat", claims["iat"]))
+    window = settings().token_refresh_max_seconds
+    if time.time() - logged_in > window:
+        raise Unauthorized(
+            f"this login is older than the refresh window ({window} s): log in again"
+        )
+    return issue_token(User.get(principal.username), logged_in=logged_in)
+
+
+def change_password(username: str, current: str, new: str) -> tuple[str, datetime]:
+    """Check the current password, store the new one, end the forced reset; a new token.
+
+    Tokens issued before the change stop working (their `pwv` is the old version).
+    """
+    user = User.get(username)
+    if not _password_matches(current, user.password_hash.encode()):
+        raise Forbidden("current_password is not right")
+    new_hash = hash_password(new)  # the policy refuses an empty or short password
+    if _password_matches(new, user.password_hash.encode()):
+        raise InvalidInput("new_password must differ from the current one")
+    try:
+        user.update(
+            actions=[
+                User.password_hash.set(new_hash),
+                User.force_password_reset.set(False),
+                User.password_version.add(1),
+                User.updated.set(datetime.now(UTC)),
+            ],
+            # Two changes racing: only the one that saw the current hash wins.
+            condition=User.password_hash == user.password_hash,
+        )
+    except UpdateError:
+        raise Conflict("the password changed meanwhile: log in again") from None
+    return issue_token(User.get(username))
 
 
 def bearer_token(header: str | None) -> str:

@@ -104,6 +104,9 @@ def fan_out(message: dict[str, Any]) -> int:
         log.warning("event %s for a job %s that does not exist", event, job_id)
         return 0
     targets = {hook.id: hook for hook in webhooks.subscribed(event)}
+    slack = webhooks.settings_slack()
+    if slack is not None and event in slack.events:
+        targets[slack.id] = slack
     if job.notify_webhook and event in webhooks.DEFAULT_EVENTS:
         try:
             hook = Webhook.get(job.notify_webhook)
@@ -163,9 +166,8 @@ def deliver(message: dict[str, Any]) -> str:
     if float(message.get("due") or 0) > now:
         _send(message, float(message["due"]) - now)
         return "waiting"
-    try:
-        hook = Webhook.get(message["webhook_id"], consistent_read=True)
-    except Webhook.DoesNotExist:
+    hook = webhooks.lookup(message["webhook_id"])
+    if hook is None:
         return "dropped: the webhook was deleted"
     if not hook.active and message["event"] != webhooks.TEST_EVENT:
         return "dropped: the webhook is inactive"

@@ -11,8 +11,7 @@ import logging
 import threading
 import time
 
-from chalicelib import cloudinit, digitalocean
-from chalicelib.config import settings
+from chalicelib import cloudinit, digitalocean, runtime_settings
 from chalicelib.errors import Conflict
 
 log = logging.getLogger("openencoder.droplets")
@@ -21,7 +20,7 @@ LOCK_WAIT_SECONDS = 5
 
 def check_capacity(size: str, count: int) -> None:
     """Conflict (409) naming the numbers when `count` more droplets of `size` break a limit."""
-    s = settings()
+    s = runtime_settings.effective()  # the admin's knobs (GET/PUT /api/settings)
     machines = digitalocean.list_machines()
     prices = {x["slug"]: float(x["price_hourly"]) for x in digitalocean.sizes()}
     running = len(machines)

@@ -37,7 +37,9 @@ def plan(key: str) -> tuple[list[str], str] | None:
             return [first], path
         except NotFound:
             pass
-    return list(settings().default_presets), rest
+    from chalicelib import runtime_settings
+
+    return list(runtime_settings.effective().default_presets), rest
 
 
 def destination(path: str) -> str:

@@ -74,8 +74,8 @@ class User(Model):
     system = BooleanAttribute(default=False)
     # Set by an admin: every route but update-password answers 403 until changed.
     force_password_reset = BooleanAttribute(default=False)
-    # Epoch seconds of the last password change: tokens issued before it stop working.
-    password_changed = NumberAttribute(null=True)
+    # Counts password changes; tokens carry it (`pwv`), so older ones stop working.
+    password_version = NumberAttribute(default=0)
     created = UTCDateTimeAttribute(default=utcnow)
     updated = UTCDateTimeAttribute(default=utcnow)
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
 from chalicelib import jobs, queues
-from chalicelib.config import Settings, settings
+from chalicelib.config import Settings
 from chalicelib.jobs import QUEUED, RUNNING
 from chalicelib.models import Job, SystemItem, WorkerState, utcnow
 
@@ -247,7 +247,7 @@ def _droplets(machines: list, now: float) -> list[Droplet]:
 
 
 def run(now: float | None = None) -> Plan | None:
-    from chalicelib import digitalocean, droplet_pool, heartbeats
+    from chalicelib import digitalocean, droplet_pool, heartbeats, runtime_settings
     from chalicelib.errors import OpenEncoderError
     from chalicelib.secret_params import digitalocean_token
 
@@ -266,7 +266,7 @@ def run(now: float | None = None) -> Plan | None:
         if not digitalocean_token():
             log.info(json.dumps({"decision": "no droplets", "why": "machines not configured"}))
             return None
-        s = settings()
+        s = runtime_settings.effective(max_age=0)  # the admin's knobs, read on every tick
         workers = heartbeats.all_workers()
         beats = _beats(workers)
         droplet_of = {w.worker_id: int(w.droplet_id) for w in workers if w.droplet_id is not None}

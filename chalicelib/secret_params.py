@@ -8,13 +8,13 @@ from chalicelib.errors import Unavailable
 _MAX_AGE_SECONDS = 300
 
 
-def _get(name: str) -> str | None:
+def _get(name: str, max_age: int = _MAX_AGE_SECONDS) -> str | None:
     # Imported here: Powertools' parameters module pulls in boto3 clients and
     # would add ~100 ms to every cold start that never needs a secret.
     from aws_lambda_powertools.utilities import parameters
 
     try:
-        return parameters.get_parameter(name, decrypt=True, max_age=_MAX_AGE_SECONDS)
+        return parameters.get_parameter(name, decrypt=True, max_age=max_age)
     except parameters.exceptions.GetParameterError:
         return None
 
@@ -32,3 +32,8 @@ def digitalocean_token() -> str | None:
 
 def worker_credentials() -> str | None:
     return _get(settings().worker_credentials_parameter) or None
+
+
+def slack_webhook_url() -> str | None:
+    """Set through PUT /api/settings; read at most a minute old so a change applies quickly."""
+    return _get(settings().slack_url_parameter, max_age=60) or None

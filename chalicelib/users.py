@@ -75,8 +75,14 @@ def list_users() -> list[User]:
     return list(User.by_name.query("user"))
 
 
-def update_user(username: str, *, role: str | None, active: bool | None) -> User:
-    """Change role and/or active; the last active admin cannot be demoted or deactivated."""
+def update_user(
+    username: str,
+    *,
+    role: str | None,
+    active: bool | None,
+    force_password_reset: bool | None = None,
+) -> User:
+    """Change role, active, or force a password reset; the last active admin stays one."""
     if role is not None and role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
     user = get_user(username)
@@ -97,6 +103,11 @@ def update_user(username: str, *, role: str | None, active: bool | None) -> User
                     User.role.set(new_role),
                     User.active.set(new_active),
                     User.updated.set(utcnow()),
+                    *(
+                        [User.force_password_reset.set(force_password_reset)]
+                        if force_password_reset is not None
+                        else []
+                    ),
                 ],
                 condition=(User.role == user.role) & (User.active == user.active),
             )
@@ -124,5 +135,6 @@ def public_view(user: User) -> dict:
         "username": user.username,
         "role": user.role,
         "active": user.active,
+        "force_password_reset": bool(user.force_password_reset),
         "created_date": rfc3339(user.created),
     }

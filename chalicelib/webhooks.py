@@ -25,6 +25,9 @@ DEFAULT_EVENTS = tuple(TERMINAL_EVENTS.values())
 FORMATS = ("standard", "slack")
 TEST_EVENT = "webhook.test"
 STAGE_WIDE, FOR_JOB = "webhook", "job-webhook"
+# The Slack URL an admin sets in PUT /api/settings (kept in SSM, never in the table)
+# behaves as one more endpoint, told when jobs complete or fail.
+SETTINGS_SLACK = "wh_settings_slack"
 MAX_LISTED = 200
 
 
@@ -41,7 +44,11 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 def _check_events(events: list[str] | None) -> list[str]:
-    chosen = list(dict.fromkeys(events)) if events is not None else list(DEFAULT_EVENTS)
+    if events is None:
+        from chalicelib import runtime_settings
+
+        events = runtime_settings.webhook_default_events() or list(DEFAULT_EVENTS)
+    chosen = list(dict.fromkeys(events))
     unknown = [e for e in chosen if e not in EVENTS]
     if unknown or not chosen:
         raise InvalidInput(f"events must be some of {', '.join(EVENTS)}")
@@ -91,7 +98,32 @@ def attach_to_job(hook: Webhook, job_id: int) -> None:
     hook.update(actions=[Webhook.job_id.set(job_id)])
 
 
+def settings_slack() -> Webhook | None:
+    from chalicelib.secret_params import slack_webhook_url
+
+    url = slack_webhook_url()
+    if not url:
+        return None
+    return Webhook(SETTINGS_SLACK, kind="settings", owner="admin", url=url, format="slack",
+                   events=["job.completed", "job.failed"], active=True, secret="")  # fmt: skip
+
+
+def lookup(webhook_id: str) -> Webhook | None:
+    """The endpoint a delivery goes to, or None if it is gone."""
+    if webhook_id == SETTINGS_SLACK:
+        return settings_slack()
+    try:
+        return Webhook.get(webhook_id, consistent_read=True)
+    except Webhook.DoesNotExist:
+        return None
+
+
 def get(webhook_id: str) -> Webhook:
+    if webhook_id == SETTINGS_SLACK:
+        hook = settings_slack()
+        if hook is None:
+            raise NotFound("no Slack URL is set in the settings")
+        return hook
     try:
         return Webhook.get(webhook_id, consistent_read=True)
     except Webhook.DoesNotExist:
@@ -151,7 +183,8 @@ def deliveries(webhook_id: str, limit: int = 100) -> list[Delivery]:
 def public_view(hook: Webhook, *, with_secret: bool = False) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": hook.id,
-        "url": hook.url,
+        # The settings' Slack URL is a secret (it alone lets anyone post): never shown.
+        "url": "(set in settings)" if hook.id == SETTINGS_SLACK else hook.url,
         "events": list(hook.events),
         "active": hook.active,
         "format": hook.format,

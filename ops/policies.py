@@ -38,6 +38,16 @@ def _arns(s: Settings, region: str, account: str) -> dict[str, list[str]]:
         "upload_objects": [f"arn:aws:s3:::{s.input_bucket}/uploads/*"],
         "outputs": [f"arn:aws:s3:::{s.output_bucket}/*"],
         "parameters": [f"arn:aws:ssm:{region}:{account}:parameter/openencoder/{s.stage}/*"],
+        "settable_secrets": [
+            f"arn:aws:ssm:{region}:{account}:parameter{name}"
+            for name in (s.do_token_parameter, s.slack_url_parameter)
+        ],
+        "all_queues": [
+            queue(name + suffix)
+            for name in (s.encode_queue, s.long_queue, s.webhook_queue)
+            for suffix in ("", "-dlq")
+        ],
+        "buckets": [f"arn:aws:s3:::{s.input_bucket}", f"arn:aws:s3:::{s.output_bucket}"],
         "logs": [f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/openencoder-{s.stage}*"],
     }
 
@@ -89,6 +99,17 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
             ),
             _statement("Downloads", ["s3:GetObject"], a["outputs"]),
             events,
+            # GET /api/health, /api/worker/queue, /api/worker/pools, PUT /api/settings
+            _statement("Workers", ["dynamodb:GetItem", "dynamodb:Query"], a["workers"]),
+            _statement(
+                "QueueState", ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"], a["all_queues"]
+            ),
+            _statement("BucketState", ["s3:ListBucket"], a["buckets"]),
+            _statement(
+                "SettingsSecrets",
+                ["ssm:PutParameter", "ssm:DeleteParameter"],
+                a["settable_secrets"],
+            ),
             secrets,
             bundle,
             logs,
@@ -128,6 +149,7 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
             _statement("Jobs", ["dynamodb:GetItem"], a["jobs"]),
             _statement("Queue", _CONSUME, a["events"]),
             _statement("DeadLetters", _SEND, a["webhook_dlq"]),
+            _statement("SlackUrl", ["ssm:GetParameter"], a["settable_secrets"][1:]),
             # Payloads carry the outputs' download links, signed with this role.
             _statement("Downloads", ["s3:GetObject"], a["outputs"]),
             logs,

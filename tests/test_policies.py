@@ -12,6 +12,7 @@ from tests.conftest import AWS_CALLS
 # Operations whose IAM action has another name, or that need several.
 IAM_ACTIONS = {
     ("s3", "HeadObject"): ["s3:GetObject"],
+    ("s3", "HeadBucket"): ["s3:ListBucket"],
     ("s3", "CreateMultipartUpload"): ["s3:PutObject"],
     ("s3", "UploadPart"): ["s3:PutObject"],
     ("s3", "CompleteMultipartUpload"): ["s3:PutObject"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 
+import boto3
 import pytest
 from standardwebhooks import Webhook as Verifier
 
@@ -246,3 +247,34 @@ def test_a_slack_endpoint_gets_a_slack_message(aws, loopback):
         "text": ":x: Open Encoder job 7 (p) failed: ffmpeg failed: no video"
     }
     assert "webhook-signature" not in got.headers
+
+
+def test_the_slack_url_set_in_settings_is_told_of_completed_jobs_and_never_shown(api, loopback):
+    from aws_lambda_powertools.utilities import parameters
+
+    from tests.conftest import ADMIN
+
+    admin = api.login(*ADMIN)
+    secret_url = "https://hooks.slack.com/services/T000/B000/very-secret"
+    r = api.call("PUT", "/api/settings", {"slack_webhook_url": secret_url}, token=admin)
+    assert r.status_code == 200 and r.data["settings"]["slack_webhook_url"] == "set"
+    shown = api.call("GET", f"/api/webhooks/{webhooks.SETTINGS_SLACK}", token=admin).data
+    assert secret_url not in json.dumps(shown) and shown["webhook"]["format"] == "slack"
+    body = {"preset": "h264_baseline_360p_600", "source": "a.mp4", "dest": "o/"}
+    job_id = api.call("POST", "/api/jobs", body, token=admin).data["job"]["id"]
+    with Receiver() as receiver:
+        # Locally the "Slack" endpoint is the loopback receiver (the settings route wants https).
+        boto3.client("ssm").put_parameter(Name=settings().slack_url_parameter, Type="SecureString",
+                                          Value=receiver.url + "/slack", Overwrite=True)  # fmt: skip
+        parameters.clear_caches()
+        queued()
+        events.job_finished(job_id, "completed")
+        (event,) = queued()
+        assert deliveries.process(json.dumps(event)) == "fanned out to 1"
+        (message,) = queued()
+        assert message["webhook_id"] == webhooks.SETTINGS_SLACK
+        assert deliveries.deliver(message) == "delivered"
+        (got,) = receiver.at("/slack")
+    assert json.loads(got.body)["text"].startswith(f":white_check_mark: Open Encoder job {job_id}")
+    log = api.call("GET", f"/api/webhooks/{webhooks.SETTINGS_SLACK}/deliveries", token=admin).data
+    assert log["count"] == 1 and log["items"][0]["status_code"] == 200

@@ -20,6 +20,7 @@ _SUBMODULES = frozenset(
         "openapi",
         "presets",
         "schemas",
+        "stage",
         "uploads",
         "webhooks",
     }

@@ -56,17 +56,29 @@ def authorize(token_header: str) -> AuthResponse:
     return AuthResponse(
         routes=["*"],
         principal_id=principal.username,
-        context={"username": principal.username, "role": principal.role},
+        context={
+            "username": principal.username,
+            "role": principal.role,
+            "must_change_password": "1" if principal.must_change_password else "",
+        },
     )
 
 
-def principal_of(request: Any, role: str) -> Principal:
+RESET_FIRST = (
+    "an admin requires you to change your password before anything else: "
+    "POST /api/update-password with current_password and new_password"
+)
+
+
+def principal_of(request: Any, role: str, password_reset_ok: bool = False) -> Principal:
     context = (request.context or {}).get("authorizer") or {}
     if "role" not in context:
         if context.get("error_status") == "503":
             raise Unavailable(context["error"])
         raise Unauthorized(context.get("error") or "missing or invalid token")
     principal = Principal(username=context["username"], role=context["role"])
+    if context.get("must_change_password") and not password_reset_ok:
+        raise Forbidden(RESET_FIRST)
     if not principal.can(role):
         raise Forbidden(f"this needs the {role} role; you are {principal.role}")
     return principal
@@ -81,15 +93,21 @@ def client_address(request: Any) -> str:
 # --- endpoints --------------------------------------------------------------
 
 
-def endpoint(role: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
-    """Wrap a controller: check the caller's role, map domain errors to JSON answers."""
+def endpoint(
+    role: str | None = None, *, password_reset_ok: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    """Wrap a controller: check the caller's role, map domain errors to JSON answers.
+
+    A user whose password reset an admin forced gets 403 everywhere but where
+    `password_reset_ok` (update-password).
+    """
 
     def wrap(func: Callable[..., Any]) -> Callable[..., Response]:
         @functools.wraps(func)
         def handler(request: Any, *args: Any, **kwargs: Any) -> Response:
             try:
                 if role is not None:
-                    kwargs["principal"] = principal_of(request, role)
+                    kwargs["principal"] = principal_of(request, role, password_reset_ok)
                 result = func(request, *args, **kwargs)
                 return result if isinstance(result, Response) else ok(result)
             except OpenEncoderError as exc:

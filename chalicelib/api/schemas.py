@@ -45,6 +45,13 @@ class JobCreate(_Body):
 class UserUpdate(_Body):
     role: Literal["guest", "operator", "admin"] | None = None
     active: StrictBool | None = None
+    # true: the user must change their password before anything else works
+    force_password_reset: StrictBool | None = None
+
+
+class PasswordChange(_Body):
+    current_password: StrictStr = Field(min_length=1, max_length=1024)
+    new_password: StrictStr = Field(max_length=1024)  # the password policy says what is too short
 
 
 class MachineCreate(_Body):
@@ -81,3 +88,18 @@ class WebhookUpdate(_Body):
     events: list[StrictStr] | None = Field(None, min_length=1, max_length=8)
     active: StrictBool | None = None
     format: Literal["standard", "slack"] | None = None
+
+
+class SettingsUpdate(_Body):
+    """Omitted fields stay as they are; a knob set to null returns to the stage default."""
+
+    droplets_min: int | None = Field(None, ge=0, le=100)
+    droplets_max: int | None = Field(None, ge=0, le=100)
+    droplets_hourly_budget: float | None = Field(None, ge=0, le=10_000)
+    droplet_region: StrictStr | None = Field(None, min_length=1, max_length=64)
+    droplet_size: StrictStr | None = Field(None, min_length=1, max_length=64)
+    default_presets: list[StrictStr] | None = Field(None, min_length=1, max_length=10)
+    webhook_default_events: list[StrictStr] | None = Field(None, min_length=1, max_length=8)
+    # Write-only: stored in SSM as SecureStrings, answered only as "set" / "not set".
+    digitalocean_token: StrictStr | None = Field(None, max_length=256)
+    slack_webhook_url: StrictStr | None = Field(None, max_length=512, pattern=r"^(https://\S+)?$")
