@@ -40,6 +40,17 @@ def job_bars() -> Progress:
     )
 
 
+def chunk_counts(tasks: list[dict[str, Any]]) -> tuple[int, int] | None:
+    """(chunks done, chunks): a chunk is done when each of its renditions is encoded."""
+    chunks: dict[Any, bool] = {}
+    for task in tasks:
+        if task.get("chunk") is None or task.get("kind", "encode") != "encode":
+            continue
+        finished = task.get("status") in ("done", "completed")
+        chunks[task["chunk"]] = chunks.get(task["chunk"], True) and finished
+    return (sum(chunks.values()), len(chunks)) if chunks else None
+
+
 class ChunkCounter:
     """'chunks done/total' of a chunked job, from its tasks (or its plan's counts)."""
 
@@ -59,10 +70,9 @@ class ChunkCounter:
             except Unreachable:
                 pass  # a blip: the plan's counts this time
             else:
-                chunks = [t for t in tasks if t.get("chunk") is not None]
-                if chunks:
-                    done = sum(1 for t in chunks if t.get("status") in ("completed", "done"))
-                    return f"chunks {done}/{len(chunks)}"
+                counted = chunk_counts(tasks)
+                if counted is not None:
+                    return f"chunks {counted[0]}/{counted[1]}"
         if plan.get("tasks_total"):
             return f"tasks {plan.get('tasks_done', 0)}/{plan['tasks_total']}"
         return f"{plan.get('chunks', '?')} chunks"

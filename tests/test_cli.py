@@ -345,21 +345,35 @@ def test_encode_uploads_in_parts_shows_live_progress_and_downloads_a_playable_fi
     assert saved.stat().st_size == job["outputs"][0]["size"]
 
 
-def test_encode_with_json_prints_the_jobs_as_the_api_shows_them(cli, clips):
+def test_encode_with_json_prints_the_jobs_as_the_api_shows_them(cli, clips, tmp_path):
     result = cli("encode", str(clips["small"]), "-p", "h264_baseline_360p_600", "--json")
     jobs = json.loads(ok(result))
     assert len(jobs) == 1 and jobs[0]["status"] == "completed"
     again = cli.api("GET", f"/jobs/{jobs[0]['id']}").json()
     assert without_links(jobs[0]) == without_links(again)  # links are signed anew on each read
+    job_id = str(jobs[0]["id"])
+    listed = json.loads(ok(cli("jobs", "outputs", job_id, "--json")))
+    assert without_links(listed) == without_links(cli.api("GET", f"/jobs/{job_id}/outputs").json())
+    assert all(item["url"].startswith("http") for item in listed["items"])
+    ok(cli("jobs", "outputs", job_id, "--download", str(tmp_path)))
+    saved = tmp_path / "h264_baseline_360p_600.mp4"
+    assert saved.stat().st_size == listed["items"][0]["size"] and probe(saved).video is not None
 
 
-def test_a_failed_encode_is_exit_1_with_the_error(cli, clips):
-    result = cli("encode", str(clips["not_video"]), "-p", "h264_baseline_360p_600")
+def test_failed_encodes_are_exit_1_with_the_error_and_ffmpeg_tail(cli, clips):
+    # Valid as a preset, refused by x264 when it runs: the baseline profile has no 4:4:4.
+    preset = {"name": "cli_bad444", "output": "bad.mp4", "data": json.dumps(
+        {"raw": ["-c:v libx264", "-profile:v baseline", "-pix_fmt yuv444p", "-c:a aac"]})}  # fmt: skip
+    assert cli.api("POST", "/presets", json=preset).status_code == 200
+    result = cli("encode", str(clips["not_video"]), str(clips["small"]), "-p", "cli_bad444")
     assert result.returncode == 1, result.stdout + result.stderr
-    job_id = int(re.search(r"job (\d+) failed", result.stderr).group(1))
-    error = cli.api("GET", f"/jobs/{job_id}").json()["error"]
-    assert error["message"] in " ".join(result.stderr.split())
-    assert "Traceback" not in result.stderr
+    shown = " ".join(result.stderr.split())
+    assert "Traceback" not in shown
+    failed = [int(n) for n in re.findall(r"job (\d+) failed", shown)]
+    assert len(failed) == 2, shown
+    for job_id in failed:
+        assert cli.api("GET", f"/jobs/{job_id}").json()["error"]["message"] in shown
+    assert "ffmpeg log" in shown and "baseline profile doesn't support 4:4:4" in shown
 
 
 def test_encode_refuses_a_missing_file_and_an_unknown_preset(cli, clips, tmp_path):

@@ -42,3 +42,16 @@ def test_a_watch_rides_out_an_unreachable_api_then_gives_up(monkeypatch):
     monkeypatch.setattr(watch, "OUTAGE_SECONDS", 0.0)
     with pytest.raises(Unreachable):
         poller.view(1)
+
+
+def test_a_chunk_is_done_when_every_rendition_of_it_is():
+    tasks = [
+        {"kind": "encode", "chunk": 0, "rendition": "360p", "status": "done"},
+        {"kind": "encode", "chunk": 0, "rendition": "720p", "status": "done"},
+        {"kind": "encode", "chunk": 1, "rendition": "360p", "status": "done"},
+        {"kind": "encode", "chunk": 1, "rendition": "720p", "status": "running"},
+        {"kind": "audio", "chunk": None, "status": "done"},
+        {"kind": "assemble", "chunk": None, "status": "queued"},
+    ]
+    assert watch.chunk_counts(tasks) == (1, 2)
+    assert watch.chunk_counts([{"kind": "audio", "chunk": None, "status": "done"}]) is None
