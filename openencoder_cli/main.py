@@ -20,7 +20,7 @@ from openencoder_cli import (
     users,
     webhooks,
 )
-from openencoder_cli.client import Api, CliError, error_of
+from openencoder_cli.client import Api, ApiError, CliError, error_of
 from openencoder_cli.context import Invocation, JsonOption, example
 
 app = typer.Typer(
@@ -86,11 +86,38 @@ def login(
         password = typer.prompt("Password", hide_input=True, err=True)
     saved = session.login(base, username, password)
     session.remember(base, saved, current=True)
-    me = Api(base, saved["token"]).get("/me").get("user") or {}
     output.out.print(
-        f"logged in to {base} as {username} ({me.get('role', '?')}); token valid until "
-        f"{saved.get('expire')}, kept in {config.config_file()}"
+        f"logged in to {base} as {username}; token valid until {saved.get('expire')}, "
+        f"kept in {config.config_file()}"
     )
+    try:
+        me = Api(base, saved["token"]).get("/me").get("user") or {}
+    except ApiError as exc:  # e.g. an admin asked for a new password first
+        output.err.print(f"[yellow]{exc.api_message}[/]: `openencoder password` changes it")
+    else:
+        output.out.print(f"role: {me.get('role', '?')}")
+
+
+@app.command(
+    epilog=example("openencoder password", "OE_PASSWORD=a OE_NEW_PASSWORD=b openencoder password")
+)
+def password(
+    ctx: typer.Context,
+    current: Annotated[str | None, typer.Option(envvar="OE_PASSWORD", hidden=True)] = None,
+    new: Annotated[str | None, typer.Option(envvar="OE_NEW_PASSWORD", hidden=True)] = None,
+) -> None:
+    """Change your password (asked for, never echoed); the new token is kept."""
+    api = context.api(ctx)
+    if current is None:
+        current = typer.prompt("Current password", hide_input=True, err=True)
+    if new is None:
+        new = typer.prompt("New password", hide_input=True, confirmation_prompt=True, err=True)
+    answer = api.post("/update-password", {"current_password": current, "new_password": new})
+    if answer.get("token") and not os.environ.get("OE_TOKEN"):
+        saved = config.load()["sessions"].get(api.base) or {}
+        session.remember(api.base, {**saved, "token": answer["token"],
+                                    "expire": answer.get("expire")}, current=False)  # fmt: skip
+    output.out.print(answer.get("message", "password changed"))
 
 
 @app.command(epilog=example("openencoder logout"))
@@ -130,9 +157,14 @@ def health(ctx: typer.Context, json_output: JsonOption = False) -> None:
     else:
         style = "green" if response.status_code == 200 else "red"
         output.out.print(f"[{style}]{answer.get('message')}[/] ({api.base})")
-        checks = answer.get("checks") or {}
-        if checks:
-            output.table(["check", "result"], sorted(checks.items()))
+        # {"tables": {"<name>": "ok", ...}, "queues": {...}, "buckets": {...}}
+        rows = [
+            (kind, name, state)
+            for kind, group in (answer.get("checks") or {}).items()
+            for name, state in (group.items() if isinstance(group, dict) else [("", group)])
+        ]
+        if rows:
+            output.table(["kind", "name", "state"], rows)
     raise typer.Exit(0 if response.status_code == 200 else 1)
 
 

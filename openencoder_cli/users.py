@@ -69,3 +69,9 @@ def deactivate(ctx: typer.Context, user: User, json_output: JsonOption = False) 
 def activate(ctx: typer.Context, user: User, json_output: JsonOption = False) -> None:
     """Let a deactivated user back in."""
     _change(ctx, user, {"active": True}, json_output)
+
+
+@app.command("force-reset", epilog=example("openencoder users force-reset ana@example.com"))
+def force_reset(ctx: typer.Context, user: User, json_output: JsonOption = False) -> None:
+    """Make a user choose a new password before anything else works."""
+    _change(ctx, user, {"force_password_reset": True}, json_output)

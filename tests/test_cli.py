@@ -220,6 +220,39 @@ def test_a_restarted_stack_is_logged_in_to_again(cli):
     )
 
 
+def test_a_token_close_to_expiry_is_renewed_and_saved(cli):
+    from datetime import UTC, datetime, timedelta
+
+    ok(cli("presets", "list"))
+    path = cli.config_home / "openencoder" / "config.json"
+    document = json.loads(path.read_text())
+    saved = document["sessions"][cli.facts["api"]]
+    soon = datetime.now(UTC) + timedelta(minutes=5)
+    saved["expire"] = soon.strftime("%Y-%m-%dT%H:%M:%SZ")  # as if issued 55 minutes ago
+    path.write_text(json.dumps(document))
+    ok(cli("jobs", "list"))
+    renewed = json.loads(path.read_text())["sessions"][cli.facts["api"]]
+    expire = datetime.fromisoformat(renewed["expire"].replace("Z", "+00:00"))
+    assert expire > soon + timedelta(minutes=30)  # a fresh hour from the refresh route
+    r = requests.get(f"{cli.facts['api']}/me", timeout=10,
+                     headers={"Authorization": f"Bearer {renewed['token']}"})  # fmt: skip
+    assert r.status_code == 200 and r.json()["user"]["username"] == "boss"
+
+
+def test_a_forced_password_reset_is_done_from_the_cli(cli, tmp_path):
+    r = requests.post(f"{cli.facts['api']}/register", timeout=10,
+                      json={"username": "cli-reset", "password": "first-password"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    ok(cli("users", "force-reset", "cli-reset"))
+    where = {"cwd": tmp_path, "OE_API": cli.facts["api"]}
+    out = cli("login", "-u", "cli-reset", OE_PASSWORD="first-password", **where)
+    assert out.returncode == 0 and "openencoder password" in out.stderr, out.stderr
+    assert "403" in refused(cli("jobs", "list", **where))
+    ok(cli("password", OE_PASSWORD="first-password", OE_NEW_PASSWORD="second-password", **where))
+    ok(cli("jobs", "list", **where))  # the new token was kept
+    assert "401" in refused(cli("login", "-u", "cli-reset", OE_PASSWORD="first-password", **where))
+
+
 # --- output ------------------------------------------------------------------------
 
 
@@ -473,7 +506,9 @@ def test_webhooks_are_created_pinged_and_their_deliveries_listed(cli, receiver):
 
 def test_health_needs_no_login(cli, tmp_path):
     out = ok(cli("health", cwd=tmp_path, OE_API=cli.facts["api"]))
-    assert "ok" in out
+    assert "ok" in out and "buckets" in out and "output" in out
+    answer = json.loads(ok(cli("health", "--json", cwd=tmp_path, OE_API=cli.facts["api"])))
+    assert answer["status"] == 200 and answer["checks"]
 
 
 def test_the_script_is_installed_in_the_venv():
