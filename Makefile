@@ -13,8 +13,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet -e .  # the `openencoder` command (openencoder_cli/)
 	touch $(STAMP)
 
+# The whole encoder locally; its state is kept in .local/state (FRESH=1 starts empty).
 run: $(STAMP)
-	$(PY) -m ops.local_stack
+	$(PY) -m ops.local_stack $(if $(FRESH),--fresh,)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

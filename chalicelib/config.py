@@ -213,3 +213,28 @@ def settings() -> Settings:
             if o.strip()
         ),
     )
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """The local stack's own settings (`make run`); a deployed stage never reads them."""
+
+    state_dir: str | None  # where state, scratch and stack.json live (default <repo>/.local)
+    schedule_seconds: int | None  # tick every schedule this often instead of its rate
+    concurrency: int  # handler invocations at once per event source, as Lambda would scale
+    save_seconds: int  # state is saved this often while running (0: only at stop)
+    aws_endpoint: str | None  # what the stack's clients use instead of its own endpoint (tests)
+
+
+def local_settings() -> LocalSettings:
+    concurrency = _int("OE_LOCAL_CONCURRENCY", os.cpu_count() or 1)
+    if concurrency < 1:
+        raise ValueError("OE_LOCAL_CONCURRENCY must be at least 1")
+    return LocalSettings(
+        state_dir=os.environ.get("OE_STATE_DIR") or None,
+        schedule_seconds=_int("OE_SCHEDULE_SECONDS", 0) or None,
+        concurrency=concurrency,
+        save_seconds=_int("OE_STATE_SAVE_SECONDS", 60),
+        # e.g. a fault-injecting proxy in front of moto: the stack still starts moto itself.
+        aws_endpoint=os.environ.get("OE_LOCAL_AWS_ENDPOINT") or None,
+    )

@@ -8,12 +8,16 @@ import threading
 import time
 from typing import Any
 
-from chalicelib import queues
+from chalicelib import host, queues
 from chalicelib.pipeline import Outcome, run_message
 
 log = logging.getLogger("openencoder.encode")
 # Time kept back from the Lambda budget to hand a job off or fail it cleanly.
 BUDGET_MARGIN_SECONDS = 60
+
+
+class Released(Exception):
+    """The host is stopping and handed the job back: the record must be redelivered."""
 
 
 def process(
@@ -46,11 +50,17 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = getattr(context, "aws_request_id", "local")
 
     def record_handler(record: Any) -> None:
-        process(record.body, worker_id=f"lambda:{request}", queue="encode", deadline=deadline)
+        outcome = process(record.body, worker_id=f"lambda:{request}", queue="encode",
+                          deadline=deadline, stop=host.stopping)  # fmt: skip
+        if outcome.result == "released":
+            # The host is stopping and gave the job back: keep the message for redelivery.
+            raise Released(f"job {outcome.job_id} released: the host is stopping")
 
     return process_partial_response(
         event=event,
         record_handler=record_handler,
-        processor=BatchProcessor(event_type=EventType.SQS),
+        # A batch that failed entirely is reported like any other (SQS redelivers those
+        # records); raising would make a host stopping look like a crash.
+        processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
         context=context,
     )

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chalicelib import host
 from chalicelib.config import settings
 
 # /opt/bin is the ffmpeg layer in Lambda; ffmpeg is started by absolute path anyway.
@@ -74,6 +75,8 @@ class FencedProcess(subprocess.Popen):
             stdin=subprocess.DEVNULL,
             close_fds=True,
             start_new_session=True,  # its own process group, so a kill reaches everything
+            # Never outlives the worker or local stack that started it, even one SIGKILLed.
+            preexec_fn=host.die_with_parent,
             **kwargs,
         )
         self.seconds = seconds

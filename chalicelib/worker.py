@@ -96,7 +96,9 @@ def _job_id(body: str) -> int | None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from chalicelib import logs
+
+    logs.configure()
     worker = Worker(queue=os.environ.get("OE_WORKER_QUEUE", "long"))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stopping.set())

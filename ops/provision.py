@@ -230,7 +230,14 @@ def provision(
     do_token: str | None = None,
     worker_credentials: dict[str, str] | None = None,
     log: Callable[[str], None] = print,
+    after_resources: Callable[[], None] | None = None,
 ) -> Provisioned:
+    """Create what is missing, then fill it; `after_resources` runs in between.
+
+    The local stack restores its saved state there: into tables, buckets and queues
+    that exist, before secrets are generated and seeds written only if absent.
+    Create new resources above that call.
+    """
     s = settings()
     stage = stage or s.stage
     visibility = VISIBILITY_FACTOR * encode_timeout(stage)
@@ -243,6 +250,8 @@ def provision(
         # A delivery is one HTTP call with a timeout; retries are delayed re-sends.
         "webhooks": ensure_queue(s.webhook_queue, WEBHOOK_VISIBILITY_SECONDS, log),
     }
+    if after_resources is not None:
+        after_resources()
     result.parameters = _parameters(s, log, do_token, worker_credentials)
     seed(log)
     from ops import bundle

@@ -42,11 +42,14 @@ def schedule_seconds(expression: Any) -> int:
     return 60  # cron(...): a minute is the finest grain cron has
 
 
-def _context(name: str) -> LambdaContext:
-    return LambdaContext(function_name=name, memory_size=3008, max_runtime_ms=900_000)
-
-
 class EventPump:
+    """Polls each event source and runs up to `concurrency` invocations of its handler at once.
+
+    Lambda runs one invocation per batch and scales a function out while its queue
+    has messages; locally each source gets a poller and at most `concurrency`
+    invocations in flight, so a job split into chunks really encodes in parallel.
+    """
+
     def __init__(
         self,
         app: Any,
@@ -55,6 +58,7 @@ class EventPump:
         stage: str,
         schedule_override: int | None = None,
         wait_seconds: int = 1,
+        concurrency: int = 1,
     ) -> None:
         self.app = app
         self.stage = stage
@@ -62,8 +66,11 @@ class EventPump:
         self.s3 = boto3.client("s3", region_name=region)
         self.schedule_override = schedule_override
         self.wait_seconds = wait_seconds
+        self.concurrency = max(1, concurrency)
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.invocations: set[threading.Thread] = set()
+        self._lock = threading.Lock()
         self.delivered = 0
 
     # --- wiring --------------------------------------------------------------
@@ -118,40 +125,92 @@ class EventPump:
             Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configs}
         )
 
-    def stop(self, timeout: float = 10) -> None:
+    def stop(self, timeout: float = 12) -> bool:
+        """Stop polling and wait for running handlers; True if all returned in time.
+
+        The host sets `host.stopping` first, which, like a Lambda timeout but gracefully,
+        makes the encode handler kill ffmpeg, remove scratch and hand its job back.
+        """
         self.stopping.set()
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            running = list(self.invocations)
+        for thread in running:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        left = [t.name for t in running if t.is_alive()]
+        if left:
+            log.warning("handlers still running at stop: %s", ", ".join(left))
+        return not left
 
     # --- loops ---------------------------------------------------------------
 
     def _sqs_loop(self, name: str, url: str, batch: int, handler: Any, is_s3: bool) -> None:
+        slots = threading.BoundedSemaphore(self.concurrency)
         while not self.stopping.is_set():
+            # Receive only when an invocation slot is free, as Lambda's poller does.
+            if not slots.acquire(timeout=0.5):
+                continue
             try:
-                self._sqs_once(name, url, batch, handler, is_s3)
+                messages = self._receive(url, batch)
             except Exception:
-                log.exception("event source %s failed", name)
+                slots.release()
+                log.exception("event source %s: receiving failed", name)
                 self.stopping.wait(FAILURE_BACKOFF_SECONDS)
+                continue
+            if not messages:
+                slots.release()
+                continue
+            thread = threading.Thread(
+                target=self._invoke,
+                args=(slots, name, url, messages, handler, is_s3),
+                name=f"invoke-{name}",
+                daemon=True,
+            )
+            with self._lock:
+                self.invocations.add(thread)
+            thread.start()
 
-    def _sqs_once(self, name: str, url: str, batch: int, handler: Any, is_s3: bool) -> None:
+    def _receive(self, url: str, batch: int) -> list[dict[str, Any]]:
         answer = self.sqs.receive_message(
             QueueUrl=url,
             MaxNumberOfMessages=min(batch, 10),
             WaitTimeSeconds=self.wait_seconds,
             AttributeNames=["All"],
         )
-        messages = answer.get("Messages", [])
-        if not messages:
-            return
-        if is_s3:
-            for message in messages:
+        return answer.get("Messages", [])
+
+    def _invoke(self, slots: threading.BoundedSemaphore, name: str, url: str,
+                messages: list[dict[str, Any]], handler: Any, is_s3: bool) -> None:  # fmt: skip
+        try:
+            if is_s3:
+                self._deliver_s3(name, url, messages, handler)
+            else:
+                self._deliver_sqs(name, url, messages, handler)
+        except Exception:
+            log.exception("event source %s: delivery failed", name)
+        finally:
+            slots.release()
+            with self._lock:
+                self.invocations.discard(threading.current_thread())
+
+    def _deliver_s3(self, name: str, url: str, messages: list[dict], handler: Any) -> None:
+        for message in messages:
+            try:
                 event = json.loads(message["Body"])
-                if event.get("Records"):
-                    handler(event, _context(name))
-                    self.delivered += 1
-                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            return
+            except ValueError:
+                # One unreadable notification must not block the queue behind it.
+                log.error("event source %s: skipping an unparseable message %s: %r", name,
+                          message["MessageId"], message["Body"][:200],
+                          extra={"message_id": message["MessageId"]})  # fmt: skip
+                event = {}
+            if isinstance(event, dict) and event.get("Records"):
+                handler(event, self._context(name))
+                self.delivered += 1
+            self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _deliver_sqs(self, name: str, url: str, messages: list[dict], handler: Any) -> None:
         arn = url.rsplit("/", 1)[-1]
         event = {
             "Records": [
@@ -169,7 +228,7 @@ class EventPump:
             ]
         }
         try:
-            result = handler(event, _context(name))
+            result = handler(event, self._context(name))
         except Exception:
             log.exception("handler %s raised; the batch will be redelivered", name)
             failed = {m["MessageId"] for m in messages}
@@ -181,15 +240,19 @@ class EventPump:
         self.delivered += 1
         for m in messages:
             if m["MessageId"] in failed:
-                # Lambda would wait out the visibility timeout; locally a short
-                # back-off keeps retries visible without a busy loop.
+                # Lambda would wait out the visibility timeout; locally a short back-off
+                # keeps retries visible without a busy loop, and at stop none at all, so
+                # a job handed back is the first thing the next start picks up.
+                delay = 0 if self.stopping.is_set() else FAILURE_BACKOFF_SECONDS
                 self.sqs.change_message_visibility(
-                    QueueUrl=url,
-                    ReceiptHandle=m["ReceiptHandle"],
-                    VisibilityTimeout=FAILURE_BACKOFF_SECONDS,
+                    QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=delay
                 )
             else:
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    def _context(self, name: str) -> LambdaContext:
+        return LambdaContext(function_name=f"{self.app.app_name}-{self.stage}-{name}",
+                             memory_size=3008, max_runtime_ms=900_000)  # fmt: skip
 
     def _schedule_loop(self, name: str, every: int, handler: Any) -> None:
         while not self.stopping.wait(every):
@@ -205,7 +268,7 @@ class EventPump:
                 "detail": {},
             }
             try:
-                handler(event, _context(name))
+                handler(event, self._context(name))
                 self.delivered += 1
             except Exception:
                 log.exception("scheduled handler %s failed", name)

@@ -1,0 +1,122 @@
+"""The local stack's saved state, against moto's AWS: a round trip, and what is refused."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from chalicelib import queues
+from chalicelib.config import settings
+from chalicelib.models import Job
+from ops import local_state, provision
+
+REGION = "us-east-1"
+
+
+def fill() -> None:
+    """Some of everything: a binary attribute, object metadata, a parameter, a message."""
+    ddb = boto3.client("dynamodb")
+    ddb.put_item(TableName=Job.Meta.table_name,
+                 Item={"id": {"N": "77"}, "kind": {"S": "job"}, "blob": {"B": b"\x00\xffraw"},
+                       "tags": {"M": {"$b64": {"S": "not base64"}}}})  # fmt: skip
+    boto3.client("s3").put_object(Bucket=settings().output_bucket, Key="out/a b+c.mp4",
+                                  Body=b"video bytes", ContentType="video/mp4",
+                                  Metadata={"openencoder-job": "77"})  # fmt: skip
+    boto3.client("ssm").put_parameter(Name="/openencoder/local/extra", Value="v", Type="String")
+    queues.send_job("encode", 77, 1)
+
+
+def wipe() -> None:
+    """An empty endpoint, provisioned again: what the next start sees before restoring."""
+    ddb = boto3.client("dynamodb")
+    for name in ddb.list_tables()["TableNames"]:
+        ddb.delete_table(TableName=name)
+    s3 = boto3.client("s3")
+    for bucket in s3.list_buckets()["Buckets"]:
+        for obj in s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", []):
+            s3.delete_object(Bucket=bucket["Name"], Key=obj["Key"])
+    ssm = boto3.client("ssm")
+    for p in ssm.describe_parameters()["Parameters"]:
+        ssm.delete_parameter(Name=p["Name"])
+    sqs = boto3.client("sqs")
+    for url in sqs.list_queues().get("QueueUrls", []):
+        sqs.purge_queue(QueueUrl=url)
+
+
+def test_a_saved_state_comes_back_whole_through_the_aws_apis(aws, tmp_path):
+    fill()
+    jwt_key = boto3.client("ssm").get_parameter(Name=settings().jwt_key_parameter,
+                                                WithDecryption=True)["Parameter"]["Value"]  # fmt: skip
+    root = tmp_path / "state"
+    counts = local_state.save(root, region=REGION, include_queues=True)
+    assert counts.messages == 1 and counts.objects >= 2 and counts.parameters >= 2
+    assert (root / "manifest.json").stat().st_mode & 0o077 == 0
+    wipe()
+
+    manifest = local_state.read_manifest(root)
+    restored = []
+
+    def restore() -> None:
+        local_state.check(manifest, region=REGION)
+        restored.append(local_state.restore(root, manifest, region=REGION))
+
+    provision.provision(stage="local", log=lambda _m: None, after_resources=restore)
+    assert restored[0].items == counts.items and restored[0].messages == 1
+    item = boto3.client("dynamodb").get_item(TableName=Job.Meta.table_name,
+                                             Key={"id": {"N": "77"}})["Item"]  # fmt: skip
+    assert item["blob"] == {"B": b"\x00\xffraw"} and item["tags"]["M"]["$b64"] == {
+        "S": "not base64"
+    }
+    obj = boto3.client("s3").get_object(Bucket=settings().output_bucket, Key="out/a b+c.mp4")
+    assert obj["Body"].read() == b"video bytes" and obj["ContentType"] == "video/mp4"
+    assert obj["Metadata"] == {"openencoder-job": "77"}
+    ssm = boto3.client("ssm")
+    # The JWT key is the saved one: provisioning generates a key only when none is there.
+    assert ssm.get_parameter(Name=settings().jwt_key_parameter,
+                             WithDecryption=True)["Parameter"]["Value"] == jwt_key  # fmt: skip
+    assert ssm.get_parameter(Name="/openencoder/local/extra")["Parameter"]["Value"] == "v"
+    body = boto3.client("sqs").receive_message(QueueUrl=queues.queue_url("encode"))["Messages"][0]
+    assert json.loads(body["Body"]) == {"job_id": 77, "attempt": 1}
+
+
+def test_a_second_save_reuses_unchanged_objects(aws, tmp_path):
+    fill()
+    root = tmp_path / "state"
+    local_state.save(root, region=REGION, include_queues=False)
+    blobs = {p.name: p.stat().st_ino for p in (root / "blobs").iterdir()}
+    local_state.save(root, region=REGION, include_queues=False)
+    assert {p.name: p.stat().st_ino for p in (root / "blobs").iterdir()} == blobs
+    assert not root.with_name("state.old").exists() and not root.with_name("state.saving").exists()
+
+
+def test_a_state_of_another_format_is_refused_before_anything_is_loaded(aws, tmp_path):
+    root = tmp_path / "state"
+    local_state.save(root, region=REGION, include_queues=False)
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").write_text(json.dumps({**manifest, "format": 0}))
+    with pytest.raises(local_state.Incompatible, match="format 0"):
+        local_state.read_manifest(root)
+    aside = local_state.set_aside(root, "test")
+    assert not root.exists() and "test" in (aside / "WHY.txt").read_text()
+
+
+def test_a_table_whose_keys_changed_is_refused(aws, tmp_path):
+    root = tmp_path / "state"
+    local_state.save(root, region=REGION, include_queues=False)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["tables"][Job.Meta.table_name]["key_schema"][0]["AttributeName"] = "guid"
+    with pytest.raises(local_state.Incompatible, match="keys of table"):
+        local_state.check(manifest, region=REGION)
+    manifest["tables"]["openencoder-local-gone"] = manifest["tables"][Job.Meta.table_name]
+    del manifest["tables"][Job.Meta.table_name]
+    with pytest.raises(local_state.Incompatible, match="does not create"):
+        local_state.check(manifest, region=REGION)
+
+
+def test_an_interrupted_swap_is_finished_at_the_next_start(aws, tmp_path):
+    root = tmp_path / "state"
+    local_state.save(root, region=REGION, include_queues=False)
+    root.rename(root.with_name("state.old"))  # as if killed between the two renames
+    assert local_state.read_manifest(root)["format"] == local_state.FORMAT
