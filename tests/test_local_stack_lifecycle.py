@@ -47,6 +47,20 @@ def create_job(facts: dict, auth: dict, source: str, dest: str, preset: str) -> 
     return r.json()["job"]
 
 
+def send_upload(facts: dict, auth: dict, path: Path) -> dict:
+    """An upload through the API: a presigned PUT, then complete."""
+    body = {"filename": path.name, "size": path.stat().st_size, "content_type": "video/mp4"}
+    r = requests.post(f"{facts['api']}/uploads", json=body, headers=auth, timeout=10)
+    assert r.status_code == 201, r.text
+    upload = r.json()["upload"]
+    put = requests.put(upload["url"], data=path.read_bytes(), headers=upload["headers"], timeout=30)
+    assert put.status_code == 200, put.text
+    r = requests.post(f"{facts['api']}/uploads/{upload['id']}/complete", json={}, headers=auth,
+                      timeout=10)  # fmt: skip
+    assert r.status_code == 200, r.text
+    return r.json()["upload"]
+
+
 def job(facts: dict, auth: dict, job_id: int) -> dict:
     return requests.get(f"{facts['api']}/jobs/{job_id}", headers=auth, timeout=10).json()
 
@@ -124,10 +138,10 @@ def test_users_presets_uploads_and_jobs_survive_a_restart(tmp_path, media):
         assert r.status_code == 200, r.text
         r = requests.post(f"{facts['api']}/presets", json=preset, headers=auth, timeout=10)
         assert r.status_code in (200, 201), r.text
-        s3 = aws_client(facts, "s3")
-        s3.upload_file(str(media["clip"]), facts["buckets"]["input"], "uploads/clip.mp4")
-        made = create_job(facts, auth, "s3:///uploads/clip.mp4", "s3:///kept/", "kept_360p")
+        upload = send_upload(facts, auth, media["clip"])
+        made = create_job(facts, auth, f"upload:{upload['id']}", "s3:///kept/", "kept_360p")
         done = wait_for_job(facts["api"], auth, made["id"])
+        s3 = aws_client(facts, "s3")
         output = s3.get_object(Bucket=facts["buckets"]["output"], Key="kept/kept.mp4")[
             "Body"
         ].read()
@@ -147,13 +161,22 @@ def test_users_presets_uploads_and_jobs_survive_a_restart(tmp_path, media):
                  requests.get(f"{facts['api']}/presets", headers=auth, timeout=10).json()["items"]]  # fmt: skip
         assert "kept_360p" in names and names.count("kept_360p") == 1
         again = job(facts, auth, made["id"])
-        assert again["status"] == "completed" and again["outputs"] == done["outputs"]
+        assert again["status"] == "completed"
+
+        def stored(outputs: list[dict]) -> list[dict]:  # links are signed anew on each read
+            return [{k: v for k, v in o.items() if not k.startswith("url")} for o in outputs]
+
+        assert stored(again["outputs"]) == stored(done["outputs"])
+        got = requests.get(f"{facts['api']}/uploads/{upload['id']}", headers=auth, timeout=10)
+        assert got.status_code == 200 and got.json()["upload"]["status"] == "complete"
         s3 = aws_client(facts, "s3")
-        assert s3.head_object(Bucket=facts["buckets"]["input"], Key="uploads/clip.mp4")
         kept = s3.get_object(Bucket=facts["buckets"]["output"], Key="kept/kept.mp4")
         assert kept["Body"].read() == output and kept["ContentType"] == "video/mp4"
+        # The download link the API hands out works on the restored object.
+        link = requests.get(again["outputs"][0]["url"], timeout=10)
+        assert link.status_code == 200 and link.content == output
         # New ids continue after the restored ones.
-        second = create_job(facts, auth, "s3:///uploads/clip.mp4", "s3:///kept2/", "kept_360p")
+        second = create_job(facts, auth, f"upload:{upload['id']}", "s3:///kept2/", "kept_360p")
         assert second["id"] > made["id"]
     assert "restored from" in (state / "second.log").read_text()
 
