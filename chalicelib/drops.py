@@ -88,6 +88,8 @@ def handle_record(record: dict[str, Any]) -> list[int]:
                 origin={"kind": "s3-drop", "bucket": bucket, "key": key, "version": version},
             )
             made.append(int(job.id))
+            facts = {"job_id": int(job.id), "attempt": 1, "key": key, "preset": name}
+            log.info("drop %s: job %s (%s)", key, job.id, name, extra=facts)
         except OpenEncoderError as exc:
             # A bad drop (unknown default preset, unusable key) is logged, not retried forever.
             log.error("drop %s: could not create a %s job: %s", key, name, exc.message)

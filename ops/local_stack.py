@@ -510,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         facts = stack.start()
         admin = facts["admin"]
-        password = admin["password"] or "(unchanged: the account already existed)"
+        password = admin["password"] or "(unchanged: the account was kept from the saved state)"
         print(
             "\nOpen Encoder is running.\n"
             f"  API:           {facts['api']}\n"
