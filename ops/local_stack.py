@@ -305,6 +305,12 @@ class LocalStack:
         self.server = api_server(app, config, self.port)
         # The server object's own loop: LocalDevServer.serve_forever prints a banner of its own.
         threading.Thread(target=self.server.server.serve_forever, name="api", daemon=True).start()
+        # boto3 builds clients on its default session, which is not safe for threads that
+        # build them at the same moment: the shared clients exist before handlers run at once.
+        from chalicelib import queues, storage
+
+        queues.sqs()
+        storage.s3()
         local = local_settings()
         self.pump = EventPump(
             app,

@@ -30,7 +30,7 @@ FAST = {"OE_BCRYPT_ROUNDS": "4", "ADMIN_USERNAME": "boss", "ADMIN_PASSWORD": "bo
 @pytest.fixture(scope="module")
 def slow_clip(tmp_path_factory) -> Path:
     """Small on disk, but an upscale to 720p takes ffmpeg a while: time to stop it mid-encode."""
-    return make.av_clip(tmp_path_factory.mktemp("clips") / "slow.mp4", seconds=40,
+    return make.av_clip(tmp_path_factory.mktemp("clips") / "slow.mp4", seconds=30,
                         size="320x180", bitrate="200k")  # fmt: skip
 
 
