@@ -254,6 +254,9 @@ class LocalStack:
         self._saver_stop = threading.Event()
         self._save_lock = threading.Lock()
         self._region = "us-east-1"
+        # Set once the endpoint holds the whole restored (or new) state: saving before that
+        # would replace a good saved state with a part of it.
+        self._loaded = False
 
     # --- start ---------------------------------------------------------------
 
@@ -395,6 +398,7 @@ class LocalStack:
             provision.provision(**kwargs)
         if not self.notes:
             self.notes.append(f"new; saved to {self.state} at stop")
+        self._loaded = True
 
     def _set_aside(self, why: str) -> None:
         from ops import local_state
@@ -453,7 +457,7 @@ class LocalStack:
         for worker in self.workers:
             worker.wait(deadline)
         log.debug("workers stopped")
-        if self.moto is not None and self.moto.poll() is None:
+        if self._loaded and self.moto is not None and self.moto.poll() is None:
             try:
                 # Nothing reads the queues now: their messages are saved too.
                 self.save(include_queues=stopped)
