@@ -43,16 +43,23 @@ def check_preset_exists(api: Api, preset: str) -> None:
 def submit(api: Api, paths: list[Path], preset: str, dest: str | None) -> list[dict[str, Any]]:
     """Upload each file and create its job as soon as its bytes are in."""
     check_preset_exists(api, preset)
-    jobs = []
-    with byte_bars() as bars:
-        for path in paths:
-            done = upload(api, path, bars)
-            body = {
-                "preset": preset,
-                "source": f"upload:{done['id']}",
-                "dest": dest_for(path, done["id"], dest, len(paths) > 1),
-            }
-            jobs.append(api.post("/jobs", body)["job"])
+    jobs: list[dict[str, Any]] = []
+    try:
+        with byte_bars() as bars:
+            for path in paths:
+                done = upload(api, path, bars)
+                body = {
+                    "preset": preset,
+                    "source": f"upload:{done['id']}",
+                    "dest": dest_for(path, done["id"], dest, len(paths) > 1),
+                }
+                jobs.append(api.post("/jobs", body)["job"])
+    except BaseException:
+        # A later file failed (or Ctrl-C): say which jobs already exist and keep running.
+        for job in jobs:
+            output.err.print(f"job {job['id']} was created and keeps running: "
+                             f"`openencoder jobs watch {job['id']}`")  # fmt: skip
+        raise
     return jobs
 
 
