@@ -43,9 +43,24 @@ app.add_typer(users.app, name="users")
 app.add_typer(webhooks.app, name="webhooks")
 
 
+def show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            output.out.print(f"openencoder {version('openencoder')}")
+        except PackageNotFoundError:
+            output.out.print("openencoder (not installed: run from a checkout)")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
+    _version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=show_version, is_eager=True, help="Print the version."),
+    ] = None,
     api: Annotated[
         str | None,
         typer.Option(help="API base URL, e.g. http://127.0.0.1:8000/api (default: OE_API, "
