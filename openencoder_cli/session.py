@@ -112,6 +112,11 @@ def connect(api_option: str | None = None, *, need_token: bool = True) -> Api:
         if not need_token:
             return Api(base)
         what = "your login has expired" if saved else "you are not logged in"
-        raise NotLoggedIn(f"{what} at {base}: run `openencoder login`")
+        hint = "run `openencoder login`"
+        if stack is not None and config.normalize_api(stack["api"]) == base:
+            # A restarted local stack keeps its admin but no longer knows the password.
+            hint = (f"run `openencoder login -u {admin.get('username') or 'admin'}` with the "
+                    "password the first `make run` printed")  # fmt: skip
+        raise NotLoggedIn(f"{what} at {base}: {hint}")
     return Api(base, token, expires=expires, renew=renewer(base),
                relogin=stack_login if from_stack else None)  # fmt: skip
