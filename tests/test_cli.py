@@ -220,6 +220,15 @@ def test_a_restarted_stack_is_logged_in_to_again(cli):
     )
 
 
+def test_a_restarted_stack_without_its_admin_password_says_how_to_log_in(cli, tmp_path):
+    kept = tmp_path / "restarted"
+    (kept / ".local").mkdir(parents=True)
+    facts = {**cli.facts, "admin": {"username": "boss", "password": None}}
+    (kept / ".local" / "stack.json").write_text(json.dumps(facts))
+    message = refused(cli("jobs", "list", cwd=kept), 2)
+    assert "openencoder login -u boss" in message and cli.facts["api"] in message
+
+
 def test_a_token_close_to_expiry_is_renewed_and_saved(cli):
     from datetime import UTC, datetime, timedelta
 
