@@ -138,7 +138,7 @@ def test_the_seeded_h264_presets_are_chunk_safe_and_the_vp9_one_is_not():
     "raw, why",
     [
         (["-c:v libx264", "-b:v 1M"], "GOP"),
-        (["-c:v libx264", "-g 48", "-keyint_min 48", "-sc_threshold 0", "-vf hqdn3d"], "hqdn3d"),
+        (["-c:v libx264", "-g 48", "-keyint_min 48", "-sc_threshold 0", "-vf yadif"], "yadif"),
         (["-c:v libx264", "-g 48", "-keyint_min 48", "-sc_threshold 0", "-r 24"], "-r"),
         (["-c:v libx264", "-x264opts keyint=48:min-keyint=48:scenecut=0", "-t 10"], "-t"),
         (["-c:v libx264", "-x264opts keyint=48:min-keyint=24:scenecut=0"], "GOP"),
