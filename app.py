@@ -246,6 +246,14 @@ def put_settings():
     return api.stage.put_settings(app.current_request)
 
 
+# --- droplets (authenticated by their own secret, not a JWT) --------------
+
+
+@app.route("/api/worker/credentials", methods=["POST"])
+def worker_credentials():
+    return api.droplets.credentials(app.current_request)
+
+
 # --- machines (DigitalOcean) ----------------------------------------------
 
 

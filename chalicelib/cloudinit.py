@@ -1,9 +1,9 @@
 """Cloud-init user data for a worker droplet, built as data and dumped with a YAML library.
 
 The droplet gets Python, the worker bundle (fetched through a short-lived
-presigned URL), credentials scoped to the long queue, the jobs table and the
-buckets, and a systemd unit that runs `python -m chalicelib.worker` with
-Restart=always.
+presigned URL), its own secret (for short-lived STS credentials, see
+droplet_credentials; no cloud key is written here), and a systemd unit that runs
+`python -m chalicelib.worker` with Restart=always.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import yaml
 
 ENV_FILE = "/etc/openencoder/worker.env"
+SECRET_FILE = "/etc/openencoder/droplet-secret"  # noqa: S105 (a path)
+AWS_CONFIG_FILE = "/etc/openencoder/aws-config"
+CREDENTIALS_CACHE = "/run/openencoder/credentials.json"
 UNIT_FILE = "/etc/systemd/system/openencoder-worker.service"
 APP_DIR = "/opt/openencoder"
 METADATA_URL = "http://169.254.169.254/metadata/v1"  # DigitalOcean's, on every droplet
@@ -31,6 +34,9 @@ WorkingDirectory={APP_DIR}/app
 ExecStart={APP_DIR}/venv/bin/python -m chalicelib.worker
 Restart=always
 RestartSec=5
+# /run/openencoder (tmpfs, mode 0700, the worker's own): the credentials cache.
+RuntimeDirectory=openencoder
+RuntimeDirectoryMode=0700
 # Give the worker time to hand its job back before systemd kills it.
 KillSignal=SIGTERM
 TimeoutStopSec=60
@@ -45,8 +51,8 @@ class WorkerConfig:
     stage: str
     region: str
     bundle_url: str
-    access_key_id: str
-    secret_access_key: str
+    api_url: str
+    droplet_secret: str
     environment: dict[str, str]
 
 
@@ -56,8 +62,14 @@ def _env_file(config: WorkerConfig) -> str:
         "OE_STAGE": config.stage,
         "AWS_REGION": config.region,
         "AWS_DEFAULT_REGION": config.region,
-        "AWS_ACCESS_KEY_ID": config.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": config.secret_access_key,
+        # Every botocore client asks credential_process, which trades the droplet's
+        # secret for STS credentials and is asked again before they expire.
+        "AWS_CONFIG_FILE": AWS_CONFIG_FILE,
+        "AWS_SDK_LOAD_CONFIG": "1",
+        "PYTHONPATH": f"{APP_DIR}/app",
+        "OE_API_URL": config.api_url,
+        "OE_DROPLET_SECRET_FILE": SECRET_FILE,
+        "OE_DROPLET_CREDENTIALS_CACHE": CREDENTIALS_CACHE,
         "OE_WORKER_QUEUE": "long",
         "OE_DROPLET_METADATA_URL": METADATA_URL,
         "OE_SCRATCH_DIR": "/var/lib/openencoder/scratch",
@@ -68,6 +80,14 @@ def _env_file(config: WorkerConfig) -> str:
         escaped = values[key].replace("\\", "\\\\").replace('"', '\\"')
         lines.append(f'{key}="{escaped}"')
     return "\n".join(lines) + "\n"
+
+
+def _aws_config(config: WorkerConfig) -> str:
+    return (
+        "[default]\n"
+        f"region = {config.region}\n"
+        f"credential_process = {APP_DIR}/venv/bin/python -m chalicelib.droplet_credentials\n"
+    )
 
 
 def user_data(config: WorkerConfig) -> str:
@@ -85,11 +105,20 @@ def user_data(config: WorkerConfig) -> str:
                 "owner": "root:root",
                 "content": _env_file(config),
             },
+            {
+                "path": SECRET_FILE,
+                "permissions": "0600",
+                "owner": "root:root",
+                "content": config.droplet_secret + "\n",
+            },
+            {"path": AWS_CONFIG_FILE, "permissions": "0644", "content": _aws_config(config)},
             {"path": UNIT_FILE, "permissions": "0644", "content": UNIT},
         ],
         "runcmd": [
             ["mkdir", "-p", f"{APP_DIR}/app", "/var/lib/openencoder/scratch"],
             ["chown", "-R", "openencoder", "/var/lib/openencoder"],
+            # Written as root before the user existed; the worker alone may read it.
+            ["chown", "openencoder", SECRET_FILE],
             [
                 "sh",
                 "-c",
@@ -110,27 +139,21 @@ def user_data(config: WorkerConfig) -> str:
     return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
-def for_stage() -> str:
-    """User data for a worker of this stage: scoped credentials and a presigned bundle URL."""
-    import json
-
+def for_stage(droplet_secret: str) -> str:
+    """User data for a worker of this stage: its secret, the API URL, a presigned bundle URL."""
     from chalicelib import storage
     from chalicelib.config import settings
     from chalicelib.errors import Unavailable
-    from chalicelib.secret_params import worker_credentials
+    from chalicelib.secret_params import api_url
 
     s = settings()
-    raw = worker_credentials()
-    if not raw:
-        where = s.worker_credentials_parameter
-        raise Unavailable(f"worker credentials are not provisioned: store them in {where}")
-    try:
-        credentials = json.loads(raw)
-        access_key, secret_key = credentials["access_key_id"], credentials["secret_access_key"]
-    except (ValueError, KeyError, TypeError):
-        raise Unavailable("worker credentials in SSM are not valid JSON with both keys") from None
+    url = api_url()
+    if not url:
+        raise Unavailable(
+            f"droplets cannot reach the API: set OE_API_URL or the {s.api_url_parameter} parameter"
+        )
     bundle = storage.from_uri(s.worker_bundle)
-    url = storage.s3().generate_presigned_url(
+    bundle_url = storage.s3().generate_presigned_url(
         "get_object", Params={"Bucket": bundle.bucket, "Key": bundle.key}, ExpiresIn=3600
     )
     environment = {
@@ -146,9 +169,9 @@ def for_stage() -> str:
         WorkerConfig(
             stage=s.stage,
             region=s.region,
-            bundle_url=url,
-            access_key_id=access_key,
-            secret_access_key=secret_key,
+            bundle_url=bundle_url,
+            api_url=url,
+            droplet_secret=droplet_secret,
             environment=environment,
         )
     )

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from functools import cache
 
 ROLES = ("guest", "operator", "admin")
+INTERNAL_PREFIX = "_openencoder/"
+# Objects only provisioning writes (the worker bundle, layer zips): the policies of the
+# functions and of the droplets deny every write under it.
+SYSTEM_PREFIX = f"{INTERNAL_PREFIX}system/"
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -48,7 +52,7 @@ class Settings:
     long_queue: str
     jwt_key_parameter: str
     do_token_parameter: str
-    worker_credentials_parameter: str
+    api_url_parameter: str
     worker_bundle: str
     droplet_region: str
     droplet_size: str
@@ -118,13 +122,15 @@ def settings() -> Settings:
     watch_prefix = os.environ.get("OE_WATCH_PREFIX", "incoming/")
     if watch_prefix and not watch_prefix.endswith("/"):
         watch_prefix += "/"
+    input_bucket = os.environ.get("OE_INPUT_BUCKET", f"{base}-input")
+    bundle_key = f"{SYSTEM_PREFIX}worker.tar.gz"
     return Settings(
         stage=stage,
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         # boto3 honours AWS_ENDPOINT_URL by itself; PynamoDB needs it passed as host.
         aws_endpoint=os.environ.get("AWS_ENDPOINT_URL") or None,
         table_prefix=os.environ.get("OE_TABLE_PREFIX", base),
-        input_bucket=os.environ.get("OE_INPUT_BUCKET", f"{base}-input"),
+        input_bucket=input_bucket,
         output_bucket=os.environ.get("OE_OUTPUT_BUCKET", f"{base}-output"),
         watch_prefix=watch_prefix,
         encode_queue=os.environ.get("OE_ENCODE_QUEUE", f"{base}-encode"),
@@ -133,13 +139,9 @@ def settings() -> Settings:
         do_token_parameter=os.environ.get(
             "OE_DO_TOKEN_PARAMETER", f"/openencoder/{stage}/digitalocean-token"
         ),
-        worker_credentials_parameter=os.environ.get(
-            "OE_WORKER_CREDENTIALS_PARAMETER", f"/openencoder/{stage}/worker-credentials"
-        ),
-        worker_bundle=os.environ.get(
-            "OE_WORKER_BUNDLE",
-            f"s3://{os.environ.get('OE_INPUT_BUCKET', base + '-input')}/_openencoder/worker.tar.gz",
-        ),
+        # Where droplets reach the API; deploy stores it here, OE_API_URL overrides it.
+        api_url_parameter=os.environ.get("OE_API_URL_PARAMETER", f"/openencoder/{stage}/api-url"),
+        worker_bundle=os.environ.get("OE_WORKER_BUNDLE", f"s3://{input_bucket}/{bundle_key}"),
         droplet_region=os.environ.get("OE_DROPLET_REGION", "nyc3"),
         droplet_size=os.environ.get("OE_DROPLET_SIZE", "c-4"),
         droplet_min=_int("OE_DROPLETS_MIN", 0),

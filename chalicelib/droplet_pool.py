@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 
-from chalicelib import cloudinit, digitalocean, runtime_settings
+from chalicelib import cloudinit, digitalocean, droplet_credentials, runtime_settings
 from chalicelib.errors import Conflict
 
 log = logging.getLogger("openencoder.droplets")
@@ -40,10 +40,15 @@ def check_capacity(size: str, count: int) -> None:
 
 
 def launch(region: str, size: str, count: int) -> list[int]:
-    """Create `count` worker droplets, each with its own user data; returns their ids."""
+    """Create `count` worker droplets, each with its own secret; returns their ids."""
     made = []
     for _ in range(count):
-        made.append(digitalocean.create_machine(region, size, cloudinit.for_stage()))
+        secret = droplet_credentials.new_secret()
+        droplet_id = digitalocean.create_machine(region, size, cloudinit.for_stage(secret))
+        # Registered once DigitalOcean named the droplet; it boots for a minute or more
+        # before it asks, and one that never gets its secret is replaced as silent.
+        droplet_credentials.register(droplet_id, secret)
+        made.append(droplet_id)
     return made
 
 
@@ -72,6 +77,8 @@ def launch_within_limits(region: str, size: str, count: int) -> list[int]:
 def remove(droplet_id: int) -> None:
     """Delete one of this stage's droplets (NotFound for any other droplet)."""
     digitalocean.check_ours(droplet_id)
+    # Revoked first: a droplet whose deletion fails can renew nothing either.
+    droplet_credentials.revoke(droplet_id)
     digitalocean.delete_machine(droplet_id)
 
 
@@ -79,6 +86,7 @@ def remove_all() -> list[int]:
     """Delete every droplet of this stage; returns their ids."""
     gone = []
     for machine in digitalocean.list_machines():
+        droplet_credentials.revoke(machine.id)
         digitalocean.delete_machine(machine.id)
         gone.append(machine.id)
     return gone

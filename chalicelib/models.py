@@ -206,6 +206,7 @@ class SystemItem(Model):
     failures = NumberAttribute(null=True)
     locked_until = NumberAttribute(null=True)
     expires = TTLAttribute(null=True)
+    digest = UnicodeAttribute(null=True)  # a droplet secret's SHA-256, never the secret
     document = UnicodeAttribute(null=True)  # JSON, e.g. the runtime settings
 
 

@@ -1,4 +1,4 @@
-"""Secrets of a stage, read from SSM SecureString parameters and cached per container."""
+"""Secrets (and the API URL) of a stage, read from SSM parameters and cached per container."""
 
 from __future__ import annotations
 
@@ -30,10 +30,11 @@ def digitalocean_token() -> str | None:
     return _get(settings().do_token_parameter) or None
 
 
-def worker_credentials() -> str | None:
-    return _get(settings().worker_credentials_parameter) or None
-
-
 def slack_webhook_url() -> str | None:
     """Set through PUT /api/settings; read at most a minute old so a change applies quickly."""
     return _get(settings().slack_url_parameter, max_age=60) or None
+
+
+def api_url() -> str | None:
+    """The API's base URL (ending in /api) as deploy stored it; OE_API_URL wins."""
+    return settings().api_url or _get(settings().api_url_parameter) or None

@@ -49,7 +49,7 @@ def publish_layer(zip_path: Path, report: Report) -> str:
     """Upload the layer zip to S3 and publish it, unless this exact zip is already published."""
     import boto3
 
-    from chalicelib.config import settings
+    from chalicelib.config import SYSTEM_PREFIX, settings
 
     data = zip_path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
@@ -59,7 +59,7 @@ def publish_layer(zip_path: Path, report: Report) -> str:
             report.note(False, f"layer {version['LayerVersionArn']}")
             return version["LayerVersionArn"]
     bucket = settings().input_bucket
-    key = f"_openencoder/layers/{zip_path.stem}-{digest[:16]}.zip"
+    key = f"{SYSTEM_PREFIX}layers/{zip_path.stem}-{digest[:16]}.zip"  # provisioning's only
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=data)
     arch = "arm64" if "arm64" in zip_path.name else "x86_64"
     arn = lam.publish_layer_version(
@@ -139,6 +139,33 @@ def post_deploy(stage: str, report: Report) -> None:
             if after.get("Size") != EPHEMERAL_MB:
                 report.not_emulated.append("Lambda ephemeral storage (moto does not store it)")
     _gateway_responses(stage, report)
+    _store_api_url(stage, report)
+
+
+def _store_api_url(stage: str, report: Report) -> None:
+    """Where droplets reach the API (they fetch their credentials there), into SSM."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from chalicelib.config import settings
+
+    s = settings()
+    gateway = boto3.client("apigateway")
+    apis = [a for a in gateway.get_rest_apis().get("items", []) if a["name"] == "openencoder"]
+    if not apis:
+        raise SystemExit("chalice deploy made no REST API named openencoder")
+    gateway_stage = json.loads(CONFIG.read_text())["stages"][stage].get("api_gateway_stage", "api")
+    url = f"https://{apis[0]['id']}.execute-api.{s.region}.amazonaws.com/{gateway_stage}/api"
+    ssm = boto3.client("ssm")
+    try:
+        current = ssm.get_parameter(Name=s.api_url_parameter)["Parameter"]["Value"]
+    except ClientError:
+        current = None
+    if current == url:
+        report.note(False, f"API URL {url}")
+        return
+    ssm.put_parameter(Name=s.api_url_parameter, Type="String", Value=url, Overwrite=True)
+    report.note(True, f"API URL {url} in {s.api_url_parameter}")
 
 
 def _gateway_responses(stage: str, report: Report) -> None:
@@ -210,8 +237,15 @@ def destroy(stage: str, *, delete_buckets: bool) -> None:
         if model.exists():
             model.delete_table()
             print(f"deleted table {model.Meta.table_name}")
+    iam = boto3.client("iam")
+    try:
+        iam.delete_role_policy(RoleName=s.worker_role_name, PolicyName="openencoder-worker")
+        iam.delete_role(RoleName=s.worker_role_name)
+        print(f"deleted role {s.worker_role_name}")
+    except ClientError:
+        pass
     ssm = boto3.client("ssm")
-    parameters = (s.jwt_key_parameter, s.do_token_parameter, s.worker_credentials_parameter)
+    parameters = (s.jwt_key_parameter, s.do_token_parameter, s.api_url_parameter)
     for name in (*parameters, s.slack_url_parameter):
         try:
             ssm.delete_parameter(Name=name)

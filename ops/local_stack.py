@@ -286,6 +286,8 @@ class LocalStack:
         os.environ.setdefault(
             "OE_DASHBOARD_ORIGINS", f"http://127.0.0.1:{self.port},http://localhost:{self.port}"
         )
+        # Where (fake) droplets fetch their credentials: this stack's own API.
+        os.environ.setdefault("OE_API_URL", f"http://127.0.0.1:{self.port}/api")
         # Imported only now: settings are read from the environment set above.
         from chalice.cli.factory import CLIFactory
 
@@ -375,11 +377,6 @@ class LocalStack:
         kwargs: dict[str, Any] = {
             "stage": STAGE,
             "do_token": os.environ.get("DIGITALOCEAN_TOKEN") or None,
-            # Locally a droplet's "scoped" keys are the throwaway keys moto accepts.
-            "worker_credentials": {
-                "access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
-                "secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"],
-            },
             "log": lambda message: log.debug(message),
         }
         try:

@@ -2,6 +2,10 @@
 
 `write(stage, ...)` renders them into `.chalice/policy-<stage>-<function>.json`;
 deploy points each function's `iam_policy_file` at its file (autogen_policy is off).
+`worker_document` renders `ops/iam/worker-policy.json` for the droplets' role, which
+provisioning creates. Every one of them denies writes to the system objects (the worker
+bundle, layer zips: everything under `_openencoder/system/`), which only provisioning,
+with the operator's own credentials, may write.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from chalicelib.config import Settings
+from chalicelib.config import SYSTEM_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ("api_handler", "jwt_auth", "encode", "drops", "reconcile", "webhooks")
@@ -72,8 +76,34 @@ _CONSUME = [
 _LOGS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
 
 
+_WRITES = ["s3:PutObject*", "s3:DeleteObject*", "s3:AbortMultipartUpload", "s3:RestoreObject"]
+WORKER_POLICY = ROOT / "ops" / "iam" / "worker-policy.json"
+
+
 def _statement(sid: str, actions: list[str], resources: list[str]) -> dict:
     return {"Sid": sid, "Effect": "Allow", "Action": sorted(set(actions)), "Resource": resources}
+
+
+def system_objects(s: Settings) -> list[str]:
+    """ARNs only provisioning writes: the system prefix of both buckets and the bundle."""
+    arns = [f"arn:aws:s3:::{bucket}/{SYSTEM_PREFIX}*" for bucket in s.buckets]
+    bundle = s.worker_bundle.replace("s3://", "arn:aws:s3:::")
+    return arns if any(bundle.startswith(a[:-1]) for a in arns) else [*arns, bundle]
+
+
+def _never_write_system_objects(s: Settings) -> dict:
+    # An explicit Deny wins over any Allow, so a broad "bucket/*" grant for media
+    # can never reach the code droplets run.
+    return {
+        "Sid": "NeverWriteSystemObjects",
+        "Effect": "Deny",
+        "Action": _WRITES,
+        "Resource": system_objects(s),
+    }
+
+
+def worker_role_arn(s: Settings, account: str) -> str:
+    return f"arn:aws:iam::{account}:role/{s.worker_role_name}"
 
 
 def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
@@ -110,6 +140,8 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
                 ["ssm:PutParameter", "ssm:DeleteParameter"],
                 a["settable_secrets"],
             ),
+            # Droplets trade their secret for the worker role's short-lived credentials.
+            _statement("WorkerCredentials", ["sts:AssumeRole"], [worker_role_arn(s, account)]),
             secrets,
             bundle,
             logs,
@@ -155,7 +187,49 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
             logs,
         ],
     }
-    return {name: {"Version": "2012-10-17", "Statement": body} for name, body in statements.items()}
+    deny = _never_write_system_objects(s)
+    return {
+        name: {"Version": "2012-10-17", "Statement": [*body, deny]}
+        for name, body in statements.items()
+    }
+
+
+def worker_document(s: Settings, region: str, account: str) -> dict:
+    """`ops/iam/worker-policy.json` for this stage: the droplets' role policy."""
+    text = WORKER_POLICY.read_text()
+    values = {
+        "Region": region,
+        "Account": account,
+        "Stage": s.stage,
+        "InputBucket": s.input_bucket,
+        "OutputBucket": s.output_bucket,
+        "LongQueue": s.long_queue,
+        "JobsTable": s.table("jobs"),
+        "WorkersTable": s.table("workers"),
+    }
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    document = json.loads(text)
+    # The bundle may live elsewhere (OE_WORKER_BUNDLE): the Deny names it wherever it is.
+    for statement in document["Statement"]:
+        if statement.get("Sid") == "NeverWriteSystemObjects":
+            statement["Resource"] = system_objects(s)
+    return document
+
+
+def worker_trust(account: str) -> dict:
+    """Who may assume the worker role: principals of this account whose own policy allows it
+    (the API function's does, for the role's ARN only)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
 
 
 def policy_path(stage: str, function: str) -> Path:

@@ -30,6 +30,7 @@ class Provisioned:
     buckets: dict[str, str] = field(default_factory=dict)
     queues: dict[str, str] = field(default_factory=dict)
     parameters: list[str] = field(default_factory=list)
+    worker_role: str = ""
 
 
 def encode_timeout(stage: str) -> int:
@@ -195,7 +196,6 @@ def _parameters(
     s: Settings,
     log: Callable[[str], None],
     do_token: str | None,
-    worker_credentials: dict[str, str] | None,
 ) -> list[str]:
     ssm = boto3.client("ssm", region_name=s.region)
     try:
@@ -214,21 +214,39 @@ def _parameters(
         ssm.put_parameter(
             Name=s.do_token_parameter, Type="SecureString", Value=do_token, Overwrite=True
         )
-    if worker_credentials:
-        ssm.put_parameter(
-            Name=s.worker_credentials_parameter,
-            Type="SecureString",
-            Value=json.dumps(worker_credentials),
-            Overwrite=True,
-        )
-    return [s.jwt_key_parameter, s.do_token_parameter, s.worker_credentials_parameter]
+    return [s.jwt_key_parameter, s.do_token_parameter]
+
+
+def _worker_role(s: Settings, log: Callable[[str], None]) -> str:
+    """The droplets' role (ops/iam/worker-policy.json); droplets get it only through STS."""
+    from ops import policies
+
+    account = boto3.client("sts", region_name=s.region).get_caller_identity()["Account"]
+    iam = boto3.client("iam", region_name=s.region)
+    trust = json.dumps(policies.worker_trust(account))
+    try:
+        arn = iam.get_role(RoleName=s.worker_role_name)["Role"]["Arn"]
+        iam.update_assume_role_policy(RoleName=s.worker_role_name, PolicyDocument=trust)
+    except iam.exceptions.NoSuchEntityException:
+        log(f"creating the worker role {s.worker_role_name}")
+        arn = iam.create_role(
+            RoleName=s.worker_role_name,
+            AssumeRolePolicyDocument=trust,
+            Description=f"Open Encoder {s.stage} droplet workers (short-lived, via the API)",
+            MaxSessionDuration=max(3600, s.worker_credentials_seconds),
+        )["Role"]["Arn"]
+    iam.put_role_policy(
+        RoleName=s.worker_role_name,
+        PolicyName="openencoder-worker",
+        PolicyDocument=json.dumps(policies.worker_document(s, s.region, account)),
+    )
+    return arn
 
 
 def provision(
     *,
     stage: str | None = None,
     do_token: str | None = None,
-    worker_credentials: dict[str, str] | None = None,
     log: Callable[[str], None] = print,
     after_resources: Callable[[], None] | None = None,
 ) -> Provisioned:
@@ -252,7 +270,8 @@ def provision(
     }
     if after_resources is not None:
         after_resources()
-    result.parameters = _parameters(s, log, do_token, worker_credentials)
+    result.parameters = _parameters(s, log, do_token)
+    result.worker_role = _worker_role(s, log)
     seed(log)
     from ops import bundle
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import boto3
 import pytest
 import yaml
@@ -13,7 +11,7 @@ from tests.conftest import ADMIN
 from tests.fake_digitalocean import FakeDigitalOcean
 
 DO_TOKEN = "do-test-token"
-CREDENTIALS = {"access_key_id": "AKIAWORKER", "secret_access_key": "worker-secret-value"}
+API_URL = "https://api.test/local/api"
 
 
 @pytest.fixture
@@ -22,8 +20,7 @@ def fake_do(aws, monkeypatch):
     monkeypatch.setenv("DIGITALOCEAN_END_POINT", fake.start())
     ssm = boto3.client("ssm")
     ssm.put_parameter(Name=settings().do_token_parameter, Value=DO_TOKEN, Type="SecureString")
-    ssm.put_parameter(Name=settings().worker_credentials_parameter, Value=json.dumps(CREDENTIALS),
-                      Type="SecureString")  # fmt: skip
+    ssm.put_parameter(Name=settings().api_url_parameter, Type="String", Value=API_URL)
     yield fake
     fake.stop()
 

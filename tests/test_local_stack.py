@@ -203,7 +203,7 @@ def test_the_worker_bundle_is_published_for_droplets(stack):
 
     facts = stack["facts"]
     body = aws_client(facts, "s3").get_object(
-        Bucket=facts["buckets"]["input"], Key="_openencoder/worker.tar.gz"
+        Bucket=facts["buckets"]["input"], Key="_openencoder/system/worker.tar.gz"
     )["Body"]
     with tarfile.open(fileobj=io.BytesIO(body.read()), mode="r:gz") as bundle:
         names = bundle.getnames()

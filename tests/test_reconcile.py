@@ -137,8 +137,9 @@ def fake_do(aws, monkeypatch):
     ssm.put_parameter(
         Name=settings().do_token_parameter, Value="reconcile-token", Type="SecureString"
     )
-    ssm.put_parameter(Name=settings().worker_credentials_parameter, Type="SecureString",
-                      Value=json.dumps({"access_key_id": "AKIA", "secret_access_key": "scoped"}))  # fmt: skip
+    ssm.put_parameter(
+        Name=settings().api_url_parameter, Type="String", Value="https://api.test/api"
+    )
     yield fake
     fake.stop()
 

@@ -143,9 +143,8 @@ def test_the_reconcile_uses_the_settings_and_the_token_set_through_them(api, mon
     monkeypatch.setenv("DIGITALOCEAN_END_POINT", fake.start())
     try:
         boto3.client("ssm").put_parameter(
-            Name=settings().worker_credentials_parameter, Type="SecureString",
-            Value=json.dumps({"access_key_id": "AKIA", "secret_access_key": "scoped"}),
-        )  # fmt: skip
+            Name=settings().api_url_parameter, Type="String", Value="https://api.test/api"
+        )
         admin = api.login(*ADMIN)
         body = {"droplets_max": 1, "digitalocean_token": "token-from-settings"}
         assert api.call("PUT", "/api/settings", body, token=admin).status_code == 200

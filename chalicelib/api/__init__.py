@@ -14,6 +14,7 @@ _SUBMODULES = frozenset(
     {
         "accounts",
         "dashboard",
+        "droplets",
         "http",
         "jobs",
         "machines",

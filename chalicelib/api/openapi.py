@@ -80,6 +80,7 @@ def document() -> dict[str, Any]:
         schemas.UploadComplete,
         schemas.WebhookCreate,
         schemas.WebhookUpdate,
+        schemas.WorkerCredentialsRequest,
     )
     components = {
         m.__name__: m.model_json_schema(ref_template="#/components/schemas/{model}") for m in models
@@ -166,6 +167,13 @@ def document() -> dict[str, Any]:
             "delete": _op("Delete one tagged droplet (operator)", params=[_MACHINE_ID])
         },
         "/api/machines/regions": {"get": _op("DigitalOcean regions (operator)")},
+        "/api/worker/credentials": {
+            "post": _op(
+                "Short-lived AWS credentials for a droplet (Authorization: Droplet <secret>)",
+                body=schemas.WorkerCredentialsRequest,
+                public=True,
+            )
+        },
         "/api/machines/sizes": {"get": _op("DigitalOcean sizes (operator)")},
         "/api/machines/pricing": {"get": _op("Cost of the running droplets (operator)")},
         "/api/health": {"get": _op("Liveness", public=True)},

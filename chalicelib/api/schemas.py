@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 
 class _Body(BaseModel):
@@ -103,3 +103,7 @@ class SettingsUpdate(_Body):
     # Write-only: stored in SSM as SecureStrings, answered only as "set" / "not set".
     digitalocean_token: StrictStr | None = Field(None, max_length=256)
     slack_webhook_url: StrictStr | None = Field(None, max_length=512, pattern=r"^(https://\S+)?$")
+
+
+class WorkerCredentialsRequest(_Body):
+    droplet_id: StrictInt = Field(ge=1, le=10**15 - 1)
