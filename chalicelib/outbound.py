@@ -59,7 +59,7 @@ def _kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
 def resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+    except (OSError, UnicodeError, ValueError):  # gaierror is an OSError; NUL bytes a ValueError
         raise Refused(f"host {host!r} does not resolve") from None
     return sorted({info[4][0] for info in infos})
 

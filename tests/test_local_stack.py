@@ -242,6 +242,9 @@ def test_schemathesis_finds_no_server_errors(stack, tmp_path):
             "--url", base, "--checks", "not_a_server_error", "--max-examples", "15",
             "--header", f"Authorization: Bearer {token(facts)}", "--seed", "1",
             "--phases", "examples,coverage,fuzzing", "--request-timeout", "20",
+            # Fuzzed settings remove the DigitalOcean token (null is "remove"), after which the
+            # machine routes rightly answer 503; settings are fuzzed in test_media_io instead.
+            "--exclude-name", "PUT /api/settings",
         ],
         capture_output=True, text=True, timeout=400, env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
     )  # fmt: skip

@@ -236,3 +236,37 @@ def test_a_receiver_failing_twice_gets_three_attempts_with_growing_delays(stack,
     assert [round(waited(d)) for d in log[:2]] == [1, 4] and log[2]["next_try"] is None
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert len(gaps) == 2 and gaps[0] >= 0.9 and gaps[1] >= 3.9  # never earlier than scheduled
+
+
+# --- the new routes under schemathesis ---------------------------------------------------
+
+NEW_ROUTES = (
+    r"^/api/(uploads|webhooks|settings|worker/|refresh-token|update-password|health"
+    r"|jobs/\{job_id\}/outputs)"
+)
+
+
+def test_schemathesis_finds_no_server_errors_in_the_new_routes(stack, auth, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.test_local_stack import with_hostile_numbers
+
+    schema = tmp_path / "openapi.json"
+    document = requests.get(f"{stack['api']}/openapi.json", timeout=10).json()
+    schema.write_text(json.dumps(with_hostile_numbers(document)))
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"), "run", str(schema),
+            "--url", stack["api"].removesuffix("/api"), "--checks", "not_a_server_error",
+            "--max-examples", "25", "--header", f"Authorization: {auth['Authorization']}",
+            "--seed", "2", "--phases", "examples,coverage,fuzzing", "--request-timeout", "20",
+            "--include-path-regex", NEW_ROUTES,
+        ],
+        capture_output=True, text=True, timeout=500, env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "PUT /api/settings" in result.stdout or "/api/settings" in result.stdout

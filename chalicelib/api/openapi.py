@@ -1,35 +1,46 @@
-"""The OpenAPI 3 document of the API, built from the request schemas."""
+"""The OpenAPI 3 document of the API, built from the app's routes and their stamps.
+
+Every route in `app.routes` carries a `RouteDoc` (role, summary, body, query),
+stamped in app.py where the route is defined; request bodies come from the
+pydantic models in `schemas`. Path parameters are described by name here.
+"""
 
 from __future__ import annotations
 
-from functools import cache
+import re
 from typing import Any
 
-from chalicelib.api import schemas
+from chalicelib.api import routedoc, schemas
 
 _ERROR = {
     "type": "object",
     "required": ["status", "message"],
     "properties": {"status": {"type": "integer"}, "message": {"type": "string"}},
 }
+PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "job_id": {"type": "string", "pattern": "^[0-9a-v]{1,20}$"},
+    "preset_id": {"type": "integer", "minimum": 1},
+    "user_id": {"type": "string"},
+    "upload_id": {"type": "string", "pattern": "^[0-9a-v]{20}$"},
+    "webhook_id": {"type": "string", "pattern": "^wh_[0-9a-z_]{1,40}$"},
+    "machine_id": {"type": "integer", "minimum": 1},
+}
+QUERY: dict[str, dict[str, Any]] = {
+    "page": {"type": "integer", "minimum": 1},
+    "count": {"type": "integer", "minimum": 1, "maximum": 100},
+    "cursor": {"type": "string"},
+}
+# Routes of the app that are web pages, not API operations: left out of the document.
+NON_API_PATHS = frozenset({"/dashboard", "/dashboard/assets/{version}/{name}"})
+_built: dict[int, dict[str, Any]] = {}
 
 
-def _body(model: type) -> dict[str, Any]:
-    return {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
-        },
-    }
-
-
-def _op(
-    summary: str, *, body: type | None = None, public: bool = False, params: list | None = None
-) -> dict:
+def _operation(meta: routedoc.RouteDoc, path: str) -> dict[str, Any]:
     op: dict[str, Any] = {
-        "summary": summary,
+        "summary": meta.summary,
+        "x-role": meta.role,
         "responses": {
-            "200": {
+            str(meta.status): {
                 "description": "OK",
                 "content": {"application/json": {"schema": {"type": "object"}}},
             },
@@ -39,146 +50,47 @@ def _op(
             },
         },
     }
-    if body is not None:
-        op["requestBody"] = _body(body)
-    if not public:
+    if meta.role != "public":
         op["security"] = [{"bearer": []}]
+    params = [
+        {"name": name, "in": "path", "required": True,
+         "schema": PATH_PARAMS.get(name, {"type": "string"})}
+        for name in re.findall(r"{(\w+)}", path)
+    ] + [{"name": name, "in": "query", "schema": QUERY[name]} for name in meta.query]  # fmt: skip
     if params:
         op["parameters"] = params
+    if meta.body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{meta.body}"}}
+            },
+        }
     return op
 
 
-def _path_param(name: str, schema: dict) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": schema}
+def document(routes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The document for `app.routes`, built once per container."""
+    if id(routes) in _built:
+        return _built[id(routes)]
+    paths: dict[str, dict[str, Any]] = {}
+    bodies: set[str] = set()
+    for path, methods in routes.items():
+        for method, entry in methods.items():
+            meta = routedoc.of(entry.view_function)
+            if meta is None:
+                raise LookupError(f"{method} {path} has no @doc stamp in app.py")
+            if meta.page:
+                continue
+            paths.setdefault(path, {})[method.lower()] = _operation(meta, path)
+            if meta.body:
+                bodies.add(meta.body)
+    from pydantic.json_schema import models_json_schema
 
-
-_JOB_ID = _path_param("job_id", {"type": "string", "pattern": "^[0-9a-v]{1,20}$"})
-_PRESET_ID = _path_param("preset_id", {"type": "integer", "minimum": 1})
-_USER_ID = _path_param("user_id", {"type": "string"})
-_UPLOAD_ID = _path_param("upload_id", {"type": "string", "pattern": "^[0-9a-v]{20}$"})
-_WEBHOOK_ID = _path_param("webhook_id", {"type": "string", "pattern": "^wh_[0-9a-v]{20}$"})
-_MACHINE_ID = _path_param("machine_id", {"type": "integer", "minimum": 1})
-# Routes of the app that are web pages, not API operations: left out of the document.
-NON_API_PATHS = frozenset({"/dashboard", "/dashboard/assets/{version}/{name}"})
-_PAGING = [
-    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-    {"name": "count", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-]
-
-
-@cache
-def document() -> dict[str, Any]:
-    models = (
-        schemas.Credentials,
-        schemas.PresetCreate,
-        schemas.PresetUpdate,
-        schemas.JobCreate,
-        schemas.UserUpdate,
-        schemas.MachineCreate,
-        schemas.UploadCreate,
-        schemas.UploadComplete,
-        schemas.WebhookCreate,
-        schemas.WebhookUpdate,
-        schemas.WorkerCredentialsRequest,
-    )
-    components = {
-        m.__name__: m.model_json_schema(ref_template="#/components/schemas/{model}") for m in models
-    }
-    paths = {
-        "/api/register": {"post": _op("Register a user", body=schemas.Credentials, public=True)},
-        "/api/login": {"post": _op("Log in: returns a JWT", body=schemas.Credentials, public=True)},
-        "/api/me": {"get": _op("The calling user")},
-        "/api/users": {"get": _op("List users (admin)")},
-        "/api/users/{user_id}": {
-            "put": _op(
-                "Change a user's role or state (admin)", body=schemas.UserUpdate, params=[_USER_ID]
-            )
-        },
-        "/api/presets": {
-            "get": _op("List presets"),
-            "post": _op("Create a preset (operator)", body=schemas.PresetCreate),
-        },
-        "/api/presets/validate": {
-            "post": _op(
-                "Check a preset as create would, saving nothing (operator)",
-                body=schemas.PresetCreate,
-            )
-        },
-        "/api/presets/{preset_id}": {
-            "get": _op("Get a preset", params=[_PRESET_ID]),
-            "put": _op(
-                "Update a preset (operator)", body=schemas.PresetUpdate, params=[_PRESET_ID]
-            ),
-        },
-        "/api/preset/{preset_id}": {
-            "post": _op("Update a preset (alias)", body=schemas.PresetUpdate, params=[_PRESET_ID]),
-        },
-        "/api/jobs": {
-            "get": _op("List jobs, newest first", params=_PAGING),
-            "post": _op("Create an encode job (operator)", body=schemas.JobCreate),
-        },
-        "/api/job": {"post": _op("Create an encode job (alias)", body=schemas.JobCreate)},
-        "/api/jobs/{job_id}": {"get": _op("Get a job by id or guid", params=[_JOB_ID])},
-        "/api/jobs/{job_id}/outputs": {
-            "get": _op("A job's outputs with download links", params=[_JOB_ID])
-        },
-        "/api/uploads": {
-            "post": _op("Start a direct upload (operator)", body=schemas.UploadCreate)
-        },
-        "/api/uploads/{upload_id}": {
-            "get": _op("Get an upload (operator)", params=[_UPLOAD_ID]),
-            "delete": _op("Abort an upload (operator)", params=[_UPLOAD_ID]),
-        },
-        "/api/uploads/{upload_id}/complete": {
-            "post": _op(
-                "Complete an upload (operator)", body=schemas.UploadComplete, params=[_UPLOAD_ID]
-            )
-        },
-        "/api/webhooks": {
-            "get": _op("List webhooks (operator)"),
-            "post": _op("Register a webhook; its secret is shown once", body=schemas.WebhookCreate),
-        },
-        "/api/webhooks/{webhook_id}": {
-            "get": _op("Get a webhook (operator)", params=[_WEBHOOK_ID]),
-            "put": _op(
-                "Change a webhook (operator)", body=schemas.WebhookUpdate, params=[_WEBHOOK_ID]
-            ),
-            "delete": _op("Remove a webhook (operator)", params=[_WEBHOOK_ID]),
-        },
-        "/api/webhooks/{webhook_id}/deliveries": {
-            "get": _op("A webhook's delivery attempts, newest first", params=[_WEBHOOK_ID])
-        },
-        "/api/webhooks/{webhook_id}/test": {
-            "post": _op("Queue a test delivery (operator)", params=[_WEBHOOK_ID])
-        },
-        "/api/jobs/{job_id}/status": {"get": _op("Get a job's status", params=[_JOB_ID])},
-        "/api/jobs/{job_id}/cancel": {"post": _op("Cancel a job (operator)", params=[_JOB_ID])},
-        "/api/jobs/{job_id}/restart": {
-            "post": _op("Restart a finished job (operator)", params=[_JOB_ID])
-        },
-        "/api/machines": {
-            "get": _op("List droplets tagged openencoder (operator)"),
-            "post": _op("Create droplets (operator)", body=schemas.MachineCreate),
-            "delete": _op("Delete every droplet tagged openencoder (operator)"),
-        },
-        "/api/machine": {"delete": _op("Delete every tagged droplet (alias)")},
-        "/api/machines/{machine_id}": {
-            "delete": _op("Delete one tagged droplet (operator)", params=[_MACHINE_ID])
-        },
-        "/api/machines/regions": {"get": _op("DigitalOcean regions (operator)")},
-        "/api/worker/credentials": {
-            "post": _op(
-                "Short-lived AWS credentials for a droplet (Authorization: Droplet <secret>)",
-                body=schemas.WorkerCredentialsRequest,
-                public=True,
-            )
-        },
-        "/api/machines/sizes": {"get": _op("DigitalOcean sizes (operator)")},
-        "/api/machines/pricing": {"get": _op("Cost of the running droplets (operator)")},
-        "/api/health": {"get": _op("Liveness", public=True)},
-    }
-    return {
+    models = [(getattr(schemas, name), "validation") for name in sorted(bodies)]
+    _, top = models_json_schema(models, ref_template="#/components/schemas/{model}")
+    components = top.get("$defs", {})
+    built = {
         "openapi": "3.1.0",
         "info": {"title": "Open Encoder API", "version": "1.0.0"},
         "servers": [{"url": "/"}],
@@ -190,3 +102,5 @@ def document() -> dict[str, Any]:
             },
         },
     }
+    _built[id(routes)] = built
+    return built

@@ -1,0 +1,43 @@
+"""Route metadata stamped where each route is defined: its role, summary and request shape.
+
+`app.py` stamps every view with `@doc(...)`; /api/openapi.json is built from
+`app.routes` and these stamps, and a test checks that each route's stamped role is
+the role its controller enforces. Kept free of pydantic and Chalice so every
+function's cold start can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+ROLES = ("public", "guest", "operator", "admin")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    role: str  # public | guest | operator | admin
+    summary: str
+    body: str | None = None  # a model of chalicelib.api.schemas, by name
+    query: tuple[str, ...] = ()  # query parameters, by name (see openapi.QUERY)
+    status: int = 200  # the success status
+    page: bool = False  # a web page, not an API operation: left out of the document
+
+
+def doc(role: str, summary: str, *, body: str | None = None, query: tuple[str, ...] = (),
+        status: int = 200, page: bool = False) -> Callable[[F], F]:  # fmt: skip
+    """Stamp a view function with what /api/openapi.json says about its route."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+
+    def stamp(view: F) -> F:
+        view.route_doc = RouteDoc(role, summary, body, query, status, page)  # type: ignore[attr-defined]
+        return view
+
+    return stamp
+
+
+def of(view: Any) -> RouteDoc | None:
+    return getattr(view, "route_doc", None)
