@@ -4,9 +4,10 @@ The bytes never pass through the API. A client declares the file (name, size,
 content type), PUTs it to the URLs it is given, then calls complete; only then
 does the upload become a job source (`"upload:<id>"`). Keys are
 `uploads/<username>/<id>/<filename>`, outside the watch prefix, so an upload never
-starts a drop job by itself. S3 cannot enforce a declared size in a presigned PUT
-(nor can moto enforce a signed content type), so completion checks both and
-removes an object that does not match.
+starts a drop job by itself. Each URL is signed for the declared content type and
+exact length, so S3 refuses other bytes; the local emulator does not check
+signatures, so completion checks size and type again and removes an object that
+does not match.
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ def create(owner: str, filename: str, size: int, content_type: str) -> tuple[Upl
     where: dict[str, Any]
     if size <= s.upload_single_max:
         upload.method = "PUT"
-        params = {"Bucket": upload.bucket, "Key": key, "ContentType": content_type}
+        # Signed: S3 refuses a PUT of any other length or type (moto does not check: see complete).
+        params = {"Bucket": upload.bucket, "Key": key, "ContentType": content_type,
+                  "ContentLength": size}  # fmt: skip
         where = {
             "url": storage.presign("put_object", params, seconds),
             "headers": {"Content-Type": content_type},
@@ -109,10 +112,12 @@ def create(owner: str, filename: str, size: int, content_type: str) -> tuple[Upl
         upload.multipart_id = started["UploadId"]
         upload.part_size, upload.part_count = part_size, count
         base = {"Bucket": upload.bucket, "Key": key, "UploadId": upload.multipart_id}
-        urls = [
-            storage.presign("upload_part", {**base, "PartNumber": n}, seconds)
-            for n in range(1, count + 1)
-        ]
+        # Each part URL is signed for that part's exact length (the last one is shorter).
+        urls = []
+        for n in range(1, count + 1):
+            length = min(part_size, size - (n - 1) * part_size)
+            params = {**base, "PartNumber": n, "ContentLength": length}
+            urls.append(storage.presign("upload_part", params, seconds))
         where = {
             "part_size": part_size,
             "parts": [{"part_number": n, "url": url} for n, url in enumerate(urls, start=1)],

@@ -28,6 +28,8 @@ def test_a_small_file_gets_one_presigned_put_under_the_users_uploads_prefix(api)
     assert upload["key"] == f"uploads/uploader/{upload['id']}/clip one.mp4"
     assert upload["headers"] == {"Content-Type": "video/mp4"}
     assert "X-Amz-Signature=" in upload["url"] and "X-Amz-Expires=3600" in upload["url"]
+    # Signed for the declared type and exact length: S3 refuses other bytes.
+    assert "X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost" in upload["url"]
     assert upload["expires"].endswith("Z") and upload["source"] == f"upload:{upload['id']}"
     put = requests.put(upload["url"], data=b"x" * 1000, headers=upload["headers"], timeout=10)
     assert put.status_code == 200
@@ -98,6 +100,7 @@ def test_a_large_file_gets_presigned_parts_and_is_assembled_on_completion(api, m
     upload = new_upload(api, token, size=size).data["upload"]
     assert upload["method"] == "multipart" and upload["part_size"] == settings().upload_part_size
     assert [p["part_number"] for p in upload["parts"]] == [1, 2, 3]
+    assert all("X-Amz-SignedHeaders=content-length%3Bhost" in p["url"] for p in upload["parts"])
     etags = []
     for part in upload["parts"]:
         start = (part["part_number"] - 1) * upload["part_size"]
