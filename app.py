@@ -290,7 +290,7 @@ def put_settings():
 
 @app.route("/api/worker/credentials", methods=["POST"])
 @doc(
-    "public",
+    "droplet",
     "Short-lived AWS credentials for a droplet (Authorization: Droplet <secret>)",
     body="WorkerCredentialsRequest",
 )

@@ -38,6 +38,8 @@ def test_every_route_is_stamped_and_the_document_lists_exactly_the_api_routes():
         operation = document["paths"][path][method.lower()]
         assert operation["x-role"] == meta.role and operation["summary"] == meta.summary
         assert ("security" in operation) == (meta.role != "public")
+        if meta.role == "droplet":
+            assert operation["security"] == [{"droplet": []}]
         named = [p["name"] for p in operation.get("parameters", []) if p["in"] == "path"]
         assert named == re.findall(r"{(\w+)}", path)
         if meta.body:
@@ -65,6 +67,11 @@ def test_each_route_enforces_the_role_its_stamp_documents(api):
         if meta.role == "public":
             r = api.call(method, url, {})
             assert r.status_code not in (401, 403), (method, path, r.data)
+            continue
+        if meta.role == "droplet":  # no user token opens it: only a droplet's own secret
+            for token in (None, tokens["admin"]):
+                r = api.call(method, url, {}, token=token)
+                assert r.status_code == 401, (method, path, r.data)
             continue
         below = api.call(method, url, {}, token=tokens[BELOW[meta.role]])
         expected = 401 if BELOW[meta.role] is None else 403

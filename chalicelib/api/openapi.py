@@ -50,7 +50,9 @@ def _operation(meta: routedoc.RouteDoc, path: str) -> dict[str, Any]:
             },
         },
     }
-    if meta.role != "public":
+    if meta.role == "droplet":
+        op["security"] = [{"droplet": []}]
+    elif meta.role != "public":
         op["security"] = [{"bearer": []}]
     params = [
         {"name": name, "in": "path", "required": True,
@@ -98,7 +100,13 @@ def document(routes: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "droplet": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "Droplet <the droplet's secret>",
+                },
             },
         },
     }

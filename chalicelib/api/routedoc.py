@@ -12,13 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-ROLES = ("public", "guest", "operator", "admin")
+# public: anyone; guest/operator/admin: a user's JWT with at least that role;
+# droplet: a worker droplet's own secret (`Authorization: Droplet <secret>`), no user.
+ROLES = ("public", "guest", "operator", "admin", "droplet")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
 class RouteDoc:
-    role: str  # public | guest | operator | admin
+    role: str  # public | guest | operator | admin | droplet
     summary: str
     body: str | None = None  # a model of chalicelib.api.schemas, by name
     query: tuple[str, ...] = ()  # query parameters, by name (see openapi.QUERY)
