@@ -7,6 +7,7 @@ pydantic models in `schemas`. Path parameters are described by name here.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -33,6 +34,7 @@ QUERY: dict[str, dict[str, Any]] = {
 # Routes of the app that are web pages, not API operations: left out of the document.
 NON_API_PATHS = frozenset({"/dashboard", "/dashboard/assets/{version}/{name}"})
 _built: dict[int, dict[str, Any]] = {}
+log = logging.getLogger("openencoder.api")
 
 
 def _operation(meta: routedoc.RouteDoc, path: str) -> dict[str, Any]:
@@ -81,7 +83,10 @@ def document(routes: dict[str, dict[str, Any]]) -> dict[str, Any]:
         for method, entry in methods.items():
             meta = routedoc.of(entry.view_function)
             if meta is None:
-                raise LookupError(f"{method} {path} has no @doc stamp in app.py")
+                # tests/test_openapi.py fails on it; the document still serves the rest.
+                log.warning("%s %s has no @doc stamp in app.py: left out of the document",
+                            method, path)  # fmt: skip
+                continue
             if meta.page:
                 continue
             paths.setdefault(path, {})[method.lower()] = _operation(meta, path)
