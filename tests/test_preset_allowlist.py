@@ -46,6 +46,14 @@ HOSTILE = [
     ("file parameter", ["-vf deshake=0:0:-1:-1:16:16:0:8:1:0:/tmp/log"], "too many unnamed"),
     ("file parameter", ["-vf deshake=opencl=1"], "deshake opencl"),
     ("file parameter", ["-vf scale=-2:360:/tmp/x"], "scale"),
+    ("device", ["-init_hw_device vaapi=va:/dev/dri/renderD128"], "-init_hw_device"),
+    ("device", ["-filter_hw_device va"], "-filter_hw_device"),
+    ("device", ["-hwaccel vaapi"], "-hwaccel"),
+    ("device", ["-vf hwupload"], "hwupload"),
+    ("device", ["-f v4l2"], "-f v4l2"),
+    ("device", ["-f alsa"], "-f alsa"),
+    ("device", ["-f sdl"], "-f sdl"),
+    ("device", ["-f fbdev"], "-f fbdev"),
     # options that write (or read) side files
     ("side file", ["-vstats_file /tmp/vstats"], "-vstats_file"),
     ("side file", ["-vstats"], "-vstats"),
@@ -59,6 +67,12 @@ HOSTILE = [
     ("side file", ["-f dash", "-init_seg_name ../init.m4s"], "-init_seg_name"),
     ("side file", ["-f dash", "-format_options movflags=x"], "-format_options"),
     ("side file", ["-sdp_file /tmp/x.sdp"], "-sdp_file"),
+    ("side file", ["-f hls", "-strftime 1", "-strftime_mkdir 1"], "-strftime"),
+    ("side file", ["-f image2", "-strftime 1"], "-strftime"),
+    ("side file", ["-f dash", "-hls_master_name ../m.m3u8"], "-hls_master_name"),
+    ("side file", ["-f hls", "-var_stream_map v:0"], "-var_stream_map"),
+    ("side file", ["-progress /tmp/progress.txt"], "-progress"),
+    ("side file", ["-fpre /etc/passwd"], "-fpre"),
     ("side file", ["-report"], "-report"),
     ("side file", ["-dump_attachment:t out.ttf"], "-dump_attachment:t"),
     ("side file", ["-attach /etc/passwd"], "-attach"),
@@ -175,8 +189,8 @@ def test_hostile_preset_is_refused_naming_what_is_not_allowed(raw, named):
 def test_the_hostile_table_covers_every_family_with_over_sixty_cases():
     families = {case[0] for case in HOSTILE}
     assert len(HOSTILE) >= 60
-    assert {"file filter", "side file", "protocol", "disguise", "spelling", "encoder params",
-            "resources"} <= families  # fmt: skip
+    assert {"file filter", "device", "side file", "protocol", "disguise", "spelling",
+            "encoder params", "resources"} <= families  # fmt: skip
 
 
 @pytest.mark.parametrize("name, data", [(name, data) for _, name, data, _ in SEEDED])
