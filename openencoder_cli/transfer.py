@@ -125,8 +125,13 @@ def _put_parts(created: dict[str, Any], path: Path, size: int,
             raise TransferFailed(f"storage gave no ETag for part {number} of {path.name}")
         return {"part_number": number, "etag": etag}
 
-    with ThreadPoolExecutor(PARALLEL_PARTS, thread_name_prefix="part") as pool:
+    pool = ThreadPoolExecutor(PARALLEL_PARTS, thread_name_prefix="part")
+    try:
         return list(pool.map(send, created["parts"]))
+    finally:
+        # On a failure or Ctrl-C, parts not yet started are dropped rather than sent, and
+        # the caller aborts the upload without waiting for the ones in flight.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def download(url: str, target: Path, bars: Progress, label: str) -> Path:
