@@ -62,6 +62,7 @@ class MediaInfo:
     duration: float | None
     bit_rate: int | None
     streams: list[Stream] = field(default_factory=list)
+    start: float = 0.0  # the first timestamp: MPEG-TS sources rarely start at 0
 
     @property
     def video(self) -> Stream | None:
@@ -79,6 +80,7 @@ class MediaInfo:
 
 _INPUT = re.compile(r"^Input #0, ([^ ]+), from ", re.M)
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_START = re.compile(r"Duration: [^,]*, start: (-?\d+(?:\.\d+)?)")
 _BITRATE = re.compile(r"Duration: .*?bitrate: (\d+) kb/s")
 _STREAM = re.compile(r"^\s*Stream #0:(\d+)[^:]*: (Video|Audio|Subtitle|Data): (.*)$", re.M)
 _SIZE = re.compile(r"(?<![\w.])(\d{2,5})x(\d{2,5})(?![\w.])")
@@ -113,8 +115,13 @@ def parse(stderr: str) -> MediaInfo:
         if hz := _HZ.search(rest):
             stream.sample_rate = int(hz.group(1))
         streams.append(stream)
+    start = float(m.group(1)) if (m := _START.search(stderr)) else 0.0
     return MediaInfo(
-        container=header.group(1), duration=duration, bit_rate=bit_rate, streams=streams
+        container=header.group(1),
+        duration=duration,
+        bit_rate=bit_rate,
+        streams=streams,
+        start=start,
     )
 
 

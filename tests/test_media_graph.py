@@ -64,6 +64,18 @@ def video_packets(path: Path) -> list[tuple[int, int]]:
     return sorted((int(r[2]), int(r[3])) for r in rows)
 
 
+def audio_start(path: Path) -> float:
+    """When the first audio packet plays, in seconds (framecrc's pts in the stream's timebase)."""
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:a:0", "-c", "copy",
+         "-f", "framecrc", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    num, den = re.search(r"#tb 0: (\d+)/(\d+)", result.stdout).groups()
+    first = next(line for line in result.stdout.splitlines() if not line.startswith("#"))
+    return int(first.split(",")[2]) * int(num) / int(den)
+
+
 def keyframe_times(path: Path) -> list[float]:
     result = subprocess.run(
         [
@@ -145,6 +157,7 @@ def test_a_chunked_encode_has_the_shape_of_a_monolithic_one(mezzanine, tmp_path)
     assert faststart(final)
     assert b.audio is not None and b.audio.codec == "aac"
     assert abs(b.duration - a.duration) <= 1024 / 48000 + 1 / 30
+    assert abs(audio_start(final) - audio_start(mono)) <= 1024 / 48000  # one AAC frame
 
 
 LADDER = {
@@ -206,6 +219,8 @@ def test_a_ladder_packages_into_hls_and_dash_that_ffmpeg_reads_back(mezzanine, t
                      "thumbnails/0001.jpg", "thumbnails/sprite.jpg", "thumbnails/sprite.vtt"):  # fmt: skip
         assert expected in names, sorted(names)
     assert not any(n.startswith("_") for n in names)
+    assert "360p/init.mp4" in names and "audio/init.mp4" in names
+    assert '#EXT-X-MAP:URI="init.mp4"' in (out / "240p" / "index.m3u8").read_text()
 
     master = (out / "master.m3u8").read_text()
     for height, codecs in ((360, "avc1.4d401e"), (240, "avc1.42c015")):
@@ -240,11 +255,16 @@ def test_a_ladder_packages_into_hls_and_dash_that_ffmpeg_reads_back(mezzanine, t
     assert (sprite.video.width, sprite.video.height) == (640, 90)
 
 
-def test_an_av1_ladder_chunks_without_losing_a_frame(mezzanine, tmp_path):
+@pytest.mark.parametrize(
+    "codec, preset, prefix", [("av1", "12", "av01.0."), ("h265", "ultrafast", "hvc1.1.")]
+)
+def test_hevc_and_av1_ladders_chunk_without_losing_a_frame(
+    mezzanine, tmp_path, codec, preset, prefix
+):
     ladder = Ladder.model_validate(
         LADDER
         | {
-            "video": {"codec": "av1", "preset": "12"},
+            "video": {"codec": codec, "preset": preset},
             "packaging": ["mp4"],
             "renditions": [{"height": 240, "crf": 40, "maxrate": "400k"}],
         }
@@ -255,7 +275,7 @@ def test_an_av1_ladder_chunks_without_losing_a_frame(mezzanine, tmp_path):
     )
     assert len(p.chunks) == 3
     assert len(video_packets(joined["240p"])) == SECONDS * 30
-    assert codec_string(joined["240p"]).startswith("av01.0.")
+    assert codec_string(joined["240p"]).startswith(prefix)
     assert keyframe_times(joined["240p"])[:3] == [0.0, 2.0, 4.0]
 
 

@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from chalicelib.media.recipe import VideoRecipe
+from chalicelib.sandbox import INPUT_FENCE, OUTPUT_FENCE
 
 # Demuxers a source may be read with (the same list the probe uses).
 SOURCE_DEMUXERS = (
@@ -26,13 +27,12 @@ PIECE_TAIL_SECONDS = 2.0  # copied past a seam: B-frames reorder, trim drops the
 
 def source_input(path: Path | str, *, start: float | None = None) -> list[str]:
     seek = ["-ss", f"{start:.6f}"] if start else []
-    return ["-protocol_whitelist", "file", "-format_whitelist", SOURCE_DEMUXERS, *seek,
-            "-i", f"file:{path}"]  # fmt: skip
+    return [*INPUT_FENCE, "-format_whitelist", SOURCE_DEMUXERS, *seek, "-i", f"file:{path}"]
 
 
 def own_input(path: Path | str, *, copyts: bool = False) -> list[str]:
     """An intermediate this system wrote itself (pieces, chunks, audio)."""
-    return [*(["-copyts"] if copyts else []), "-protocol_whitelist", "file", "-i", f"file:{path}"]
+    return [*(["-copyts"] if copyts else []), *INPUT_FENCE, "-i", f"file:{path}"]
 
 
 def split_piece(
@@ -49,7 +49,7 @@ def split_piece(
         *source_input(source, start=start),
         *stop,
         "-map", "0:v:0", "-c", "copy", "-copyts", "-avoid_negative_ts", "disabled",
-        "-f", "matroska", f"file:{out}",
+        "-f", "matroska", *OUTPUT_FENCE, f"file:{out}",
     ]  # fmt: skip
 
 
@@ -75,7 +75,7 @@ def encode_chunk(
     return [
         *own_input(piece, copyts=True),
         "-map", "0:v:0", "-vf", chain, *video.args, "-an", "-sn", "-dn",
-        "-f", "mp4", f"file:{out}",
+        "-f", "mp4", *OUTPUT_FENCE, f"file:{out}",
     ]  # fmt: skip
 
 
@@ -85,20 +85,20 @@ def encode_whole(source: Path, out: Path, video: VideoRecipe) -> list[str]:
     return [
         *source_input(source),
         "-map", "0:v:0", "-vf", chain, *video.args, "-an", "-sn", "-dn",
-        "-f", "mp4", f"file:{out}",
+        "-f", "mp4", *OUTPUT_FENCE, f"file:{out}",
     ]  # fmt: skip
 
 
 def extract_audio(source: Path, out: Path) -> list[str]:
     """The source's first audio stream, stream-copied (what the audio task downloads)."""
     return [*source_input(source), "-map", "0:a:0", "-c", "copy", "-vn",
-            "-f", "matroska", f"file:{out}"]  # fmt: skip
+            "-f", "matroska", *OUTPUT_FENCE, f"file:{out}"]  # fmt: skip
 
 
 def encode_audio(source: Path, out: Path, audio_args: tuple[str, ...]) -> list[str]:
     """The whole job's audio, once (per-chunk audio drifts and leaves priming gaps)."""
     return [*own_input(source), "-map", "0:a:0", "-vn", *audio_args,
-            "-f", "mp4", f"file:{out}"]  # fmt: skip
+            "-f", "mp4", *OUTPUT_FENCE, f"file:{out}"]  # fmt: skip
 
 
 def concat_list(chunks: list[Path]) -> str:
@@ -109,7 +109,7 @@ def concat_list(chunks: list[Path]) -> str:
 def join_video(list_file: Path, out: Path) -> list[str]:
     """Chunks back into one video stream, by stream copy."""
     return ["-protocol_whitelist", "file", "-f", "concat", "-safe", "1", "-i", f"file:{list_file}",
-            "-map", "0:v:0", "-c", "copy", "-f", "mp4", f"file:{out}"]  # fmt: skip
+            "-map", "0:v:0", "-c", "copy", "-f", "mp4", *OUTPUT_FENCE, f"file:{out}"]  # fmt: skip
 
 
 def mux(video: Path, audio: Path | None, out: Path, container: str = "mp4") -> list[str]:
@@ -120,7 +120,7 @@ def mux(video: Path, audio: Path | None, out: Path, container: str = "mp4") -> l
         container, "mp4"
     )
     faststart = ["-movflags", "+faststart"] if fmt in ("mp4", "mov") else []
-    return [*inputs, *maps, "-c", "copy", *faststart, "-f", fmt, f"file:{out}"]
+    return [*inputs, *maps, "-c", "copy", *faststart, "-f", fmt, *OUTPUT_FENCE, f"file:{out}"]
 
 
 def package_hls(
@@ -147,7 +147,8 @@ def package_hls(
         "-f", "hls", "-hls_time", str(segment_seconds), "-hls_playlist_type", "vod",
         "-hls_segment_type", "fmp4", "-hls_flags", "independent_segments",
         "-hls_fmp4_init_filename", "init.mp4", "-hls_segment_filename", "%v/seg_%05d.m4s",
-        "-master_pl_name", master_name, "-var_stream_map", " ".join(streams), "%v/index.m3u8",
+        "-master_pl_name", master_name, "-var_stream_map", " ".join(streams), *OUTPUT_FENCE,
+        "%v/index.m3u8",
     ]  # fmt: skip
 
 
@@ -158,11 +159,11 @@ def thumbnails(
     rows = max(1, -(-count // columns))
     graph = f"[0:v:0]fps=1/{every_seconds},scale={width}:-2"
     outputs = ["-map", "[t]", "-start_number", "1", "-q:v", "4", "-f", "image2",
-               "thumbnails/%04d.jpg"]  # fmt: skip
+               *OUTPUT_FENCE, "thumbnails/%04d.jpg"]  # fmt: skip
     if sprite:
         graph += f",split=2[t][s];[s]tile={min(columns, count)}x{rows}[grid]"
         outputs += ["-map", "[grid]", "-frames:v", "1", "-q:v", "4", "-update", "1",
-                    "-f", "image2", "thumbnails/sprite.jpg"]  # fmt: skip
+                    "-f", "image2", *OUTPUT_FENCE, "thumbnails/sprite.jpg"]  # fmt: skip
     else:
         graph += "[t]"
     return [*source_input(source), "-filter_complex", graph, *outputs]
@@ -171,4 +172,4 @@ def thumbnails(
 def poster(source: Path, at: float, height: int) -> list[str]:
     return [*source_input(source, start=at), "-map", "0:v:0", "-frames:v", "1",
             "-vf", f"scale=-2:{height}", "-q:v", "3", "-update", "1",
-            "-f", "image2", "thumbnails/poster.jpg"]  # fmt: skip
+            "-f", "image2", *OUTPUT_FENCE, "thumbnails/poster.jpg"]  # fmt: skip

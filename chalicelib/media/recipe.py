@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from chalicelib.allowlist import check_args, check_filter_chain
 from chalicelib.graph.plan import Work
 from chalicelib.ladder import Ladder, Rendition, bits_per_second
 
@@ -114,7 +115,8 @@ def _rendition_args(ladder: Ladder, r: Rendition, gop: int | None, threads: int)
     elif codec == "h265":
         params = f"keyint={keyint}:min-keyint={keyint}:scenecut=0:open-gop=0:log-level=error"
         if threads:
-            params += f":pools={threads}:frame-threads={threads}"
+            params += f":frame-threads={threads}"
+            args += ["-threads", str(threads)]
         args += ["-tag:v", "hvc1", "-x265-params", params]
     else:
         params = "irefresh-type=2"  # closed GOP: every keyframe starts a clean sequence
@@ -128,13 +130,15 @@ def ladder_recipe(
     ladder: Ladder, source_height: int | None, fps: Fraction | None, threads: int = 0
 ) -> Recipe:
     gop = gop_frames(fps, ladder.segment_seconds)
+    # The typed fields already bound every value; the allow-list judges the argv they
+    # become as well, so a ladder can never emit an option a raw preset could not.
     videos = tuple(
         VideoRecipe(
             name=r.name,
             height=r.height,
             encoder=_ENCODERS[ladder.video.codec],
-            args=tuple(_rendition_args(ladder, r, gop, threads)),
-            filters=(f"scale=-2:{r.height}",),
+            args=tuple(check_args(_rendition_args(ladder, r, gop, threads))),
+            filters=(check_filter_chain(f"scale=-2:{r.height}", "video"),),
             gop_frames=gop,
         )
         for r in ladder.renditions_for(source_height)
@@ -210,7 +214,11 @@ def _height(filters: list[str], source_height: int | None) -> int | None:
 
 
 def single_recipe(
-    args: list[str], output: str, source_height: int | None, two_pass: bool = False
+    args: list[str],
+    output: str,
+    source_height: int | None,
+    two_pass: bool = False,
+    threads: int = 0,
 ) -> Recipe:
     """A raw or structured preset as one rendition; chunk-safe only with a fixed closed GOP."""
     encoder = _value_after(args, "-c:v", "-codec:v", "-vcodec") or "libx264"
@@ -241,6 +249,8 @@ def single_recipe(
         else:
             video_args += pair
         i += len(pair)
+    if threads and "-threads" not in video_args:
+        video_args += ["-threads", str(threads)]
     container = output.rsplit(".", 1)[-1].lower() if "." in output else "mp4"
     default_audio = ["-c:a", "libopus"] if container == "webm" else ["-c:a", "aac"]
     audio = None if "-an" in args else tuple(audio_args or default_audio)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import collections
 import math
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from chalicelib import sandbox
 from chalicelib.media import argv, manifests
 from chalicelib.media.recipe import Recipe, VideoRecipe
 from chalicelib.probe import ffmpeg_exe, probe
@@ -22,6 +22,7 @@ from chalicelib.probe import ffmpeg_exe, probe
 Run = Callable[[list[str], Path, "float | None"], None]
 FFMPEG_PREFIX = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning", "-y")
 HLS_MASTER_SCRATCH = "_ffmpeg_master.m3u8"
+LOCAL_RUN_SECONDS = 3600
 
 
 class MediaFailed(Exception):
@@ -31,17 +32,9 @@ class MediaFailed(Exception):
 
 
 def local_run(args: list[str], cwd: Path, duration: float | None = None) -> None:
-    """A plain runner for tests and benches (the task runner uses the fenced one)."""
+    """The fenced runner without progress, for tests and benches (tasks follow progress)."""
     cwd.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [ffmpeg_exe(), *FFMPEG_PREFIX, *args],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        check=False,
-    )
+    result = sandbox.run([ffmpeg_exe(), *FFMPEG_PREFIX, *args], cwd=cwd, seconds=LOCAL_RUN_SECONDS)
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         tail = "\n".join(collections.deque(lines, maxlen=50))
@@ -100,7 +93,7 @@ def encode_audio(source: Path, out: Path, recipe: Recipe, run: Run, duration: fl
 
 def join(chunks: list[Path], out: Path, run: Run) -> Path:
     """Chunk files (in order) into one video stream by stream copy."""
-    listing = out.parent / f"{out.stem}.ffconcat"
+    listing = chunks[0].parent / f"{out.stem}.ffconcat"  # names in it are relative to it
     listing.write_text(argv.concat_list(chunks))
     run(argv.join_video(listing, out), out.parent, None)
     listing.unlink()
@@ -139,6 +132,8 @@ def assemble_ladder(
         named = [(video.name, path) for video, path in videos]
         run(argv.package_hls(named, audio, ladder.segment_seconds, HLS_MASTER_SCRATCH), out, None)
         (out / HLS_MASTER_SCRATCH).unlink(missing_ok=True)
+        for name in [video.name for video, _ in videos] + (["audio"] if audio else []):
+            _fixed_init_name(out / name)
         variants = []
         for video, path in videos:
             info = probe(path, restricted=False)
@@ -161,6 +156,15 @@ def assemble_ladder(
                 playlist.unlink()
         written += [p for p in out.rglob("*") if p.is_file() and p not in written]
     return sorted(set(written))
+
+
+def _fixed_init_name(folder: Path) -> None:
+    """ffmpeg numbers init segments per variant (init_2.mp4): publish them as init.mp4."""
+    for init in folder.glob("init_*.mp4"):
+        init.rename(folder / "init.mp4")
+        playlist = folder / "index.m3u8"
+        text = playlist.read_text().replace(f'URI="{init.name}"', 'URI="init.mp4"')
+        playlist.write_text(text)
 
 
 def thumbnails(
