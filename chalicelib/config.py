@@ -78,6 +78,7 @@ class Settings:
     droplet_credentials_cache: str
     max_body_bytes: int
     ffmpeg_max_seconds: int
+    ffmpeg_max_file_bytes: int
     default_presets: tuple[str, ...]
     log_level: str
     log_format: str
@@ -181,6 +182,8 @@ def settings() -> Settings:
         max_body_bytes=_int("OE_MAX_BODY_BYTES", 64 * 1024),
         # Droplets: how long one ffmpeg run may take (0: derived from the encode estimate).
         ffmpeg_max_seconds=_int("OE_FFMPEG_MAX_SECONDS", 0),
+        # Largest file one ffmpeg run may write (the largest upload we accept, by default).
+        ffmpeg_max_file_bytes=_int("OE_FFMPEG_MAX_FILE_BYTES", 50 * 1024**3),
         default_presets=tuple(
             p.strip()
             for p in os.environ.get("OE_DEFAULT_PRESETS", "h264_baseline_360p_600").split(",")

@@ -461,6 +461,11 @@ class JobRun:
                 "raise OE_FFMPEG_MAX_SECONDS or use a lighter preset",
                 "\n".join(line.rstrip() for line in tail if line.strip()),
             )
+        if process.file_too_big:
+            raise EncodeFailed(
+                f"ffmpeg wrote a file larger than {process.max_file_bytes} bytes and was "
+                "stopped; raise OE_FFMPEG_MAX_FILE_BYTES or lower the preset's bit rate"
+            )
         if code != 0:
             lines = [line.rstrip() for line in tail if line.strip()]
             last = lines[-1] if lines else f"exit code {code}"

@@ -3,14 +3,16 @@
 Defence in depth behind the preset allow-list (DESIGN.md, "Trust model for presets"):
 even an option that slipped through could see no credential (the environment holds
 only PATH, a HOME inside scratch and the locale), reach no network (file is the only
-protocol on the input and the output), and not run past its deadline (the process
-group is killed). Every ffmpeg that chalicelib starts goes through here.
+protocol on the input and the output), write no file larger than a bound
+(RLIMIT_FSIZE), and not run past its deadline (the process group is killed). Every
+ffmpeg that chalicelib starts goes through here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import threading
@@ -65,7 +67,14 @@ class FencedProcess(subprocess.Popen):
     """An ffmpeg process inside the fence; its whole process group dies at the deadline."""
 
     def __init__(
-        self, argv: list[str], *, cwd: Path, home: Path, seconds: float, **kwargs: Any
+        self,
+        argv: list[str],
+        *,
+        cwd: Path,
+        home: Path,
+        seconds: float,
+        max_file_bytes: int | None = None,
+        **kwargs: Any,
     ) -> None:
         home.mkdir(parents=True, exist_ok=True)
         super().__init__(
@@ -79,6 +88,12 @@ class FencedProcess(subprocess.Popen):
             preexec_fn=host.die_with_parent,
             **kwargs,
         )
+        self.max_file_bytes = max_file_bytes or settings().ffmpeg_max_file_bytes
+        # Set right after exec (preexec_fn is unsafe in a threaded host); ffmpeg opens
+        # its outputs only after probing the input, long after this.
+        with contextlib.suppress(OSError):
+            limit = (self.max_file_bytes, self.max_file_bytes)
+            resource.prlimit(self.pid, resource.RLIMIT_FSIZE, limit)
         self.seconds = seconds
         self.timed_out = False
         self._timer = threading.Timer(seconds, self._expire)
@@ -89,6 +104,11 @@ class FencedProcess(subprocess.Popen):
         if self.poll() is None:
             self.timed_out = True
             self.kill_group()
+
+    @property
+    def file_too_big(self) -> bool:
+        """The kernel stopped ffmpeg for writing past max_file_bytes (SIGXFSZ)."""
+        return self.returncode == -signal.SIGXFSZ
 
     def kill_group(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -75,3 +75,23 @@ def test_an_encode_past_its_time_limit_is_killed_and_the_job_fails_saying_so(
     assert "ran longer than its limit" in job.error["message"]
     assert _outputs() == []
     assert not any(scratch.iterdir())
+
+
+@pytest.fixture
+def small_file_bound(monkeypatch):
+    monkeypatch.setenv("OE_FFMPEG_MAX_FILE_BYTES", "2000")
+    settings.cache_clear()
+    yield
+    settings.cache_clear()  # before monkeypatch puts the environment back
+
+
+def test_an_output_past_the_file_size_bound_fails_the_job_saying_so(
+    aws, media, scratch, small_file_bound
+):
+    job = jobs.create_job(owner=ADMIN[0], preset="h264_baseline_360p_600",
+                          source=_upload(media["clip"]), dest="s3:///out/clip/")  # fmt: skip
+    outcome = run_message(_message(job), worker_id="test")
+    assert outcome.result == "error", outcome.message
+    job.refresh()
+    assert "larger than 2000 bytes" in job.error["message"]
+    assert _outputs() == []

@@ -123,9 +123,17 @@ def test_a_run_past_its_deadline_is_killed_with_its_process_group(job_dirs):
         sandbox.run(endless, cwd=scratch / "out", seconds=1)
 
 
-def test_time_limits_follow_lambda_time_or_the_droplet_cap(monkeypatch):
+@pytest.fixture
+def fresh_settings():
     from chalicelib.config import settings
 
+    settings.cache_clear()
+    yield settings
+    settings.cache_clear()  # before monkeypatch puts the environment back
+
+
+def test_time_limits_follow_lambda_time_or_the_droplet_cap(fresh_settings, monkeypatch):
+    settings = fresh_settings
     now = sandbox.time.monotonic()
     assert sandbox.time_limit(now + 100) == pytest.approx(100 + sandbox.LAMBDA_GRACE_SECONDS, 1)
     settings.cache_clear()
@@ -134,4 +142,15 @@ def test_time_limits_follow_lambda_time_or_the_droplet_cap(monkeypatch):
     settings.cache_clear()
     monkeypatch.delenv("OE_FFMPEG_MAX_SECONDS")
     assert sandbox.time_limit(None, 100) == 4 * 100 + 600
-    settings.cache_clear()
+
+
+def test_a_file_larger_than_the_bound_stops_ffmpeg(job_dirs):
+    scratch, _ = job_dirs
+    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi",
+            "-i", "testsrc=s=320x240:d=2", "-c:v", "rawvideo", *sandbox.OUTPUT_FENCE,
+            "-f", "nut", "-y", "big.nut"]  # fmt: skip
+    process = sandbox.FencedProcess(argv, cwd=scratch / "out", home=scratch / "home", seconds=60,
+                                    max_file_bytes=100_000, stderr=sandbox.subprocess.DEVNULL)  # fmt: skip
+    process.wait()
+    assert process.file_too_big
+    assert (scratch / "out" / "big.nut").stat().st_size <= 100_000
