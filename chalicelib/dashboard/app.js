@@ -11,6 +11,7 @@ import * as presets from "./page-presets.js";
 import * as machines from "./page-machines.js";
 import * as users from "./page-users.js";
 import * as webhooks from "./page-webhooks.js";
+import * as account from "./page-account.js";
 
 const RANK = { guest: 0, operator: 1, admin: 2 };
 
@@ -24,6 +25,7 @@ const ROUTES = [
   [/^\/machines$/, machines, "Machines", "operator"],
   [/^\/webhooks$/, webhooks, "Webhooks", "operator"],
   [/^\/users$/, users, "Users", "admin"],
+  [/^\/account$/, account, null, "guest"],
 ];
 
 // Who is logged in, and what this server offers (optional routes are probed).
@@ -33,6 +35,7 @@ export const session = {
     return Boolean(this.user) && RANK[this.user.role] >= RANK[role];
   },
   paths: {},
+  schemas: {},
   has(method, path) {
     return Boolean(this.paths[`/api${path}`]?.[method.toLowerCase()]);
   },
@@ -91,9 +94,14 @@ async function loadSession() {
     session.user = (await api.get("/me")).user;
   } catch (error) {
     session.user = null;
+    if (error.status === 403 && /change your password/.test(error.message)) {
+      // An admin forced a reset: the token is good for changing the password only.
+      const claims = tokenClaims(api.token()) || {};
+      session.user = { username: claims.sub, role: claims.role || "guest", mustChangePassword: true };
+      return;
+    }
     if (error.status !== 401) throw error;
     api.setToken(null);
-    return;
   }
 }
 
@@ -103,8 +111,10 @@ async function loadFeatures() {
   try {
     const doc = await api.get("/openapi.json");
     session.paths = doc.paths || {};
+    session.schemas = doc.components?.schemas || {};
   } catch {
     session.paths = {};
+    session.schemas = {};
   }
 }
 
@@ -112,17 +122,24 @@ async function loadFeatures() {
 // server offers that (POST /api/refresh-token); otherwise the user logs in again.
 let refreshTimer = null;
 
+// The JWT's claims, read only to time the refresh and to name a user mid-reset
+// (the server checks the signature; the page never trusts these for access).
+function tokenClaims(value) {
+  try {
+    const payload = value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(payload));
+  } catch {
+    return null;
+  }
+}
+
 function scheduleRefresh() {
   clearTimeout(refreshTimer);
   const value = api.token();
   if (!value || !session.has("post", "/refresh-token")) return;
-  let expires;
-  try {
-    const payload = value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    expires = JSON.parse(atob(payload)).exp * 1000;
-  } catch {
-    return;
-  }
+  const claims = tokenClaims(value);
+  if (!claims?.exp) return;
+  const expires = claims.exp * 1000;
   const wait = Math.max(10000, expires - Date.now() - 5 * 60 * 1000);
   refreshTimer = setTimeout(async () => {
     try {
@@ -149,10 +166,17 @@ function signOut(reason) {
   go(reason ? `/login?${new URLSearchParams({ reason })}` : "/login");
 }
 
+// A page for a route the server may lack names it as `feature`: a GET path, or [method, path].
+function offered(module) {
+  if (!module.feature) return true;
+  const [method, path] = Array.isArray(module.feature) ? module.feature : ["get", module.feature];
+  return session.has(method, path);
+}
+
 function visible(route) {
   const [, module, label, role] = route;
-  if (!label || !session.can(role)) return false;
-  return module.feature ? session.has("get", module.feature) : true;
+  if (!label || !session.can(role) || session.user.mustChangePassword) return false;
+  return offered(module);
 }
 
 function drawChrome() {
@@ -184,7 +208,9 @@ function drawChrome() {
           h(
             "span",
             { class: "who" },
-            session.user.username,
+            offered(account)
+              ? h("a", { href: "#/account", title: "Your account: change password" }, session.user.username)
+              : session.user.username,
             " ",
             h("span", { class: "role", dataset: { role: session.user.role } }, session.user.role),
           ),
@@ -211,23 +237,26 @@ async function statusHeader() {
     const ok = health.message === "ok" || health.status === 200;
     parts.push(h("span", { class: `pill ${ok ? "ok" : "bad"}`, id: "health" }, ok ? "API ok" : "API degraded"));
   } catch (error) {
-    // 503 names the checks that failed (tables, queues, buckets).
-    const checks = Object.entries(error.data?.checks || {})
-      .filter(([, check]) => check !== "ok" && check?.ok !== true && check?.status !== "ok")
-      .map(([name]) => name);
-    const detail = checks.length ? `API degraded: ${checks.join(", ")}` : "API degraded";
-    parts.push(h("span", { class: "pill bad", id: "health", title: error.message }, detail));
+    // 503 says which table, queue or bucket does not answer.
+    parts.push(h("span", { class: "pill bad", id: "health", title: error.message }, "API degraded"));
   }
-  if (session.can("operator") && session.has("get", "/worker/queue")) {
+  if (session.can("operator") && !session.user.mustChangePassword && session.has("get", "/worker/queue")) {
     try {
       const { queues } = await api.get("/worker/queue");
       for (const queue of queues || []) {
         const name = String(queue.name).replace(/^openencoder-[^-]+-/, "");
+        const dead = name.endsWith("-dlq");
+        if (dead && !queue.depth) continue; // a dead-letter queue matters only when it holds something
         parts.push(
           h(
             "span",
-            { class: "pill", dataset: { queue: name }, title: `${queue.in_flight ?? 0} in flight` },
+            {
+              class: dead ? "pill bad" : "pill",
+              dataset: { queue: name },
+              title: `${queue.depth} waiting, ${queue.in_flight ?? 0} in flight`,
+            },
             `${name}: ${queue.depth}`,
+            queue.in_flight ? ` (+${queue.in_flight})` : "",
           ),
         );
       }
@@ -250,9 +279,13 @@ async function render() {
     return;
   }
   let route = ROUTES.find(([pattern]) => pattern.test(path));
-  const allowed = (r) => (!r[3] || session.can(r[3])) && (!r[1].feature || session.has("get", r[1].feature));
+  const allowed = (r) => (!r[3] || session.can(r[3])) && offered(r[1]);
   if (!route || !allowed(route)) {
     go(session.user ? "/jobs" : "/login");
+    return;
+  }
+  if (session.user?.mustChangePassword && path !== "/account") {
+    go("/account");
     return;
   }
   if (path === "/login" && session.user) {

@@ -58,7 +58,8 @@ function createForm(regions, sizes, onCreated) {
 // text; secrets are write-only ("set" / "not set") and sent only when typed.
 function settingsForm(settings, onSaved) {
   const controls = {};
-  const fields = Object.entries(settings).map(([name, value]) => {
+  const { overridden = [], ...knobs } = settings;
+  const fields = Object.entries(knobs).map(([name, value]) => {
     const label = name.replace(/_/g, " ");
     let control;
     if (typeof value === "boolean") {
@@ -90,6 +91,8 @@ function settingsForm(settings, onSaved) {
     "form",
     { class: "card", id: "settings-form", "aria-labelledby": "settings-title" },
     h("h2", { id: "settings-title" }, "Autoscaler and runtime settings"),
+    h("p", { class: "hint" }, overridden.length ? `Changed from the stage's defaults: ${overridden.join(", ")}. ` : "",
+      "Changes take effect within a minute, without a deploy."),
     h("div", { class: "form-grid" }, fields),
     message,
     h("button", { type: "submit", class: "btn primary" }, "Save settings"),

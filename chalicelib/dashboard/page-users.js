@@ -10,6 +10,8 @@ const ROLES = [
 ];
 
 export async function render(main, { session }) {
+  // Servers that support forced resets say so in their schema.
+  const canForce = Boolean(session.schemas.UserUpdate?.properties?.force_password_reset);
   const list = h("div");
   main.append(h("div", { class: "page-head" }, h("h1", null, "Users")), list);
 
@@ -46,10 +48,19 @@ export async function render(main, { session }) {
             role,
             badge(user.active ? "active" : "inactive"),
             when(user.created_date),
-            button(user.active ? "Deactivate" : "Activate",
-              () => change(user, { active: !user.active }, user.active ? "deactivated" : "activated"),
-              { kind: "small", label: `${user.active ? "Deactivate" : "Activate"} ${user.username}` }),
+            h(
+              "div",
+              { class: "actions" },
+              button(user.active ? "Deactivate" : "Activate",
+                () => change(user, { active: !user.active }, user.active ? "deactivated" : "activated"),
+                { kind: "small", label: `${user.active ? "Deactivate" : "Activate"} ${user.username}` }),
+              canForce && !user.force_password_reset
+                ? button("Require a new password", () => change(user, { force_password_reset: true }, "must change password"),
+                  { kind: "small", label: `Require a new password from ${user.username}` })
+                : null,
+            ),
           ];
+          if (user.force_password_reset) cells[2] = [cells[2], " ", badge("must change password")];
           return h("tr", { dataset: { user: user.username } }, cells.map((cell, i) => h("td", { "data-label": headers[i] }, cell)));
         }),
       ),
