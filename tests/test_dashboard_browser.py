@@ -546,3 +546,69 @@ def test_an_operator_adds_a_webhook_sends_a_test_and_reads_its_delivery_log(page
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name=f"Delete {receiver['url']}").click()
     expect(page.get_by_text("No endpoints yet.")).to_be_visible()
+
+
+def test_the_status_header_shows_health_to_all_and_queue_depths_to_operators(page, stack):
+    from playwright.sync_api import expect
+
+    login(page, stack, *make_user(stack, "quinn", "operator"))
+    expect(page.locator("#health")).to_have_text("API ok")
+    expect(page.locator('#status [data-queue="encode"]')).to_have_text(re.compile(r"^encode: \d+"))
+    expect(page.locator('#status [data-queue="long"]')).to_be_visible()
+    page.get_by_role("button", name="Log out").click()
+    login(page, stack, *make_user(stack, "gus", "guest"))
+    expect(page.locator("#health")).to_have_text("API ok")
+    expect(page.locator("#status [data-queue]")).to_have_count(0)
+
+
+def test_an_admin_changes_the_autoscalers_settings_with_the_servers_checks(page, stack):
+    from playwright.sync_api import expect
+
+    login(page, stack, *admin(stack))
+    page.goto(f"{stack['dashboard']}#/machines")
+    form = page.locator("#settings-form")
+    expect(form).to_be_visible()
+    # Secrets are write-only: their state is shown, never their value.
+    token = form.get_by_label("digitalocean token (write-only)")
+    expect(token).to_have_value("")
+    expect(token).to_have_attribute("placeholder", "set")
+    form.get_by_label("droplets max", exact=True).fill("2")
+    form.get_by_label("droplets min", exact=True).fill("5")
+    form.get_by_role("button", name="Save settings").click()
+    minimum = form.get_by_label("droplets min", exact=True)
+    expect(minimum).to_have_attribute("aria-invalid", "true")
+    expect(page.locator(f"#{minimum.get_attribute('id')}-error")).to_contain_text("droplets_max")
+    minimum.fill("1")
+    form.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("status").filter(has_text="Settings saved")).to_be_visible()
+    expect(form).to_contain_text("droplets_max")  # now changed from the stage's defaults
+    shoot(page, "machines-settings")
+    auth = {"Authorization": f"Bearer {api_token(stack, *admin(stack))}"}
+    saved = requests.get(f"{stack['api']}/settings", headers=auth, timeout=10).json()["settings"]
+    assert saved["droplets_min"] == 1 and saved["droplets_max"] == 2
+
+
+def test_a_user_whose_reset_an_admin_forced_must_choose_a_new_password_first(page, stack):
+    from playwright.sync_api import expect
+
+    user = make_user(stack, "rita", "operator")
+    login(page, stack, *admin(stack))
+    page.goto(f"{stack['dashboard']}#/users")
+    row = page.locator('tr[data-user="rita"]')
+    row.get_by_role("button", name="Require a new password from rita").click()
+    expect(row).to_contain_text("must change password")
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_label("Username").fill(user[0])
+    page.get_by_label("Password").fill(user[1])
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_count(0)
+    shoot(page, "account-reset")
+    page.goto(f"{stack['dashboard']}#/jobs")  # nothing else opens until it is done
+    expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
+    page.get_by_label("Current password").fill(user[1])
+    page.get_by_label("New password", exact=True).fill("a-brand-new-password")
+    page.get_by_label("New password again").fill("a-brand-new-password")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
+    api_token(stack, "rita", "a-brand-new-password")

@@ -21,6 +21,10 @@ export async function render(main, { ctx, session, go }) {
   });
   const source = h("input", { id: "job-source", name: "source", placeholder: "s3:///path/to/source.mp4", autocomplete: "off" });
   const dest = h("input", { id: "job-dest", name: "dest", value: `s3:///outputs/job-${stamp()}/`, autocomplete: "off", required: true });
+  // Servers with webhooks let a job name its own endpoint for its end.
+  const notify = session.schemas.JobCreate?.properties?.notify_url
+    ? h("input", { id: "job-notify", name: "notify_url", type: "url", autocomplete: "off", placeholder: "https://example.com/hooks/job-done" })
+    : null;
   let destEdited = false;
   dest.addEventListener("input", () => (destEdited = true));
 
@@ -95,6 +99,7 @@ export async function render(main, { ctx, session, go }) {
     }),
     field("Preset", preset),
     field("Destination", dest, { hint: "outputs are written under this prefix of the output bucket" }),
+    notify ? field("Notify URL (optional)", notify, { hint: "told when this job completes, fails or is cancelled" }) : null,
     message,
     submit,
   );
@@ -110,10 +115,14 @@ export async function render(main, { ctx, session, go }) {
     }
     submit.disabled = true;
     try {
-      const answer = await api.post("/jobs", { preset: preset.value, source: from, dest: dest.value.trim() });
+      const body = { preset: preset.value, source: from, dest: dest.value.trim() };
+      if (notify?.value.trim()) body.notify_url = notify.value.trim();
+      const answer = await api.post("/jobs", body);
       go(`/jobs/${answer.job.id}`);
     } catch (error) {
-      const target = /dest/.test(error.message) ? dest : /source|upload/.test(error.message) ? source : null;
+      const target = /notify/.test(error.message) ? notify
+        : /dest/.test(error.message) ? dest
+        : /source|upload/.test(error.message) ? source : null;
       if (target) setFieldError(target, error.message);
       else message.textContent = error.message;
     } finally {
