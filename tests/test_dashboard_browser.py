@@ -92,8 +92,13 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser) -> Iterator[Any]:
+    from playwright.sync_api import expect
+
+    # Generous deadlines: eight test suites may share two cores. Waits end as soon
+    # as the condition holds, so a fast machine is not slowed down.
+    expect.set_options(timeout=30_000)
     context = browser.new_context(viewport=WIDE)
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(30_000)
     tab = context.new_page()
     problems: list[str] = []
     tab.on(
