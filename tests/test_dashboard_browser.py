@@ -115,6 +115,8 @@ def page(browser) -> Iterator[Any]:
     # Shown only if the test failed.
     print("\n--- browser console ---\n" + ("\n".join(problems) or "(no errors)"))
     context.close()
+    # The page never needs what its policy forbids (inline style or script, other origins).
+    assert not [p for p in problems if "Content Security Policy" in p], problems
 
 
 # --- helpers ------------------------------------------------------------------------
