@@ -619,3 +619,32 @@ def test_a_user_whose_reset_an_admin_forced_must_choose_a_new_password_first(pag
     page.get_by_role("button", name="Change password").click()
     expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
     api_token(stack, "rita", "a-brand-new-password")
+
+
+def test_the_browser_enforces_the_pages_policy(browser, stack):
+    """Inline script and style, and other origins, are refused by the real browser."""
+    context = browser.new_context(viewport=WIDE)
+    tab = context.new_page()
+    refused: list[str] = []
+    tab.on(
+        "console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None
+    )
+    tab.goto(stack["dashboard"])
+    tab.wait_for_selector("body[data-ready]")
+    ran = tab.evaluate(
+        """async () => {
+            window.inlineRan = false;
+            const script = document.createElement("script");
+            script.textContent = "window.inlineRan = true";
+            document.body.append(script);
+            const styled = document.createElement("p");
+            styled.setAttribute("style", "color: rgb(255, 0, 0)");
+            document.body.append(styled);
+            let fetched = true;
+            try { await fetch("http://127.0.0.1:9/elsewhere"); } catch { fetched = false; }
+            return { inline: window.inlineRan, color: getComputedStyle(styled).color, fetched };
+        }"""
+    )
+    context.close()
+    assert ran == {"inline": False, "color": "rgb(27, 31, 36)", "fetched": False}
+    assert len(refused) >= 3, refused
