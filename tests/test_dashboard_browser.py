@@ -245,6 +245,32 @@ def test_the_jobs_list_shows_live_status_filters_and_pages(page, stack, media):
     expect(page.locator("#jobs .badge").filter(has_text="completed")).to_have_count(0)
     page.get_by_label("Status").select_option("")
     expect(row).to_be_visible()
+    # A failed job says why on its own page.
+    failed_row.get_by_role("link").click()
+    expect(page.locator("#job-error #error-message")).not_to_be_empty()
+    shoot(page, "job-failed")
+
+
+def test_a_job_that_ffmpeg_fails_shows_the_error_and_ffmpegs_last_lines(page, stack, media):
+    from playwright.sync_api import expect
+
+    facts = stack
+    auth = {"Authorization": f"Bearer {api_token(facts, *admin(facts))}"}
+    # Valid options that libx264 refuses at run time: odd dimensions.
+    preset = {"name": "odd_size", "output": "odd.mp4",
+              "data": '{"raw": ["-vf scale=33:33", "-c:v libx264", "-c:a aac"]}'}  # fmt: skip
+    r = requests.post(f"{facts['api']}/presets", json=preset, headers=auth, timeout=10)
+    assert r.status_code == 200, r.text
+    s3(facts).upload_file(str(media["clip"]), facts["buckets"]["input"], "src/odd.mp4")
+    body = {"preset": "odd_size", "source": "s3:///src/odd.mp4", "dest": "s3:///k/"}
+    job = requests.post(f"{facts['api']}/jobs", json=body, headers=auth, timeout=10).json()["job"]
+    login(page, facts, *admin(facts))
+    page.goto(f"{facts['dashboard']}#/jobs/{job['id']}")
+    expect(page.locator("#job-summary .badge")).to_have_text("error", timeout=120_000)
+    expect(page.locator("#job-error #error-message")).not_to_be_empty()
+    expect(page.locator("#job-error pre.log")).to_contain_text("libx264")
+    expect(page.locator('#job-phases li[data-phase="error"]')).to_be_visible()
+    shoot(page, "job-error")
 
 
 def test_a_preset_with_a_refused_option_shows_the_servers_message_beside_the_field(page, stack):
@@ -354,6 +380,7 @@ def test_an_operator_cancels_a_running_job_from_its_page(page, stack, tmp_path):
     expect(page.locator("#job-summary .badge")).to_have_text("cancelled")
     expect(page.get_by_role("button", name="Restart")).to_be_visible()
     expect(page.get_by_role("button", name="Cancel job")).to_have_count(0)
+    expect(page.locator('#job-phases li[data-phase="cancelled"]')).to_be_visible()
     got = requests.get(f"{facts['api']}/jobs/{job['id']}", headers=auth, timeout=10).json()
     assert got["status"] == "cancelled"
 

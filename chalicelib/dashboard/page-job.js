@@ -50,8 +50,11 @@ function probeView(probe) {
   ];
 }
 
-function timeline(phases, status) {
-  const entries = Object.entries(phases || {})
+function timeline(phases, status, updated) {
+  const all = { ...(phases || {}) };
+  // How it ended, when the worker did not record it as a phase (an error, a cancel).
+  if (TERMINAL.includes(status) && !all[status] && updated && Object.keys(all).length) all[status] = updated;
+  const entries = Object.entries(all)
     .map(([name, at]) => [name, new Date(at)])
     .sort((a, b) => a[1] - b[1]);
   if (!entries.length) return null;
@@ -195,7 +198,7 @@ export async function render(main, { ctx, session }, id) {
     ]);
     outputs.draw(job.outputs?.length ? job.outputs.map(({ url_expires, ...o }) => ({ ...o, url: o.url?.split("?")[0] })) : null,
       () => outputsView(job.outputs));
-    phases.draw({ phases: job.phases, finished }, () => timeline(job.phases, job.status));
+    phases.draw({ phases: job.phases, status: job.status }, () => timeline(job.phases, job.status, job.updated_date));
     const p = job.plan;
     plan.draw(p || null, () => dl([
       ["Mode", p.mode],
