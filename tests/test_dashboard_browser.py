@@ -504,6 +504,7 @@ def test_the_dashboard_works_from_the_keyboard_alone(page, stack):
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
     # The page's content has focus; Shift+Tab walks back into the header's menu.
+    expect(page.locator("main")).to_be_focused()
     presets = page.get_by_role("navigation", name="Main").get_by_role("link", name="Presets")
     for _ in range(12):
         page.keyboard.press("Shift+Tab")

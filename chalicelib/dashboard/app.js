@@ -296,6 +296,8 @@ async function render() {
   const args = path.match(pattern).slice(1);
   drawChrome();
   clear(main);
+  // A new page starts reading at its content (a page may then focus a control of its own).
+  main.focus({ preventScroll: true });
   try {
     await module.render(main, { ctx: current, session, params, go, signIn }, ...args);
   } catch (error) {
@@ -304,8 +306,6 @@ async function render() {
     main.append(errorBox(error));
   }
   document.title = `${main.querySelector("h1")?.textContent || "Open Encoder"} · Open Encoder`;
-  // A new page starts reading at its content, unless it focused a control itself.
-  if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
 api.onUnauthorized((message) => signOut(message));
