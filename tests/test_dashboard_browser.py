@@ -392,8 +392,8 @@ def test_machines_show_droplets_with_cost_and_are_created_and_deleted(page, stac
     login(page, stack, *admin(stack))
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Machines").click()
     expect(page.get_by_text("No droplets are running.")).to_be_visible()
-    page.get_by_label("Region").select_option("nyc3")
-    page.get_by_label("Size").select_option("c-2")
+    page.get_by_label("Region", exact=True).select_option("nyc3")
+    page.get_by_label("Size", exact=True).select_option("c-2")
     page.get_by_label("How many").fill("2")
     page.get_by_role("button", name="Create droplets").click()
     rows = page.locator("tr[data-machine]")
@@ -607,6 +607,8 @@ def test_an_admin_changes_the_autoscalers_settings_with_the_servers_checks(page,
     token = form.get_by_label("digitalocean token (write-only)")
     expect(token).to_have_value("")
     expect(token).to_have_attribute("placeholder", "set")
+    expect(form.get_by_label("droplet region", exact=True)).to_have_value("nyc3")
+    form.get_by_label("droplet size", exact=True).select_option("c-2")
     form.get_by_label("droplets max", exact=True).fill("2")
     form.get_by_label("droplets min", exact=True).fill("5")
     form.get_by_role("button", name="Save settings").click()
@@ -621,6 +623,7 @@ def test_an_admin_changes_the_autoscalers_settings_with_the_servers_checks(page,
     auth = {"Authorization": f"Bearer {api_token(stack, *admin(stack))}"}
     saved = requests.get(f"{stack['api']}/settings", headers=auth, timeout=10).json()["settings"]
     assert saved["droplets_min"] == 1 and saved["droplets_max"] == 2
+    assert saved["droplet_size"] == "c-2"
 
 
 def test_a_user_whose_reset_an_admin_forced_must_choose_a_new_password_first(page, stack):

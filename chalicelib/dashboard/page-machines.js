@@ -56,7 +56,7 @@ function createForm(regions, sizes, onCreated) {
 
 // The admin's runtime settings, whatever the server lists: numbers, flags and
 // text; secrets are write-only ("set" / "not set") and sent only when typed.
-function settingsForm(settings, onSaved) {
+function settingsForm(settings, onSaved, choices = {}) {
   const controls = {};
   const { overridden = [], ...knobs } = settings;
   const fields = Object.entries(knobs).map(([name, value]) => {
@@ -72,7 +72,12 @@ function settingsForm(settings, onSaved) {
       controls[name] = () => control.value || undefined;
       return field(`${label} (write-only)`, control, { hint: `currently ${value}; leave empty to keep` });
     }
-    if (Array.isArray(value)) {
+    if (choices[name]?.length) {
+      // Region and size as DigitalOcean lists them (the current value kept if it is not).
+      const options = choices[name].some(([slug]) => slug === value) ? choices[name] : [[value, value], ...choices[name]];
+      control = select(options, { value, id: `setting-${name}` });
+      controls[name] = () => control.value;
+    } else if (Array.isArray(value)) {
       control = h("input", { id: `setting-${name}`, value: value.join(", ") });
       controls[name] = () => control.value.split(",").map((v) => v.trim()).filter(Boolean);
     } else if (typeof value === "number") {
@@ -145,6 +150,7 @@ export async function render(main, { ctx, session }) {
   );
 
   let prices = {};
+  const choices = {};
   async function load() {
     try {
       const [machines, pricing] = await Promise.all([api.get("/machines", { signal: ctx.signal }), api.get("/machines/pricing", { signal: ctx.signal })]);
@@ -202,6 +208,8 @@ export async function render(main, { ctx, session }) {
   try {
     const [regions, sizes] = await Promise.all([api.get("/machines/regions"), api.get("/machines/sizes")]);
     prices = Object.fromEntries(sizes.sizes.map((s) => [s.slug, s.price_hourly]));
+    choices.droplet_region = regions.regions.map((r) => [r.slug, `${r.name} (${r.slug})`]);
+    choices.droplet_size = sizes.sizes.map((s) => [s.slug, s.slug]);
     clear(formSlot, createForm(regions.regions, sizes.sizes, load));
   } catch (error) {
     clear(formSlot, errorBox(error));
@@ -210,7 +218,7 @@ export async function render(main, { ctx, session }) {
   async function loadSettings() {
     try {
       const answer = await api.get("/settings");
-      clear(settingsSlot, settingsForm(answer.settings || answer, loadSettings));
+      clear(settingsSlot, settingsForm(answer.settings || answer, loadSettings, choices));
     } catch (error) {
       clear(settingsSlot, errorBox(error));
     }
