@@ -78,21 +78,31 @@ function timeline(phases, status, updated) {
 }
 
 function taskGrid(tasks) {
-  return h(
-    "ol",
-    { class: "tasks", "aria-label": "Tasks" },
-    tasks.map((task) => {
-      const name = [task.kind, task.chunk != null ? `chunk ${task.chunk}` : null, task.rendition]
-        .filter((x) => x !== null && x !== undefined && x !== "")
-        .join(" · ");
-      return h(
-        "li",
-        { class: `task status-${task.status}`, title: `${name}: ${task.status}`, dataset: { status: task.status } },
-        h("span", { class: "task-name" }, name),
-        h("span", { class: "task-status" }, task.status),
-      );
-    }),
-  );
+  const done = tasks.filter((task) => task.status === "done").length;
+  return [
+    h("p", { class: "muted", id: "tasks-done" }, `${done} of ${tasks.length} tasks done`),
+    h(
+      "ol",
+      { class: "tasks", "aria-label": "Tasks" },
+      tasks.map((task) => {
+        const name = [task.kind, task.chunk != null ? `chunk ${task.chunk}` : null, task.rendition]
+          .filter((x) => x !== null && x !== undefined && x !== "")
+          .join(" · ");
+        const detail = task.status === "running" && task.progress ? ` ${Math.round(task.progress)} %`
+          : task.status === "done" && task.seconds != null ? ` ${seconds(task.seconds)}` : "";
+        return h(
+          "li",
+          {
+            class: `task status-${task.status}`,
+            title: `${name}: ${task.status}${task.error?.message ? ` (${task.error.message})` : ""}`,
+            dataset: { status: task.status, kind: task.kind },
+          },
+          h("span", { class: "task-name" }, name),
+          h("span", { class: "task-status" }, `${task.status}${detail}`),
+        );
+      }),
+    ),
+  ];
 }
 
 function outputsView(outputs) {
