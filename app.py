@@ -298,6 +298,12 @@ def worker_credentials():
     return api.droplets.credentials(app.current_request)
 
 
+@app.route("/api/stats", methods=["GET"], authorizer=jwt_auth)
+@doc("guest", "Job counts by status, and their total")
+def job_stats():
+    return api.jobs.stats(app.current_request)
+
+
 # --- machines (DigitalOcean) ----------------------------------------------
 
 

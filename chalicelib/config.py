@@ -243,3 +243,26 @@ def local_settings() -> LocalSettings:
         # e.g. a fault-injecting proxy in front of moto: the stack still starts moto itself.
         aws_endpoint=os.environ.get("OE_LOCAL_AWS_ENDPOINT") or None,
     )
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Settings of the encode runner, read on each call (tests and hosts may change them)."""
+
+    lease_seconds: int
+    scratch_dir: str
+    scratch_bytes: int
+    encode_speed: float
+    queued_resend_seconds: int
+
+
+def runtime() -> Runtime:
+    return Runtime(
+        lease_seconds=_int("OE_LEASE_SECONDS", 30),
+        scratch_dir=os.environ.get("OE_SCRATCH_DIR") or "/tmp/openencoder",  # noqa: S108 - Lambda's /tmp
+        scratch_bytes=_int("OE_SCRATCH_BYTES", 0),
+        # The measured realtime factor of a 720p libx264 encode on this host (bench/encode.py).
+        encode_speed=float(os.environ.get("OE_ENCODE_SPEED") or "2.0"),
+        # A job waiting longer than this past its message's due time gets its message again.
+        queued_resend_seconds=_int("OE_QUEUED_RESEND_SECONDS", 900),
+    )

@@ -1,23 +1,27 @@
-"""The encode function's SQS batch: run each job, report only the records that failed."""
+"""The encode function's SQS batch: run each job, report only the records that failed.
+
+A message is deleted only when its outcome is recorded on the job: a run that could
+not record it (DynamoDB unreachable for longer than the lease) hands the message back
+with a delay and reports the record as failed, so SQS delivers it again.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from typing import Any
 
-from chalicelib import host, queues
-from chalicelib.pipeline import Outcome, run_message
+from chalicelib import faults, host, messages, queues
+from chalicelib.pipeline import JobRun, Outcome, Result
 
 log = logging.getLogger("openencoder.encode")
 # Time kept back from the Lambda budget to hand a job off or fail it cleanly.
 BUDGET_MARGIN_SECONDS = 60
 
 
-class Released(Exception):
-    """The host is stopping and handed the job back: the record must be redelivered."""
+class HandedBack(Exception):
+    """Raised for a record whose message must stay on the queue."""
 
 
 def process(
@@ -29,11 +33,21 @@ def process(
     stop: threading.Event | None = None,
 ) -> Outcome:
     """Run one message; a transient failure is re-queued with a delay, not redelivered at once."""
-    outcome = run_message(record_body, worker_id=worker_id, deadline=deadline, stop=stop)
-    log.info("job %s: %s %s", outcome.job_id, outcome.result, outcome.message)
-    if outcome.result == "retry":
-        attempt = int(json.loads(record_body)["attempt"])
-        queues.send_job(queue, outcome.job_id, attempt, delay_seconds=outcome.retry_delay)
+    try:
+        message = messages.parse(record_body)
+    except messages.MalformedMessage as exc:
+        log.error("dropping %s", exc)
+        return Outcome(0, Result.SKIPPED, "malformed message")
+    run = JobRun(message.job_id, message.attempt, worker_id=worker_id, deadline=deadline, stop=stop)
+    outcome = run.run()
+    extra = {"job_id": message.job_id, "attempt": message.attempt}
+    log.info("outcome %s %s", outcome.result.value, outcome.message, extra=extra)
+    if outcome.result is Result.RETRY:
+        try:
+            queues.send(queue, message, delay_seconds=outcome.delay)
+        except Exception as exc:  # noqa: BLE001 - the job waits queued: keep this message instead
+            log.warning("could not send the retry: %s", faults.describe(exc), extra=extra)
+            return Outcome(outcome.job_id, Result.HAND_BACK, outcome.message, delay=outcome.delay)
     return outcome
 
 
@@ -52,9 +66,12 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     def record_handler(record: Any) -> None:
         outcome = process(record.body, worker_id=f"lambda:{request}", queue="encode",
                           deadline=deadline, stop=host.stopping)  # fmt: skip
-        if outcome.result == "released":
-            # The host is stopping and gave the job back: keep the message for redelivery.
-            raise Released(f"job {outcome.job_id} released: the host is stopping")
+        if not outcome.delete_message:
+            try:
+                queues.hand_back("encode", record.receipt_handle, outcome.delay)
+            except Exception as exc:  # noqa: BLE001 - the visibility timeout brings it back
+                log.warning("could not delay the message: %s", faults.describe(exc))
+            raise HandedBack(f"job {outcome.job_id}: {outcome.result.value}")
 
     return process_partial_response(
         event=event,

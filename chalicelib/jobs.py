@@ -9,27 +9,22 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import time
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
-from pynamodb.transactions import TransactWrite
-
-from chalicelib import counters, events, queues
+from chalicelib import counters, faults, lifecycle, queues, stats
 from chalicelib.config import settings
-from chalicelib.errors import Conflict, InvalidInput, NotFound, Unavailable
+from chalicelib.errors import InvalidInput, NotFound, Unavailable
 from chalicelib.ffmpeg import parse_preset_data
-from chalicelib.models import Job, SystemItem, connection, rfc3339, utcnow
+from chalicelib.lifecycle import Status
+from chalicelib.models import Job, rfc3339
 from chalicelib.presets import get_preset_by_name
-from chalicelib.storage import download_link, from_uri, parse_location
+from chalicelib.storage import INTERNAL_PREFIX, download_link, from_uri, parse_location
 
-QUEUED, RESTARTING = "queued", "restarting"
-RUNNING = ("downloading", "probing", "encoding", "uploading")
-COMPLETED, ERROR, CANCELLED = "completed", "error", "cancelled"
-TERMINAL = (COMPLETED, ERROR, CANCELLED)
-ACTIVE = (QUEUED, RESTARTING, *RUNNING)
+log = logging.getLogger("openencoder.jobs")
 MAX_PAGE_SIZE = 100
 _B32HEX = "0123456789abcdefghijklmnopqrstuv"
 
@@ -58,6 +53,8 @@ def resolve_locations(source: str, dest: str) -> tuple[str, str]:
             f"dest must not be under the watch prefix {s.watch_prefix!r}: "
             "outputs there would start new jobs"
         )
+    if dst.key.startswith(INTERNAL_PREFIX):
+        raise InvalidInput(f"dest must not be under {INTERNAL_PREFIX!r}: that prefix is internal")
     return src.uri, dst.uri
 
 
@@ -94,14 +91,11 @@ def create_job(
         preset_snapshot={"id": int(chosen.id), "data": chosen.data, "output": chosen.output},
         source=src,
         dest=dst,
-        status=QUEUED,
         attempt=1,
         origin=origin,
         notify_webhook=notify_webhook,
     )
-    with TransactWrite(connection=connection()) as tx:
-        tx.save(job, condition=Job.id.does_not_exist())
-        tx.update(SystemItem("jobs-total"), actions=[SystemItem.value.add(1)])
+    lifecycle.create(job)
     _enqueue(job)
     return job
 
@@ -110,33 +104,12 @@ def _enqueue(job: Job) -> None:
     try:
         queues.send_job(job.queue, int(job.id), int(job.attempt))
     except Exception as exc:  # noqa: BLE001 - any SQS failure must not leave the job queued
-        reason = f"could not be queued ({type(exc).__name__}); restart it"
-        mark_error(job, reason, expected=(QUEUED, RESTARTING))
-        raise Unavailable(f"job {job.id} {reason}") from None
-
-
-def fail(job_id: int, message: str, *, condition: Any, log: str = "") -> bool:
-    """End a job in error with a message and log tail, if `condition` still holds."""
-    try:
-        Job(job_id).update(
-            actions=[
-                Job.status.set(ERROR),
-                Job.error.set({"message": message, "log": log}),
-                Job.lease_owner.remove(),
-                Job.lease_expires.remove(),
-                Job.updated_date.set(utcnow()),
-            ],
-            condition=condition,
-        )
-    except UpdateError:
-        return False
-    events.job_finished(job_id, ERROR)  # webhooks: job.failed
-    return True
-
-
-def mark_error(job: Job, message: str, *, expected: tuple[str, ...]) -> bool:
-    condition = Job.status.is_in(*expected) & (Job.attempt == job.attempt)
-    return fail(int(job.id), message, condition=condition)
+        reason = f"could not be queued ({faults.describe(exc)}); restart it"
+        try:
+            lifecycle.fail(int(job.id), int(job.attempt), reason, expect=lifecycle.WAITING)
+        except Exception:
+            log.warning("job %s: could not record the failed send", job.id, exc_info=True)
+        raise Unavailable(f"job {job.id} {reason}", headers={"Retry-After": "5"}) from None
 
 
 def get_job(ref: str | int) -> Job:
@@ -196,54 +169,20 @@ def list_jobs(
     return items, counters.current_value("jobs-total"), next_cursor
 
 
-def _conflict(job_ref: str | int, action: str) -> Conflict:
-    job = get_job(job_ref)
-    if action == "cancel":
-        return Conflict(f"job {job.id} is already {job.status}: there is nothing to cancel")
-    return Conflict(
-        f"job {job.id} is {job.status}: only a completed, failed or cancelled job can be restarted"
-    )
-
-
 def cancel_job(ref: str | int) -> Job:
-    job = get_job(ref)
-    try:
-        job.update(
-            actions=[Job.status.set(CANCELLED), Job.updated_date.set(utcnow())],
-            condition=Job.status.is_in(*ACTIVE),
-        )
-    except UpdateError:
-        raise _conflict(ref, "cancel") from None
-    events.job_finished(int(job.id), CANCELLED)  # webhooks: job.cancelled
-    return job
+    return lifecycle.cancel(int(get_job(ref).id))
 
 
 def restart_job(ref: str | int) -> Job:
     """Run a finished job again from scratch as the next attempt."""
-    job = get_job(ref)
-    try:
-        job.update(
-            actions=[
-                Job.status.set(RESTARTING),
-                Job.attempt.add(1),
-                Job.progress.set(0),
-                Job.retries.set(0),
-                Job.phases.set({}),
-                Job.outputs.set([]),
-                Job.error.remove(),
-                Job.probe.remove(),
-                Job.speed.remove(),
-                Job.fps.remove(),
-                Job.lease_owner.remove(),
-                Job.lease_expires.remove(),
-                Job.updated_date.set(utcnow()),
-            ],
-            condition=Job.status.is_in(*TERMINAL) & (Job.attempt == job.attempt),
-        )
-    except UpdateError:
-        raise _conflict(ref, "restart") from None
+    job = lifecycle.restart(int(get_job(ref).id))
     _enqueue(job)
     return job
+
+
+def counts() -> dict[str, int]:
+    """Jobs by status, from the counters each status change keeps."""
+    return stats.counts(tuple(s.value for s in Status))
 
 
 def _date(value: datetime | None) -> str | None:

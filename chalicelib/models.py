@@ -133,6 +133,16 @@ class JobsByLease(_KindIndex):
     lease_expires = NumberAttribute(range_key=True)
 
 
+class JobsByQueuedDue(_KindIndex):
+    """Sparse: only waiting jobs appear, by when their message was due, for the stale sweep."""
+
+    class Meta:
+        index_name = "kind-queued-index"
+        projection = AllProjection()
+
+    queued_due = NumberAttribute(range_key=True)
+
+
 class Job(Model):
     class Meta(_Meta):
         table_name = _settings.table("jobs")
@@ -156,6 +166,9 @@ class Job(Model):
     phases = MapAttribute(default=dict)
     lease_owner = UnicodeAttribute(null=True)
     lease_expires = NumberAttribute(null=True)
+    # Set while the job waits (queued or restarting): when its message should have been
+    # delivered (epoch seconds); removed by the claim.
+    queued_due = NumberAttribute(null=True)
     retries = NumberAttribute(default=0)
     error = MapAttribute(null=True)
     outputs = ListAttribute(default=list)
@@ -168,6 +181,7 @@ class Job(Model):
     by_id = JobsById()
     by_guid = JobsByGuid()
     by_lease = JobsByLease()
+    by_queued = JobsByQueuedDue()
 
 
 class WorkersByKind(_KindIndex):

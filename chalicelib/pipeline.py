@@ -1,41 +1,40 @@
 """The encode pipeline: claim → download → probe → encode → upload → complete.
 
-One module for the three hosts (the encode Lambda, a droplet worker, the local
-stack). The job item is the truth: every status change is a conditional write
-on (status, attempt, lease owner), so a duplicate delivery, an older attempt or
-a worker that lost its lease changes nothing.
+One runner for the three hosts (the encode Lambda, a droplet worker, the local stack).
+The job item is the truth and `lifecycle` writes it: every status change is
+conditional on (status, attempt, lease owner), so a duplicate delivery, an older
+attempt or a worker that lost its lease changes nothing.
+
+Failures are told apart (`faults`): a lost condition stops the run quietly (cancelled or
+superseded); a transient failure is retried with back-off within the lease, and if it
+persists the run stops and its message goes back to the queue with a delay — the
+message is deleted only once the outcome is recorded on the job; a permanent failure
+(bad source, missing bucket) ends the job in error at once with a message a person can
+act on. Outputs are stamped with the attempt that wrote them, and a run that does not
+complete removes exactly the objects it wrote.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
-import json
 import logging
 import os
+import random
 import re
-import shutil
-import signal
-import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pynamodb.exceptions import PynamoDBException, UpdateError
-
-from chalicelib import events, jobs, queues, sandbox, storage
+from chalicelib import events, faults, lifecycle, messages, queues, sandbox, storage
+from chalicelib.config import runtime
 from chalicelib.errors import InvalidInput
 from chalicelib.ffmpeg import PresetSpec, parse_preset_data
-from chalicelib.jobs import (
-    CANCELLED,
-    COMPLETED,
-    ERROR,
-    QUEUED,
-    RESTARTING,
-    RUNNING,
-)
+from chalicelib.ffmpeg_process import FfmpegProcess, Progress
+from chalicelib.lease import Heartbeat
+from chalicelib.lifecycle import Lease, Lost, Status
 from chalicelib.models import Job, rfc3339, utcnow
 from chalicelib.probe import (
     ALLOWED_DEMUXERS,
@@ -45,26 +44,50 @@ from chalicelib.probe import (
     fill_video_bit_rate,
     probe,
 )
+from chalicelib.scratch import Scratch
 
 log = logging.getLogger("openencoder.pipeline")
-
-HEARTBEAT_SECONDS = 2.0  # progress and lease writes: at most one per 2 s, at least one per 5 s
-LOG_TAIL_LINES = 50
+T = TypeVar("T")
 MAX_TRANSIENT_RETRIES = 3
-_ACTIVE_DIRS: set[str] = set()
-_ACTIVE_LOCK = threading.Lock()
 
 
-class Cancelled(Exception):
-    """The job was cancelled by a client."""
+class Result(StrEnum):
+    COMPLETED = "completed"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # nothing to do: duplicate, older attempt, or another worker owns it
+    RETRY = "retry"  # requeued after a transient failure: send a delayed message
+    HANDED_OFF = "handed_off"  # too long for this host: requeued and sent to the long queue
+    RELEASED = "released"  # the host is stopping: requeued, its message visible again now
+    HAND_BACK = "hand_back"  # the outcome could not be recorded: keep the message, delayed
 
 
-class Superseded(Exception):
-    """This worker no longer owns the job (restarted, or lease taken over)."""
+@dataclass(frozen=True)
+class Outcome:
+    job_id: int
+    result: Result
+    message: str = ""
+    delay: int = 0  # RETRY: the new message's delay; HAND_BACK: when to see the message again
+
+    @property
+    def delete_message(self) -> bool:
+        """Whether the message that carried this run may go: only once the job says so."""
+        return self.result not in (Result.RELEASED, Result.HAND_BACK)
 
 
-class HandOff(Exception):
-    """The job will not finish within this host's time budget."""
+class StopReason(Enum):
+    CANCELLED = "cancelled by a client"
+    SUPERSEDED = "another attempt or worker owns the job now"
+    OVER_BUDGET = "too long for this host"
+    HOST_STOPPING = "this host is stopping"
+    LEASE_LAPSED = "the lease could not be renewed for longer than it lasts"
+    UNRECORDED = "the job's state could not be recorded"
+
+
+class Stop(Exception):
+    def __init__(self, reason: StopReason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
 
 
 class EncodeFailed(Exception):
@@ -73,58 +96,38 @@ class EncodeFailed(Exception):
         self.log_tail = log_tail
 
 
-@dataclass
-class Outcome:
-    job_id: int
-    result: str  # completed | error | cancelled | skipped | retry | handed_off | released
-    message: str = ""
-    retry_delay: int = 0
+class Stops:
+    """The first reason this run must stop, set from any thread; setting it kills ffmpeg."""
 
+    def __init__(self, kill: Callable[[], None]) -> None:
+        self._reason: StopReason | None = None
+        self._lock = threading.Lock()
+        self._kill = kill
 
-@dataclass
-class Progress:
-    percent: float = 0.0
-    fps: float | None = None
-    speed: str | None = None
+    def set(self, reason: StopReason) -> None:
+        with self._lock:
+            if self._reason is None:
+                self._reason = reason
+        self._kill()
+
+    @property
+    def reason(self) -> StopReason | None:
+        return self._reason
+
+    def is_set(self) -> bool:
+        return self._reason is not None
+
+    def check(self) -> None:
+        if self._reason is not None:
+            raise Stop(self._reason)
 
 
 def lease_seconds() -> int:
-    return int(os.environ.get("OE_LEASE_SECONDS", "30"))
+    return runtime().lease_seconds
 
 
 def scratch_root() -> Path:
-    return Path(os.environ.get("OE_SCRATCH_DIR") or "/tmp/openencoder")  # noqa: S108 - Lambda's /tmp
-
-
-def sweep_scratch() -> None:
-    """Remove job folders left by a crashed earlier run of this host (not ones in use)."""
-    root = scratch_root()
-    if not root.is_dir():
-        return
-    for child in root.iterdir():
-        owner = child / ".owner"
-        try:
-            pid = int(owner.read_text())
-        except (OSError, ValueError):
-            pid = -1
-        with _ACTIVE_LOCK:
-            in_use = str(child) in _ACTIVE_DIRS
-        if in_use:
-            continue
-        if pid == os.getpid() or not _alive(pid):
-            shutil.rmtree(child, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return Path(runtime().scratch_dir)
 
 
 def _output_height(spec: PresetSpec, info: MediaInfo) -> int:
@@ -143,7 +146,6 @@ def estimate_encode_seconds(info: MediaInfo, spec: PresetSpec) -> float:
     this host (see bench/encode.py); other sizes scale with the pixel count and
     slower codecs by a factor measured the same way.
     """
-    speed_720p = float(os.environ.get("OE_ENCODE_SPEED", "2.0"))
     duration = info.duration or 0.0
     pixels = (_output_height(spec, info) / 720) ** 2
     args = " ".join(spec.args)
@@ -157,11 +159,15 @@ def estimate_encode_seconds(info: MediaInfo, spec: PresetSpec) -> float:
         if name in args:
             codec = factor
     passes = 2 if spec.two_pass else 1
-    return duration * pixels * codec * passes / speed_720p
+    return duration * pixels * codec * passes / runtime().encode_speed
 
 
 class JobRun:
-    """One attempt of one job on this host."""
+    """One attempt of one job on this host: claim, the steps, then an outcome.
+
+    Collaborators: the `Heartbeat` keeps the lease (and notices cancel), `Scratch` holds
+    the files, `FfmpegProcess` runs ffmpeg, `Stops` carries why to stop.
+    """
 
     def __init__(
         self,
@@ -177,199 +183,102 @@ class JobRun:
         self.worker_id = worker_id
         self.deadline = deadline  # time.monotonic() by which work must be handed off
         self.host_stop = stop or threading.Event()
+        self.lease = Lease(job_id, attempt, worker_id, lease_seconds())
+        self.writer = storage.Writer(job_id, attempt, worker_id)
+        self.extra = {"job_id": job_id, "attempt": attempt}
         self.job: Job | None = None
-        self.phase = QUEUED
-        self.progress = Progress()
-        self.cancelled = threading.Event()
-        self.superseded = threading.Event()
-        self.hand_off = threading.Event()
-        self.lock = threading.Lock()
-        self.process: subprocess.Popen | None = None
-        self.uploaded: list[storage.S3Location] = []
-        self.workdir: Path | None = None
+        self.phase = Status.QUEUED
         self.phases: dict[str, str] = {}
-        self._heartbeat: threading.Thread | None = None
-        self._done = threading.Event()
+        self.progress = Progress()
+        self.ffmpeg: FfmpegProcess | None = None
+        self.stops = Stops(self.kill)
+        self.lock = threading.Lock()  # one job write at a time: phase changes and beats
+        self.uploaded: list[storage.S3Location] = []
+        self.scratch: Scratch | None = None
+        self.heartbeat: Heartbeat | None = None
 
-    # --- conditions and transitions ---------------------------------------
-
-    def _mine(self) -> Any:
-        return (Job.attempt == self.attempt) & (Job.lease_owner == self.worker_id)
-
-    def claim(self) -> bool:
-        now = time.time()
-        fresh = Job.status.is_in(QUEUED, RESTARTING) & (Job.attempt == self.attempt)
-        expired = (
-            Job.status.is_in(*RUNNING) & (Job.attempt == self.attempt) & (Job.lease_expires < now)
-        )
-        job = Job(self.job_id)
-        self.phases = {"claimed": rfc3339(utcnow())}
-        try:
-            job.update(
-                actions=[
-                    Job.status.set("downloading"),
-                    Job.lease_owner.set(self.worker_id),
-                    Job.lease_expires.set(int(now + lease_seconds())),
-                    Job.progress.set(0),
-                    Job.phases.set(self.phases),
-                    Job.updated_date.set(utcnow()),
-                ],
-                condition=fresh | expired,
-            )
-        except UpdateError:
-            return False
-        self.job = job
-        self.phase = "downloading"
-        self._log_phase()
-        return True
-
-    def _log_phase(self) -> None:
-        log.info("job %s attempt %s: %s", self.job_id, self.attempt, self.phase,
-                 extra={"job_id": self.job_id, "attempt": self.attempt, "phase": self.phase,
-                        "worker": self.worker_id})  # fmt: skip
-
-    def advance(self, status: str, **fields: Any) -> None:
-        """Move to the next phase, conditionally; a failed condition means cancel or takeover."""
-        with self.lock:
-            self.phases[status] = rfc3339(utcnow())
-            actions = [
-                Job.status.set(status),
-                Job.phases.set(self.phases),
-                Job.updated_date.set(utcnow()),
-                Job.lease_expires.set(int(time.time() + lease_seconds())),
-            ]
-            actions += [getattr(Job, name).set(value) for name, value in fields.items()]
-            try:
-                Job(self.job_id).update(
-                    actions=actions, condition=self._mine() & (Job.status == self.phase)
-                )
-            except UpdateError:
-                self._why_lost()
-                self.raise_if_stopped()
-                raise
-            self.phase = status
-        self._log_phase()
-
-    def _why_lost(self) -> None:
-        try:
-            current = Job.get(self.job_id, consistent_read=True)
-        except Job.DoesNotExist:
-            self.superseded.set()
-            return
-        if current.attempt != self.attempt or current.lease_owner != self.worker_id:
-            self.superseded.set()
-        elif current.status == CANCELLED:
-            self.cancelled.set()
-        else:
-            self.superseded.set()
-
-    def should_stop(self) -> bool:
-        return any(
-            e.is_set() for e in (self.cancelled, self.superseded, self.hand_off, self.host_stop)
-        )
-
-    def raise_if_stopped(self) -> None:
-        if self.superseded.is_set():
-            raise Superseded()
-        if self.cancelled.is_set():
-            raise Cancelled()
-        if self.hand_off.is_set() or self.host_stop.is_set():
-            raise HandOff()
-
-    # --- heartbeat: lease, progress, cancel ---------------------------------
-
-    def _beat(self) -> None:
-        while not self._done.wait(HEARTBEAT_SECONDS):
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                self.hand_off.set()
-                self.kill()
-            with self.lock:
-                actions = [
-                    Job.lease_expires.set(int(time.time() + lease_seconds())),
-                    Job.updated_date.set(utcnow()),
-                ]
-                if self.phase == "encoding":
-                    actions.append(Job.progress.set(round(self.progress.percent, 2)))
-                    events.job_progress(self.job_id, self.progress.percent)  # at most 1 per 10 s
-                    if self.progress.fps is not None:
-                        actions.append(Job.fps.set(self.progress.fps))
-                    if self.progress.speed is not None:
-                        actions.append(Job.speed.set(self.progress.speed))
-                try:
-                    Job(self.job_id).update(
-                        actions=actions, condition=self._mine() & (Job.status == self.phase)
-                    )
-                except UpdateError:
-                    self._why_lost()
-                except PynamoDBException:
-                    log.warning("heartbeat write failed for job %s; will retry", self.job_id)
-            if self.should_stop():
-                self.kill()
-
-    def kill(self) -> None:
-        process = self.process
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-
-    # --- the run -----------------------------------------------------------
+    # --- the run --------------------------------------------------------------
 
     def run(self) -> Outcome:
-        sweep_scratch()
-        if not self.claim():
-            return Outcome(
-                self.job_id, "skipped", "not claimable: duplicate, old attempt or live lease"
+        try:
+            job = faults.retry(
+                lambda: lifecycle.claim(
+                    self.job_id, self.attempt, self.worker_id, self.lease.seconds
+                ),
+                until=time.monotonic() + self.lease.seconds,
+                what=f"claiming job {self.job_id}",
+                extra=self.extra,
             )
-        return self.execute()
+        except Exception as exc:  # noqa: BLE001 - the job still waits with its message: keep it
+            log.warning("could not claim: %s", faults.describe(exc), extra=self.extra)
+            delay = int(5 + faults.backoff(3, cap=25))
+            return Outcome(self.job_id, Result.HAND_BACK, faults.describe(exc), delay=delay)
+        if job is None:
+            return Outcome(
+                self.job_id, Result.SKIPPED, "not claimable: duplicate, old attempt or live lease"
+            )
+        return self.execute(job)
 
-    def execute(self) -> Outcome:
+    def claim(self) -> bool:
+        """Claim without running (tests drive `execute` themselves)."""
+        job = lifecycle.claim(self.job_id, self.attempt, self.worker_id, self.lease.seconds)
+        self.job = job
+        return job is not None
+
+    def execute(self, job: Job | None = None) -> Outcome:
         """Everything after a successful claim; scratch space is removed on every path."""
+        self.job = job or self.job
         assert self.job is not None
-        self._heartbeat = threading.Thread(
-            target=self._beat, name=f"heartbeat-{self.job_id}", daemon=True
+        self.phase = Status.DOWNLOADING
+        raw = self.job.phases
+        self.phases = (raw.as_dict() if hasattr(raw, "as_dict") else dict(raw or {})) or {
+            "claimed": rfc3339(utcnow())
+        }
+        log.info("claimed by %s", self.worker_id, extra=self.extra)
+        heartbeat = Heartbeat(
+            lease_seconds=self.lease.seconds,
+            renew=self._renew,
+            on_lost=self._lost,
+            on_lapse=lambda: self.stops.set(StopReason.LEASE_LAPSED),
+            on_beat=self._watch_clock,
+            name=f"heartbeat-{self.job_id}",
+            extra=self.extra,
         )
-        self._heartbeat.start()
-        self.workdir = scratch_root() / f"{self.job.guid}-{self.attempt}"
-        with _ACTIVE_LOCK:
-            _ACTIVE_DIRS.add(str(self.workdir))
-        try:
-            return self._run()
-        finally:
-            self._done.set()
-            self._heartbeat.join(timeout=10)
-            self.kill()
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            with _ACTIVE_LOCK:
-                _ACTIVE_DIRS.discard(str(self.workdir))
+        scratch = Scratch(scratch_root(), f"{self.job.guid}-{self.attempt}")
+        with scratch, heartbeat:
+            self.scratch, self.heartbeat = scratch, heartbeat
+            try:
+                return self._steps()
+            except Stop as stop:
+                return self._stopped(stop.reason)
+            except (EncodeFailed, MediaError, storage.SourceMissing) as exc:
+                return self._failed(str(exc), getattr(exc, "log_tail", ""))
+            except storage.OutsideBoundary as exc:
+                return self._failed(f"{exc}: outputs may only be written under the job's dest")
+            except Exception as exc:  # noqa: BLE001 - classified: permanent, transient or a bug
+                return self._broke(exc)
+            finally:
+                self.kill()
 
-    def _run(self) -> Outcome:
-        assert self.job is not None and self.workdir is not None
-        try:
-            spec = self._preset()
-            info = self._download_and_probe()
-            self._check_budget(info, spec)
-            self.advance("encoding", probe=info.summary())
-            self._encode(spec, info)
-            self.advance("uploading", progress=100)
-            outputs = self._upload()
-            self.advance(COMPLETED, outputs=outputs, progress=100)
-            events.job_finished(self.job_id, COMPLETED)  # webhooks: job.completed
-            self._release()
-            return Outcome(self.job_id, COMPLETED)
-        except Cancelled:
-            self._remove_uploads()
-            self._release()
-            return Outcome(self.job_id, CANCELLED, "cancelled by a client")
-        except Superseded:
-            return Outcome(self.job_id, "skipped", "another attempt or worker owns the job now")
-        except HandOff:
-            return self._hand_off()
-        except (EncodeFailed, MediaError, storage.SourceMissing) as exc:
-            log_tail = getattr(exc, "log_tail", "")
-            self._fail(str(exc), log_tail)
-            return Outcome(self.job_id, ERROR, str(exc))
-        except (PynamoDBException, OSError, Exception) as exc:  # noqa: BLE001
-            return self._transient(exc)
+    def _steps(self) -> Outcome:
+        assert self.job is not None
+        spec = self._preset()
+        info = self._download_and_probe()
+        self._check_budget(info, spec)
+        self._advance(Status.ENCODING, probe=info.summary())
+        self._encode(spec, info)
+        self._advance(Status.UPLOADING, progress=100)
+        outputs = self._upload()
+        self._record(
+            Status.COMPLETED,
+            lambda: lifecycle.complete(
+                self.lease,
+                self.phase,
+                {"outputs": outputs, "progress": 100, "phases": self._phases(Status.COMPLETED)},
+            ),
+        )
+        log.info("completed with %d outputs", len(outputs), extra=self.extra)
+        return Outcome(self.job_id, Result.COMPLETED)
 
     def _preset(self) -> PresetSpec:
         """The job's preset, judged again by today's allow-list before anything runs."""
@@ -382,19 +291,131 @@ class JobRun:
                 f"{exc.message}; fix the preset, then restart the job"
             ) from None
 
+    # --- recording the job's state -------------------------------------------------
+
+    def _phases(self, status: Status) -> dict[str, str]:
+        self.phases[status.value] = rfc3339(utcnow())
+        return dict(self.phases)
+
+    def _advance(self, status: Status, **fields: Any) -> None:
+        self.stops.check()
+        self._record(
+            status,
+            lambda: lifecycle.advance(
+                self.lease, self.phase, status, {"phases": self._phases(status), **fields}
+            ),
+        )
+        log.info("phase %s", status.value, extra=self.extra)
+
+    def _record(self, status: Status, write: Callable[[], None]) -> None:
+        """Write a status change, retrying transient failures while the lease holds."""
+        assert self.heartbeat is not None
+        with self.lock:
+            try:
+                faults.retry(
+                    write,
+                    until=self.heartbeat.retry_until(),
+                    what=f"recording {status.value}",
+                    extra=self.extra,
+                )
+            except Lost:
+                # A retried write whose first try was applied fails its condition: check.
+                if not self._is_now(status):
+                    self._lost()
+                    self.stops.check()
+                    raise Stop(StopReason.SUPERSEDED) from None
+            except faults.StillFailing:
+                self.stops.set(StopReason.UNRECORDED)
+                raise Stop(StopReason.UNRECORDED) from None
+            self.heartbeat.confirm()
+            self.phase = status
+
+    def _is_now(self, status: Status) -> bool:
+        job = self._read()
+        if job is None or int(job.attempt) != self.attempt or job.status != status.value:
+            return False
+        return status in lifecycle.TERMINAL or job.lease_owner == self.worker_id
+
+    def _read(self) -> Job | None:
+        """The job as stored, retried within the lease; None if it cannot be read."""
+        until = self.heartbeat.retry_until() if self.heartbeat else time.monotonic() + 5
+        try:
+            return faults.retry(
+                lambda: lifecycle.current(self.job_id),
+                until=until,
+                what="reading the job",
+                extra=self.extra,
+            )
+        except Exception as exc:  # noqa: BLE001 - unknown: callers act as if nothing is known
+            log.warning("could not read the job: %s", faults.describe(exc), extra=self.extra)
+            return None
+
+    def _lost(self) -> None:
+        """A conditional write failed: find out whether the job was cancelled or taken."""
+        job = self._read()
+        if job is None:
+            return  # unknown: the heartbeat's lapse rule decides if it stays that way
+        if int(job.attempt) != self.attempt or job.lease_owner != self.worker_id:
+            self.stops.set(StopReason.SUPERSEDED)
+        elif job.status == Status.CANCELLED.value:
+            self.stops.set(StopReason.CANCELLED)
+        elif job.status != self.phase.value:
+            self.stops.set(StopReason.SUPERSEDED)
+
+    # --- the heartbeat's side -----------------------------------------------------------
+
+    def _renew(self) -> None:
+        fields: dict[str, Any] = {}
+        if self.phase is Status.ENCODING:
+            fields["progress"] = round(self.progress.percent, 2)
+            events.job_progress(self.job_id, self.progress.percent)  # at most 1 per 10 s
+            if self.progress.fps is not None:
+                fields["fps"] = self.progress.fps
+            if self.progress.speed is not None:
+                fields["speed"] = self.progress.speed
+        with self.lock:
+            lifecycle.renew(self.lease, self.phase, fields)
+
+    def _watch_clock(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.stops.set(StopReason.OVER_BUDGET)
+        if self.host_stop.is_set():
+            self.stops.set(StopReason.HOST_STOPPING)
+
+    def kill(self) -> None:
+        if self.ffmpeg is not None:
+            self.ffmpeg.kill()
+
+    def should_stop(self) -> bool:
+        return self.stops.is_set() or self.host_stop.is_set()
+
+    # --- the steps -------------------------------------------------------------------
+
+    def _transfer(self, what: str, call: Callable[[], T]) -> T:
+        """An S3 transfer, transient failures retried for up to a lease's length."""
+        try:
+            return faults.retry(
+                call, until=time.monotonic() + self.lease.seconds, what=what, extra=self.extra
+            )
+        except storage.Stopped:
+            self._watch_clock()
+            self.stops.check()
+            raise
+
     def _download_and_probe(self) -> MediaInfo:
-        assert self.job is not None and self.workdir is not None
+        assert self.job is not None and self.scratch is not None
         source = storage.from_uri(self.job.source)
-        size = storage.object_size(source)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / ".owner").write_text(str(os.getpid()))
-        (self.workdir / "out").mkdir(exist_ok=True)
-        free = shutil.disk_usage(self.workdir).free
-        limit = int(os.environ.get("OE_SCRATCH_BYTES", "0")) or free
+        try:
+            size = self._transfer("reading the source", lambda: storage.object_size(source))
+        except Exception as exc:
+            if message := storage.explain(exc, source, "read the source"):
+                raise EncodeFailed(message) from None
+            raise
+        room = self.scratch.free_bytes(runtime().scratch_bytes)
         # Room for the source and about as much again for the outputs.
-        if size * 2 > min(limit, free):
+        if size * 2 > room:
             raise EncodeFailed(
-                f"source is {size} bytes but scratch space holds {min(limit, free)} bytes "
+                f"source is {size} bytes but scratch space holds {room} bytes "
                 "(source plus outputs); use a smaller source or a host with more storage"
             )
         if size == 0:
@@ -402,16 +423,18 @@ class JobRun:
         suffix = Path(source.key).suffix.lower()
         if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix):
             suffix = ""  # the name is ours; ffmpeg probes the content, not the name
-        self.source_path = self.workdir / f"source{suffix}"
+        self.source_path = self.scratch.path / f"source{suffix}"
+        self._transfer(
+            "downloading the source",
+            lambda: storage.download(source, self.source_path, self.should_stop),
+        )
+        self.stops.check()
+        self._advance(Status.PROBING)
         try:
-            storage.download(source, self.source_path, self.should_stop)
-        except storage.Stopped:
-            self.raise_if_stopped()
-            raise
-        self.raise_if_stopped()
-        self.advance("probing")
-        info = probe(self.source_path)
-        self.raise_if_stopped()
+            info = probe(self.source_path)
+        except MediaError as exc:
+            raise MediaError(self.scratch.redact(str(exc))) from None
+        self.stops.check()
         return info
 
     def _check_budget(self, info: MediaInfo, spec: PresetSpec) -> None:
@@ -420,59 +443,41 @@ class JobRun:
         needed = estimate_encode_seconds(info, spec)
         left = self.deadline - time.monotonic()
         if needed > left:
-            log.info("job %s needs ~%.0f s, %.0f s left: handing off", self.job_id, needed, left)
-            raise HandOff()
+            log.info("needs ~%.0f s, %.0f s left: handing off", needed, left, extra=self.extra)
+            self.stops.set(StopReason.OVER_BUDGET)
+            self.stops.check()
 
     def _ffmpeg(self, args: list[str], duration: float | None, cwd: Path, seconds: float) -> None:
-        assert self.workdir is not None
+        assert self.scratch is not None
         argv = [
             ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning",
             "-progress", "pipe:1", *sandbox.INPUT_FENCE, "-format_whitelist", ALLOWED_DEMUXERS,
             "-i", f"file:{self.source_path}", *args,
         ]  # fmt: skip
-        tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
-        self.process = process = sandbox.FencedProcess(
-            argv,
-            cwd=cwd,
-            home=self.workdir / "home",
-            seconds=seconds,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-        )
-        reader = threading.Thread(target=lambda: tail.extend(self.process.stderr), daemon=True)
-        reader.start()
-        for line in self.process.stdout:
-            key, _, value = line.strip().partition("=")
-            if key == "out_time_us" and value.isdigit() and duration:
-                self.progress.percent = min(100.0, int(value) / 1e6 / duration * 100)
-            elif key == "fps":
-                with contextlib.suppress(ValueError):
-                    self.progress.fps = float(value)
-            elif key == "speed" and value not in ("", "N/A"):
-                self.progress.speed = value
-        code = self.process.wait()
-        reader.join(timeout=5)
-        self.raise_if_stopped()
-        if process.timed_out:
+        self.ffmpeg = FfmpegProcess(argv, cwd=cwd, home=self.scratch.path / "home", seconds=seconds,
+                                    duration=duration, progress=self.progress)  # fmt: skip
+        self.stops.check()
+        code = self.ffmpeg.run()
+        self.stops.check()
+        lines = [self.scratch.redact(line) for line in self.ffmpeg.log_lines()]
+        if self.ffmpeg.timed_out:
             raise EncodeFailed(
                 f"ffmpeg ran longer than its limit of {seconds:.0f} s and was stopped; "
                 "raise OE_FFMPEG_MAX_SECONDS or use a lighter preset",
-                "\n".join(line.rstrip() for line in tail if line.strip()),
+                "\n".join(lines),
             )
-        if process.file_too_big:
+        process = self.ffmpeg.process
+        if process is not None and process.file_too_big:
             raise EncodeFailed(
                 f"ffmpeg wrote a file larger than {process.max_file_bytes} bytes and was "
                 "stopped; raise OE_FFMPEG_MAX_FILE_BYTES or lower the preset's bit rate"
             )
         if code != 0:
-            lines = [line.rstrip() for line in tail if line.strip()]
             last = lines[-1] if lines else f"exit code {code}"
             raise EncodeFailed(f"ffmpeg failed: {last}", "\n".join(lines))
 
     def _encode(self, spec: PresetSpec, info: MediaInfo) -> None:
-        assert self.job is not None and self.workdir is not None
+        assert self.job is not None and self.scratch is not None
         wants_video = (
             any(a in ("-c:v", "-vf", "-codec:v") for a in spec.args) and "-vn" not in spec.args
         )
@@ -481,12 +486,12 @@ class JobRun:
                 f"source has no video stream but preset {self.job.preset!r} encodes video; "
                 "use an audio preset or a source with video"
             )
-        out = self.workdir / "out"
+        out = self.scratch.out
         output = self.job.preset_snapshot["output"]
         seconds = sandbox.time_limit(self.deadline, estimate_encode_seconds(info, spec))
         fence = sandbox.OUTPUT_FENCE
         if spec.two_pass:
-            passlog = str(self.workdir / "passlog")
+            passlog = str(self.scratch.path / "passlog")
             first = [*spec.args, "-pass", "1", "-passlogfile", passlog, "-an", "-f", "null"]
             self._ffmpeg([*first, *fence, os.devnull], info.duration, out, seconds)
             second = [*spec.args, "-pass", "2", "-passlogfile", passlog, *fence, output]
@@ -496,22 +501,33 @@ class JobRun:
         self.progress.percent = 100.0
 
     def _upload(self) -> list[dict]:
-        assert self.job is not None and self.workdir is not None
+        """Publish: every output under dest, each stamped with this run (see README)."""
+        assert self.job is not None and self.scratch is not None
         dest = storage.from_uri(self.job.dest)
-        out = self.workdir / "out"
-        outputs = []
+        out = self.scratch.out
         files = sorted(p for p in out.rglob("*") if p.is_file())
         if not files:
             raise EncodeFailed("ffmpeg wrote no output files")
-        for path in files:
-            self.raise_if_stopped()
-            location = storage.S3Location(dest.bucket, dest.key + path.relative_to(out).as_posix())
-            try:
-                storage.upload(path, location, self.should_stop)
-            except storage.Stopped:
-                self.raise_if_stopped()
-                raise
+        locations = [
+            storage.S3Location(dest.bucket, dest.key + p.relative_to(out).as_posix()) for p in files
+        ]
+        for location in locations:
+            storage.check_output(location)  # every key, before the first byte is written
+        outputs = []
+        for path, location in zip(files, locations, strict=True):
+            self.stops.check()
             self.uploaded.append(location)
+            try:
+                self._transfer(
+                    f"uploading {location.uri}",
+                    lambda p=path, loc=location: storage.upload(
+                        p, loc, self.writer, self.should_stop
+                    ),
+                )
+            except Exception as exc:
+                if message := storage.explain(exc, location, "write outputs to"):
+                    raise EncodeFailed(message) from None
+                raise
             outputs.append(self._describe_output(path, location))
         return outputs
 
@@ -543,84 +559,134 @@ class JobRun:
         )
         return {k: v for k, v in record.items() if v is not None}
 
-    # --- endings -----------------------------------------------------------
-
-    def _release(self) -> None:
-        """Drop the lease once the job has reached a terminal status."""
-        with contextlib.suppress(UpdateError):
-            Job(self.job_id).update(
-                actions=[Job.lease_owner.remove(), Job.lease_expires.remove()],
-                condition=self._mine(),
-            )
+    # --- endings ------------------------------------------------------------------
 
     def _remove_uploads(self) -> None:
-        try:
-            storage.delete(self.uploaded)
-        except Exception:
-            log.warning("could not delete partial outputs of job %s", self.job_id, exc_info=True)
-
-    def _fail(self, message: str, log_tail: str = "") -> None:
-        self._remove_uploads()
-        with self.lock:
-            condition = self._mine() & Job.status.is_in(*RUNNING)
-            if not jobs.fail(self.job_id, message, condition=condition, log=log_tail):
-                self._why_lost()
-
-    def _requeue(self, queue: str, *, retries: int | None = None) -> bool:
-        """Back to `queued` as the same attempt, lease released."""
-        actions = [
-            Job.status.set(QUEUED),
-            Job.queue.set(queue),
-            Job.lease_owner.remove(),
-            Job.lease_expires.remove(),
-            Job.progress.set(0),
-            Job.updated_date.set(utcnow()),
-        ]
-        if retries is not None:
-            actions.append(Job.retries.set(retries))
-        with self.lock:
+        """Delete exactly what this run wrote; another job's objects under the same keys stay."""
+        for location in self.uploaded:
             try:
-                Job(self.job_id).update(
-                    actions=actions, condition=self._mine() & Job.status.is_in(*RUNNING)
+                faults.retry(
+                    lambda loc=location: storage.remove_written_by(loc, self.writer),
+                    until=time.monotonic() + self.lease.seconds,
+                    what=f"removing {location.uri}",
+                    extra=self.extra,
                 )
-            except UpdateError:
-                self._why_lost()
-                return False
-        return True
+            except Exception as exc:  # noqa: BLE001 - cleanup must not hide the outcome
+                log.warning(
+                    "could not remove %s: %s", location.uri, faults.describe(exc), extra=self.extra
+                )
+        self.uploaded.clear()
 
-    def _hand_off(self) -> Outcome:
+    def _try(self, what: str, write: Callable[[], None]) -> bool | None:
+        """A closing write: True if recorded, False if the job moved on, None if unrecorded."""
+        try:
+            faults.retry(
+                write, until=time.monotonic() + self.lease.seconds, what=what, extra=self.extra
+            )
+            return True
+        except Lost:
+            return False
+        except Exception as exc:  # noqa: BLE001 - unrecorded: the message must stay
+            log.warning("%s: %s", what, faults.describe(exc), extra=self.extra)
+            return None
+
+    def _hand_back(self, why: str) -> Outcome:
+        """The job's state could not be recorded: keep the message until the lease lapses."""
+        job = self._read()
+        if job is not None and int(job.attempt) == self.attempt:
+            if job.status == Status.COMPLETED.value:
+                return Outcome(self.job_id, Result.COMPLETED, "recorded by an earlier try")
+            self._remove_uploads()
+        delay = self.lease.seconds + int(faults.backoff(2, cap=10))
+        log.warning("handing the message back: %s", why, extra=self.extra)
+        return Outcome(self.job_id, Result.HAND_BACK, why, delay=delay)
+
+    def _stopped(self, reason: StopReason) -> Outcome:
+        log.info("stopped: %s", reason.value, extra=self.extra)
+        if reason in (StopReason.LEASE_LAPSED, StopReason.UNRECORDED):
+            return self._hand_back(reason.value)
         self._remove_uploads()
-        if self.host_stop.is_set() and not self.hand_off.is_set():
-            # The host is shutting down: give the job back to its own queue.
-            assert self.job is not None
-            self._requeue(self.job.queue)
-            return Outcome(self.job_id, "released", "host stopping; job returned to its queue")
-        if not self._requeue("long"):
-            return Outcome(self.job_id, "skipped", "lost the job while handing it off")
-        queues.send_job("long", self.job_id, self.attempt)
-        return Outcome(self.job_id, "handed_off", "too long for this host: sent to the long queue")
-
-    def _transient(self, exc: BaseException) -> Outcome:
+        if reason is StopReason.CANCELLED:
+            self._try("releasing the lease", lambda: lifecycle.release(self.lease))
+            return Outcome(self.job_id, Result.CANCELLED, reason.value)
+        if reason is StopReason.SUPERSEDED:
+            return Outcome(self.job_id, Result.SKIPPED, reason.value)
         assert self.job is not None
-        log.warning("job %s attempt %s: transient failure", self.job_id, self.attempt, exc_info=exc)
+        queue = self.job.queue if reason is StopReason.HOST_STOPPING else "long"
+        recorded = self._try(
+            f"returning the job to the {queue} queue",
+            lambda: lifecycle.requeue(self.lease, self.phase, queue=queue),
+        )
+        if recorded is None:
+            return self._hand_back("could not return the job to its queue")
+        if not recorded:
+            return Outcome(self.job_id, Result.SKIPPED, "lost the job while handing it off")
+        if reason is StopReason.HOST_STOPPING:
+            return Outcome(self.job_id, Result.RELEASED, "host stopping; job returned to its queue")
+        queues.send_job("long", self.job_id, self.attempt)
+        return Outcome(
+            self.job_id, Result.HANDED_OFF, "too long for this host: sent to the long queue"
+        )
+
+    def _failed(self, message: str, log_tail: str = "") -> Outcome:
+        if self.scratch is not None:
+            message, log_tail = self.scratch.redact(message), self.scratch.redact(log_tail)
         self._remove_uploads()
+        recorded = self._try(
+            "recording the error",
+            lambda: lifecycle.fail_run(self.lease, self.phase, message, log_tail),
+        )
+        if recorded is None:
+            return self._hand_back("could not record the error")
+        if not recorded:
+            self._lost()
+            reason = self.stops.reason or StopReason.SUPERSEDED
+            return self._stopped(reason)
+        log.info("error: %s", message, extra=self.extra)
+        return Outcome(self.job_id, Result.ERROR, message)
+
+    def _broke(self, exc: BaseException) -> Outcome:
+        """Not media, not a stop: permanent storage failures end the job; the rest retry."""
+        assert self.job is not None
+        fault = faults.classify(exc)
+        if fault is faults.Fault.PERMANENT and not faults.is_backend_error(exc):
+            log.exception("unexpected failure", extra=self.extra)
+        else:
+            log.warning("failed: %s", faults.describe(exc), extra=self.extra)
+        reason = faults.describe(exc)
+        if self.scratch is not None:
+            reason = self.scratch.redact(reason)
+        if fault is faults.Fault.PERMANENT and faults.is_backend_error(exc):
+            return self._failed(f"storage refused the job: {reason}")
         retries = int(self.job.retries or 0) + 1
-        reason = f"{type(exc).__name__}: {exc}"[:500]
         if retries > MAX_TRANSIENT_RETRIES:
-            self._fail(f"gave up after {MAX_TRANSIENT_RETRIES} retries; last failure: {reason}")
-            return Outcome(self.job_id, ERROR, reason)
-        if not self._requeue(self.job.queue, retries=retries):
-            return Outcome(self.job_id, "skipped", "lost the job while scheduling a retry")
-        return Outcome(self.job_id, "retry", reason, retry_delay=min(900, 5 * 2**retries))
+            return self._failed(
+                f"gave up after {MAX_TRANSIENT_RETRIES} retries; last failure: {reason}"
+            )
+        self._remove_uploads()
+        delay = min(900, 5 * 2**retries + random.randint(0, 5))
+        recorded = self._try(
+            "scheduling a retry",
+            lambda: lifecycle.requeue(
+                self.lease, self.phase, queue=self.job.queue, delay=delay, retries=retries
+            ),
+        )
+        if recorded is None:
+            return self._hand_back("could not schedule a retry")
+        if not recorded:
+            return Outcome(self.job_id, Result.SKIPPED, "lost the job while scheduling a retry")
+        return Outcome(self.job_id, Result.RETRY, reason, delay=delay)
 
 
-def run_message(body: str, *, worker_id: str, deadline: float | None = None,
-                stop: threading.Event | None = None) -> Outcome:  # fmt: skip
+def run_message(
+    body: str, *, worker_id: str, deadline: float | None = None, stop: threading.Event | None = None
+) -> Outcome:
     """Run the job a queue message names; malformed messages are dropped as skipped."""
     try:
-        message = json.loads(body)
-        job_id, attempt = int(message["job_id"]), int(message["attempt"])
-    except (ValueError, KeyError, TypeError):
-        log.error("dropping malformed job message: %r", body[:200])
-        return Outcome(0, "skipped", "malformed message")
-    return JobRun(job_id, attempt, worker_id=worker_id, deadline=deadline, stop=stop).run()
+        message = messages.parse(body)
+    except messages.MalformedMessage as exc:
+        log.error("dropping %s", exc)
+        return Outcome(0, Result.SKIPPED, "malformed message")
+    return JobRun(
+        message.job_id, message.attempt, worker_id=worker_id, deadline=deadline, stop=stop
+    ).run()

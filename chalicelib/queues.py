@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
+from chalicelib import messages
 from chalicelib.config import settings
+
+MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds and a visibility change we use
 
 
 @cache
@@ -23,13 +25,22 @@ def queue_url(kind: str) -> str:
     return sqs().get_queue_url(QueueName=name)["QueueUrl"]
 
 
-def job_message(job_id: int, attempt: int) -> str:
-    return json.dumps({"job_id": job_id, "attempt": attempt})
+def send(kind: str, message: messages.Message, delay_seconds: int = 0) -> None:
+    sqs().send_message(
+        QueueUrl=queue_url(kind),
+        MessageBody=messages.dump(message),
+        DelaySeconds=min(MAX_DELAY_SECONDS, max(0, int(delay_seconds))),
+    )
 
 
 def send_job(kind: str, job_id: int, attempt: int, delay_seconds: int = 0) -> None:
-    sqs().send_message(
+    send(kind, messages.JobMessage(job_id=job_id, attempt=attempt), delay_seconds)
+
+
+def hand_back(kind: str, receipt_handle: str, delay_seconds: int) -> None:
+    """Leave a received message on its queue, visible again after `delay_seconds`."""
+    sqs().change_message_visibility(
         QueueUrl=queue_url(kind),
-        MessageBody=job_message(job_id, attempt),
-        DelaySeconds=min(900, max(0, delay_seconds)),
+        ReceiptHandle=receipt_handle,
+        VisibilityTimeout=min(MAX_DELAY_SECONDS, max(0, int(delay_seconds))),
     )

@@ -17,12 +17,12 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from pynamodb.exceptions import DeleteError, PutError, UpdateError
+from pynamodb.exceptions import DeleteError, PutError
 
-from chalicelib import jobs, queues
-from chalicelib.config import Settings
-from chalicelib.jobs import QUEUED, RUNNING
-from chalicelib.models import Job, SystemItem, WorkerState, utcnow
+from chalicelib import faults, lifecycle, queues
+from chalicelib.config import Settings, runtime
+from chalicelib.lifecycle import Status
+from chalicelib.models import Job, SystemItem, WorkerState
 
 log = logging.getLogger("openencoder.reconcile")
 LOCK = "reconcile-lock"
@@ -122,19 +122,30 @@ def decide(
 
 
 def acquire_lock(now: float) -> int | None:
-    """A conditional lock item: only one run at a time may change the droplet pool."""
+    """A conditional lock item: only one run at a time may change the droplet pool.
+
+    None when another run holds it; a transient failure is retried briefly, then raised
+    (this run fails and the next tick tries again).
+    """
     token = secrets.randbelow(2**53)
-    try:
+
+    def take() -> None:
         SystemItem(LOCK, value=token, locked_until=int(now + LOCK_SECONDS)).save(
             condition=SystemItem.name.does_not_exist() | (SystemItem.locked_until < int(now))
         )
+
+    try:
+        faults.retry(take, until=time.monotonic() + 10, what="taking the reconcile lock")
         return token
-    except PutError:
-        return None
+    except PutError as exc:
+        if faults.is_lost(exc):
+            return None
+        raise
 
 
 def release_lock(token: int) -> None:
-    # If it expired and another run took it, it is not ours to delete.
+    # If it expired and another run took it, it is not ours to delete; if DynamoDB
+    # is failing, the lock expires by itself after LOCK_SECONDS.
     with contextlib.suppress(DeleteError):
         SystemItem(LOCK).delete(condition=SystemItem.value == token)
 
@@ -172,33 +183,34 @@ def recover_expired_leases(now: float, leased: list[Job] | None = None) -> list[
     """Jobs whose worker died: back on their queue as the same attempt, or error past the bound."""
     done = []
     for job in leased_jobs() if leased is None else leased:
-        if job.lease_expires >= int(now) or job.status not in RUNNING:
-            continue
-        recoveries = int(job.retries or 0) + 1
-        condition = (Job.attempt == job.attempt) & (Job.lease_expires == job.lease_expires)
-        condition &= Job.status.is_in(*RUNNING)
-        if recoveries > MAX_LEASE_RECOVERIES:
-            message = f"its worker was lost {recoveries} times; restart it to try again"
-            if jobs.fail(int(job.id), message, condition=condition):
-                done.append((int(job.id), "error"))
+        if job.lease_expires >= int(now) or job.status not in lifecycle.RUNNING:
             continue
         try:
-            job.update(
-                actions=[
-                    Job.lease_owner.remove(),
-                    Job.lease_expires.remove(),
-                    Job.updated_date.set(utcnow()),
-                    Job.status.set(QUEUED),
-                    Job.retries.set(recoveries),
-                    Job.progress.set(0),
-                ],
-                condition=condition,
-            )
-        except UpdateError:
-            continue  # the worker came back, or another run got there first
-        queues.send_job(job.queue, int(job.id), int(job.attempt))
-        done.append((int(job.id), "requeued"))
+            became = lifecycle.recover_lapsed(job, max_recoveries=MAX_LEASE_RECOVERIES)
+            if became is Status.QUEUED:
+                queues.send_job(job.queue, int(job.id), int(job.attempt))
+        except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the sweep
+            # Recorded but not sent: the job waits queued, and the sweep below re-sends it.
+            log.warning("job %s: lease recovery failed: %s", job.id, faults.describe(exc))
+            continue
+        if became is not None:
+            done.append((int(job.id), "requeued" if became is Status.QUEUED else "error"))
     return done
+
+
+def resend_waiting(seconds: float | None = None) -> list[int]:
+    """Jobs queued or restarting for longer than the bound past their message's due time:
+    send their message again (duplicates are harmless: only one claim can win)."""
+    seconds = runtime().queued_resend_seconds if seconds is None else seconds
+    sent = []
+    for job in lifecycle.waiting_longer_than(seconds):
+        try:
+            if lifecycle.note_resent(job):
+                queues.send_job(job.queue, int(job.id), int(job.attempt))
+                sent.append(int(job.id))
+        except Exception as exc:  # noqa: BLE001 - the next tick tries again
+            log.warning("job %s: could not re-send its message: %s", job.id, faults.describe(exc))
+    return sent
 
 
 # --- the run ---------------------------------------------------------------------
@@ -263,6 +275,9 @@ def run(now: float | None = None) -> Plan | None:
         recovered = recover_expired_leases(now, leased_now)
         if recovered:
             log.info(json.dumps({"decision": "recovered leases", "jobs": recovered}))
+        resent = resend_waiting()
+        if resent:
+            log.info(json.dumps({"decision": "re-sent waiting jobs", "jobs": resent}))
         if not digitalocean_token():
             log.info(json.dumps({"decision": "no droplets", "why": "machines not configured"}))
             return None

@@ -14,6 +14,8 @@ from chalicelib.config import settings
 from chalicelib.errors import InvalidInput
 
 _MAX_KEY_BYTES = 1024
+# Objects the system keeps for itself (worker bundle, intermediates): never a job's output.
+INTERNAL_PREFIX = "_openencoder/"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -101,6 +103,29 @@ class Stopped(Exception):
     """A transfer was interrupted because the job should stop."""
 
 
+class OutsideBoundary(Exception):
+    """An output would land where no job may write (the watch or internal prefix)."""
+
+
+@dataclass(frozen=True)
+class Writer:
+    """The attempt that writes an object: stamped on it, compared before any delete."""
+
+    job_id: int
+    attempt: int
+    run: str  # the lease owner: one run of the attempt on one host
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "openencoder-job": str(self.job_id),
+            "openencoder-attempt": str(self.attempt),
+            "openencoder-run": self.run,
+        }
+
+    def wrote(self, metadata: dict[str, str]) -> bool:
+        return all(metadata.get(k) == v for k, v in self.metadata().items())
+
+
 @cache
 def s3() -> Any:
     import boto3
@@ -141,7 +166,24 @@ def download(location: S3Location, path: Path, should_stop: Callable[[], bool]) 
     return written
 
 
-def upload(path: Path, location: S3Location, should_stop: Callable[[], bool]) -> None:
+def check_output(location: S3Location) -> None:
+    """Refuse a key under the watch prefix (it would start jobs) or the internal prefix."""
+    s = settings()
+    if location.key.startswith(INTERNAL_PREFIX):
+        raise OutsideBoundary(f"output {location.key!r} is under the internal {INTERNAL_PREFIX!r}")
+    under_watch = s.watch_prefix and location.key.startswith(s.watch_prefix)
+    if location.bucket == s.input_bucket and under_watch:
+        raise OutsideBoundary(
+            f"output {location.key!r} is under the watch prefix {s.watch_prefix!r}"
+        )
+
+
+def upload(
+    path: Path, location: S3Location, writer: Writer, should_stop: Callable[[], bool]
+) -> None:
+    """Upload one output, stamped with the attempt that wrote it; checked per file."""
+    check_output(location)
+
     def progress(_sent: int) -> None:
         # s3transfer lets an exception from the callback abort the transfer.
         if should_stop():
@@ -151,14 +193,64 @@ def upload(path: Path, location: S3Location, should_stop: Callable[[], bool]) ->
         str(path),
         location.bucket,
         location.key,
-        ExtraArgs={"ContentType": content_type(path.name)},
+        ExtraArgs={"ContentType": content_type(path.name), "Metadata": writer.metadata()},
         Callback=progress,
     )
 
 
 def delete(locations: list[S3Location]) -> None:
+    """Delete objects by key (uploads the API owns; a job's outputs use `remove_written_by`)."""
     for location in locations:
         s3().delete_object(Bucket=location.bucket, Key=location.key)
+
+
+def remove_written_by(location: S3Location, writer: Writer) -> int:
+    """Delete the versions of one key that `writer` wrote, and nothing else.
+
+    With a versioned bucket this is exact: each version is headed, compared and deleted
+    by id, so another job's object under the same key stays (or reappears as current).
+    Without versioning the one "null" version is headed and compared first.
+    """
+    removed = 0
+    pages = (
+        s3()
+        .get_paginator("list_object_versions")
+        .paginate(Bucket=location.bucket, Prefix=location.key)
+    )
+    for page in pages:
+        for version in page.get("Versions", []):
+            if version["Key"] != location.key:
+                continue
+            which = (
+                {}
+                if version["VersionId"] in (None, "null")
+                else {"VersionId": version["VersionId"]}
+            )
+            head = s3().head_object(Bucket=location.bucket, Key=location.key, **which)
+            if writer.wrote(head.get("Metadata", {})):
+                s3().delete_object(Bucket=location.bucket, Key=location.key, **which)
+                removed += 1
+    return removed
+
+
+def explain(exc: BaseException, location: S3Location, verb: str) -> str | None:
+    """A message a person can act on for a permanent S3 failure, or None if it is not one."""
+    from chalicelib import faults
+
+    code = faults.error_code(exc)
+    if code == "NoSuchBucket":
+        return (
+            f"cannot {verb} s3://{location.bucket}/: the bucket does not exist; "
+            "create it (provisioning makes the stage's buckets) or use another of its buckets"
+        )
+    if code in ("AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "AccountProblem"):
+        return (
+            f"cannot {verb} {location.uri}: access denied ({code}); "
+            "check the bucket policy and the function's role"
+        )
+    if code in ("InvalidBucketName", "InvalidObjectState", "KeyTooLongError"):
+        return f"cannot {verb} {location.uri}: {code}"
+    return None
 
 
 def from_uri(uri: str) -> S3Location:

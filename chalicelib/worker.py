@@ -66,14 +66,16 @@ class Worker:
                                   deadline=None, stop=self.stopping)  # fmt: skip
             finally:
                 done.set()
-            if outcome.result == "released":
-                # Shutting down: let another worker have it straight away.
-                queues.sqs().change_message_visibility(
-                    QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                )
-            else:
+            if outcome.delete_message:
                 queues.sqs().delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
                 self.completed += 1
+            else:
+                # Not recorded, or the host is stopping: the message stays, seen again after
+                # the outcome's delay (at once when released).
+                queues.sqs().change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=outcome.delay,
+                )  # fmt: skip
         return len(messages)
 
     def serve(self) -> None:

@@ -41,6 +41,7 @@ def _arns(s: Settings, region: str, account: str) -> dict[str, list[str]]:
         "objects": [f"arn:aws:s3:::{s.input_bucket}/*", f"arn:aws:s3:::{s.output_bucket}/*"],
         "upload_objects": [f"arn:aws:s3:::{s.input_bucket}/uploads/*"],
         "outputs": [f"arn:aws:s3:::{s.output_bucket}/*"],
+        "output_bucket": [f"arn:aws:s3:::{s.output_bucket}"],
         "parameters": [f"arn:aws:ssm:{region}:{account}:parameter/openencoder/{s.stage}/*"],
         "settable_secrets": [
             f"arn:aws:ssm:{region}:{account}:parameter{name}"
@@ -63,6 +64,7 @@ _READ_WRITE_ITEMS = [
     "dynamodb:DeleteItem",
     "dynamodb:Query",
     "dynamodb:ConditionCheckItem",
+    "dynamodb:BatchGetItem",
 ]
 _SEND = ["sqs:SendMessage", "sqs:GetQueueUrl"]
 _CONSUME = [
@@ -152,14 +154,24 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
             logs,
         ],
         "encode": [
-            _statement("Jobs", _READ_WRITE_ITEMS, a["jobs"]),
+            # Status changes update the stats counters in the system table in one transaction.
+            _statement("Jobs", _READ_WRITE_ITEMS, a["jobs"] + a["system"]),
             _statement("Queues", _CONSUME, a["queues"]),
             _statement(
                 "Media",
-                ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                [
+                    "s3:GetObject",
+                    "s3:PutObject",
+                    "s3:DeleteObject",
+                    "s3:AbortMultipartUpload",
+                    "s3:GetObjectVersion",
+                    "s3:DeleteObjectVersion",
+                ],
                 a["objects"],
             ),
             events,
+            # Cleanup lists the versions of a key to delete only those its attempt wrote.
+            _statement("OutputVersions", ["s3:ListBucketVersions"], a["output_bucket"]),
             logs,
         ],
         "drops": [
@@ -206,6 +218,7 @@ def worker_document(s: Settings, region: str, account: str) -> dict:
         "LongQueue": s.long_queue,
         "JobsTable": s.table("jobs"),
         "WorkersTable": s.table("workers"),
+        "SystemTable": s.table("system"),
     }
     for name, value in values.items():
         text = text.replace("${" + name + "}", value)

@@ -90,6 +90,10 @@ def _buckets(s: Settings, log: Callable[[str], None]) -> dict[str, str]:
         )
     ensure_lifecycle_rule(s3, s.input_bucket, ABORT_ABANDONED_UPLOADS)
     bucket_cors(s, log)
+    # Versioned outputs: a cancelled or superseded attempt deletes exactly the versions it
+    # wrote, so another job's object under the same key reappears (README: shared dests).
+    s3.put_bucket_versioning(Bucket=s.output_bucket, VersioningConfiguration={"Status": "Enabled"})
+    ensure_lifecycle_rule(s3, s.output_bucket, EXPIRE_OLD_OUTPUT_VERSIONS)
     return {"input": s.input_bucket, "output": s.output_bucket}
 
 
@@ -150,6 +154,14 @@ ABORT_ABANDONED_UPLOADS = {
     "Status": "Enabled",
     "Filter": {"Prefix": "uploads/"},
     "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2},
+}
+
+
+EXPIRE_OLD_OUTPUT_VERSIONS = {
+    "ID": "openencoder-old-output-versions",
+    "Status": "Enabled",
+    "Filter": {"Prefix": ""},
+    "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
 }
 
 

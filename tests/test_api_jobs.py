@@ -145,3 +145,32 @@ def test_queue_failure_ends_the_job_in_error_not_stuck(api, admin, monkeypatch):
 def test_garbage_job_bodies_are_400(api, admin, body):
     r = api.call("POST", "/api/jobs", body, token=admin)
     assert r.status_code == 400 and set(r.data) == {"status", "message"}
+
+
+def test_stats_count_jobs_by_status_from_the_counters(api, admin):
+    first = api.call("POST", "/api/jobs", JOB, token=admin).data["job"]
+    api.call("POST", "/api/jobs", JOB, token=admin)
+    api.call("POST", f"/api/jobs/{first['id']}/cancel", token=admin)
+    guest = api.user("gus", "guest")
+    r = api.call("GET", "/api/stats", token=guest)
+    assert r.status_code == 200
+    counts = r.data["jobs"]
+    assert counts["queued"] == 1 and counts["cancelled"] == 1 and counts["total"] == 2
+    assert counts["encoding"] == 0 and counts["completed"] == 0
+    assert api.call("GET", "/api/stats").status_code == 401
+
+
+def test_a_backend_failure_is_a_503_with_retry_after_and_nothing_is_written(api, admin):
+    from tests.aws_faults import SERVER_ERROR, Rule, injected
+
+    every_try = Rule("dynamodb", "TransactWriteItems", times=100, error=SERVER_ERROR)
+    with injected(every_try):
+        r = api.call("POST", "/api/jobs", JOB, token=admin)
+    assert r.status_code == 503 and r.headers["Retry-After"]
+    assert "try again" in r.data["message"] and r.data["status"] == 503
+    assert every_try.failed >= 2  # botocore retried before giving up
+    listed = api.call("GET", "/api/jobs", token=admin).data
+    assert listed["count"] == 0, listed
+    assert api.call("GET", "/api/stats", token=admin).data["jobs"]["total"] == 0
+    assert queued_messages() == []
+    assert api.call("POST", "/api/jobs", JOB, token=admin).status_code == 200

@@ -268,23 +268,43 @@ def test_a_job_too_long_for_the_budget_goes_to_the_long_queue(aws, media, scratc
     assert not any(scratch.iterdir())
 
 
-def test_transient_failures_are_retried_a_bounded_number_of_times(aws, media, scratch):
+def test_transient_failures_are_retried_a_bounded_number_of_times(aws, media, scratch, monkeypatch):
     from chalicelib import encode_queue, queues
+    from tests.aws_faults import SERVER_ERROR, Rule, injected
 
+    monkeypatch.setenv("OE_LEASE_SECONDS", "2")  # how long a run retries before giving up
     job = new_job("h264_baseline_360p_600", upload(media["clip"], "src/clip.mp4"))
     queues.sqs().purge_queue(QueueUrl=queues.queue_url("encode"))
-    boto3.client("s3").delete_bucket(Bucket=settings().output_bucket)  # every upload now fails
-    first = encode_queue.process(message(job), worker_id="w", queue="encode", deadline=None)
-    assert first.result == "retry" and first.retry_delay > 0
-    stored = Job.get(job.id)
-    assert (stored.status, stored.retries, stored.lease_owner) == ("queued", 1, None)
-    attributes = queues.sqs().get_queue_attributes(
-        QueueUrl=queues.queue_url("encode"), AttributeNames=["ApproximateNumberOfMessagesDelayed"]
-    )["Attributes"]
-    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"  # re-sent with a back-off
-    outcomes = [run_message(message(job), worker_id="w").result for _ in range(3)]
+    every_upload = Rule("s3", "PutObject", times=10**6, error=SERVER_ERROR)
+    with injected(every_upload):
+        first = encode_queue.process(message(job), worker_id="w", queue="encode", deadline=None)
+        assert first.result == "retry" and first.delay > 0
+        stored = Job.get(job.id)
+        assert (stored.status, stored.retries, stored.lease_owner) == ("queued", 1, None)
+        attributes = queues.sqs().get_queue_attributes(
+            QueueUrl=queues.queue_url("encode"),
+            AttributeNames=["ApproximateNumberOfMessagesDelayed"],
+        )["Attributes"]
+        assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"  # re-sent with a back-off
+        outcomes = [run_message(message(job), worker_id="w").result for _ in range(3)]
     assert outcomes == ["retry", "retry", "error"]
     stored = Job.get(job.id)
     assert stored.status == "error" and "gave up after 3 retries" in stored.error["message"]
-    assert "NoSuchBucket" in stored.error["message"]
+    assert "InternalServerError" in stored.error["message"]
+    assert every_upload.failed > 4  # botocore's own retries, then ours, on every run
+    assert not any(scratch.iterdir())
+
+
+def test_a_missing_output_bucket_fails_at_once_with_an_actionable_message(aws, media, scratch):
+    job = new_job("h264_baseline_360p_600", upload(media["clip"], "src/clip.mp4"))
+    s3 = boto3.client("s3")
+    s3.delete_bucket_lifecycle(Bucket=settings().output_bucket)
+    s3.delete_bucket(Bucket=settings().output_bucket)
+    outcome = run_message(message(job), worker_id="w")
+    assert outcome.result == "error"
+    stored = Job.get(job.id)
+    assert stored.status == "error" and stored.retries == 0  # no second encode
+    text = stored.error["message"]
+    assert "bucket does not exist" in text and settings().output_bucket in text
+    assert str(scratch) not in text and str(scratch) not in stored.error["log"]
     assert not any(scratch.iterdir())

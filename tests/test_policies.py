@@ -20,6 +20,7 @@ from tests.conftest import AWS_CALLS
 IAM_ACTIONS = {
     ("s3", "HeadObject"): ["s3:GetObject"],
     ("s3", "HeadBucket"): ["s3:ListBucket"],
+    ("s3", "ListObjectVersions"): ["s3:ListBucketVersions"],
     ("s3", "CreateMultipartUpload"): ["s3:PutObject"],
     ("s3", "UploadPart"): ["s3:PutObject"],
     ("s3", "CompleteMultipartUpload"): ["s3:PutObject"],

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from chalice import AuthResponse, Response
 from pydantic import BaseModel, ValidationError
 
-from chalicelib import auth
+from chalicelib import auth, faults
 from chalicelib.auth import Principal
 from chalicelib.config import settings
 from chalicelib.errors import (
@@ -25,6 +25,9 @@ from chalicelib.errors import (
 log = logging.getLogger("openencoder.api")
 M = TypeVar("M", bound=BaseModel)
 _REQUEST_ID = "x-request-id"
+RETRY_AFTER_SECONDS = "5"
+_BUGS = ("ValidationException", "SerializationException")  # requests this code built wrong
+BUSY = "a backend service is busy or unavailable; nothing was changed, try again shortly"
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -52,6 +55,12 @@ def authorize(token_header: str) -> AuthResponse:
         principal = auth.principal_for_token(auth.bearer_token(token_header))
     except OpenEncoderError as exc:
         context = {"error": exc.message, "error_status": str(exc.status)}
+        return AuthResponse(routes=["*"], principal_id="anonymous", context=context)
+    except Exception as exc:
+        if not faults.is_backend_error(exc):
+            raise
+        log.warning("authorizer: backend failure %s", faults.describe(exc))
+        context = {"error": BUSY, "error_status": "503"}
         return AuthResponse(routes=["*"], principal_id="anonymous", context=context)
     return AuthResponse(
         routes=["*"],
@@ -114,7 +123,17 @@ def endpoint(
                 headers = dict(exc.headers)
                 if exc.status == 401:
                     headers.setdefault("WWW-Authenticate", "Bearer")
+                if exc.status == 503:
+                    headers.setdefault("Retry-After", RETRY_AFTER_SECONDS)
                 return error_response(exc.status, exc.message, headers)
+            except Exception as exc:
+                # AWS failing or unreachable (after botocore's retries) is retryable: a 503.
+                # DynamoDB writes that change state are single transactions, so nothing is
+                # half-written. Anything else is a bug: the middleware answers 500.
+                if not faults.is_backend_error(exc) or faults.error_code(exc) in _BUGS:
+                    raise
+                log.warning("%s: backend failure %s", func.__name__, faults.describe(exc))
+                return error_response(503, BUSY, {"Retry-After": RETRY_AFTER_SECONDS})
 
         return handler
 

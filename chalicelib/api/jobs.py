@@ -75,3 +75,8 @@ def cancel(request: Any, job_id: str, principal: Principal) -> Any:
 def restart(request: Any, job_id: str, principal: Principal) -> Any:
     job = jobs.restart_job(job_id)
     return {"status": 200, "job_status": job.status, "attempt": int(job.attempt)}
+
+
+@endpoint(role="guest")
+def stats(request: Any, principal: Principal) -> Any:
+    return {"jobs": jobs.counts()}

@@ -1,0 +1,44 @@
+"""Queue messages: typed, built and parsed here and nowhere else.
+
+A message only says "job N, attempt K is ready"; the job item is the truth.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class MalformedMessage(ValueError):
+    """A queue message this code cannot read (it is dropped, with a log line)."""
+
+
+class JobMessage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: Literal["job"] = "job"
+    job_id: int = Field(ge=1)
+    attempt: int = Field(ge=1)
+
+
+# Every message kind the encode queues carry (the task graph adds its own).
+Message = JobMessage
+
+
+def dump(message: Message) -> str:
+    # Job messages keep the wire format of those already in flight: no "kind".
+    exclude = {"kind"} if isinstance(message, JobMessage) else None
+    return message.model_dump_json(exclude=exclude)
+
+
+def parse(body: str) -> Message:
+    """The message in an SQS body, or MalformedMessage."""
+    try:
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
+        return JobMessage.model_validate(data)
+    except (ValueError, TypeError, ValidationError) as exc:
+        raise MalformedMessage(f"unreadable job message: {body[:200]!r}") from exc
