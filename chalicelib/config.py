@@ -250,6 +250,7 @@ class Runtime:
     """Settings of the encode runner, read on each call (tests and hosts may change them)."""
 
     lease_seconds: int
+    heartbeat_seconds: float
     scratch_dir: str
     scratch_bytes: int
     encode_speed: float
@@ -259,6 +260,8 @@ class Runtime:
 def runtime() -> Runtime:
     return Runtime(
         lease_seconds=_int("OE_LEASE_SECONDS", 30),
+        # Lease renewals and progress writes: one per beat.
+        heartbeat_seconds=float(os.environ.get("OE_HEARTBEAT_SECONDS") or "2.0"),
         scratch_dir=os.environ.get("OE_SCRATCH_DIR") or "/tmp/openencoder",  # noqa: S108 - Lambda's /tmp
         scratch_bytes=_int("OE_SCRATCH_BYTES", 0),
         # The measured realtime factor of a 720p libx264 encode on this host (bench/encode.py).

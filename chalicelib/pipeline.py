@@ -241,6 +241,7 @@ class JobRun:
             on_lost=self._lost,
             on_lapse=lambda: self.stops.set(StopReason.LEASE_LAPSED),
             on_beat=self._watch_clock,
+            every=runtime().heartbeat_seconds,
             name=f"heartbeat-{self.job_id}",
             extra=self.extra,
         )
