@@ -53,6 +53,8 @@ def _tables(log: Callable[[str], None]) -> list[str]:
         if not model.exists():
             log(f"creating table {model.Meta.table_name}")
             model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+        else:
+            _add_missing_indexes(ddb, model, log)
         names.append(model.Meta.table_name)
         ttl_names = [n for n, a in model.get_attributes().items() if isinstance(a, TTLAttribute)]
         if not ttl_names:
@@ -64,6 +66,34 @@ def _tables(log: Callable[[str], None]) -> list[str]:
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_names[0]},
             )
     return names
+
+
+def _add_missing_indexes(ddb: Any, model: Any, log: Callable[[str], None]) -> None:
+    """An index a newer release queries is added to a stage's existing table (one per run:
+    DynamoDB builds one at a time; the next provisioning adds the next)."""
+    table = model.Meta.table_name
+    existing = {
+        i["IndexName"]
+        for i in ddb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+    }
+    for index in model._get_schema()["global_secondary_indexes"]:
+        if index["index_name"] in existing:
+            continue
+        log(f"adding index {index['index_name']} to {table}")
+        ddb.update_table(
+            TableName=table,
+            AttributeDefinitions=index["attribute_definitions"],
+            GlobalSecondaryIndexUpdates=[
+                {
+                    "Create": {
+                        "IndexName": index["index_name"],
+                        "KeySchema": index["key_schema"],
+                        "Projection": index["projection"],
+                    }
+                }
+            ],
+        )
+        return
 
 
 def _buckets(s: Settings, log: Callable[[str], None]) -> dict[str, str]:
