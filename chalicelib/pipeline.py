@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,15 +35,16 @@ from chalicelib.ffmpeg import PresetSpec, parse_preset_data
 from chalicelib.ffmpeg_process import FfmpegProcess, Progress
 from chalicelib.lease import Heartbeat
 from chalicelib.lifecycle import Lease, Lost, Status
-from chalicelib.models import Job, rfc3339, utcnow
+from chalicelib.models import Job
+from chalicelib.outputs import NoOutputs, Outputs, RefusedByStorage
 from chalicelib.probe import (
     ALLOWED_DEMUXERS,
     MediaError,
     MediaInfo,
     ffmpeg_exe,
-    fill_video_bit_rate,
     probe,
 )
+from chalicelib.run_record import RunRecord, Stop, StopReason, Stops
 from chalicelib.scratch import Scratch
 
 log = logging.getLogger("openencoder.pipeline")
@@ -75,51 +76,10 @@ class Outcome:
         return self.result not in (Result.RELEASED, Result.HAND_BACK)
 
 
-class StopReason(Enum):
-    CANCELLED = "cancelled by a client"
-    SUPERSEDED = "another attempt or worker owns the job now"
-    OVER_BUDGET = "too long for this host"
-    HOST_STOPPING = "this host is stopping"
-    LEASE_LAPSED = "the lease could not be renewed for longer than it lasts"
-    UNRECORDED = "the job's state could not be recorded"
-
-
-class Stop(Exception):
-    def __init__(self, reason: StopReason) -> None:
-        super().__init__(reason.value)
-        self.reason = reason
-
-
 class EncodeFailed(Exception):
     def __init__(self, message: str, log_tail: str = "") -> None:
         super().__init__(message)
         self.log_tail = log_tail
-
-
-class Stops:
-    """The first reason this run must stop, set from any thread; setting it kills ffmpeg."""
-
-    def __init__(self, kill: Callable[[], None]) -> None:
-        self._reason: StopReason | None = None
-        self._lock = threading.Lock()
-        self._kill = kill
-
-    def set(self, reason: StopReason) -> None:
-        with self._lock:
-            if self._reason is None:
-                self._reason = reason
-        self._kill()
-
-    @property
-    def reason(self) -> StopReason | None:
-        return self._reason
-
-    def is_set(self) -> bool:
-        return self._reason is not None
-
-    def check(self) -> None:
-        if self._reason is not None:
-            raise Stop(self._reason)
 
 
 def lease_seconds() -> int:
@@ -184,18 +144,15 @@ class JobRun:
         self.deadline = deadline  # time.monotonic() by which work must be handed off
         self.host_stop = stop or threading.Event()
         self.lease = Lease(job_id, attempt, worker_id, lease_seconds())
-        self.writer = storage.Writer(job_id, attempt, worker_id)
         self.extra = {"job_id": job_id, "attempt": attempt}
+        writer = storage.Writer(job_id, attempt, worker_id)
+        self.outputs = Outputs(writer, retry_seconds=self.lease.seconds, extra=self.extra)
         self.job: Job | None = None
-        self.phase = Status.QUEUED
-        self.phases: dict[str, str] = {}
         self.progress = Progress()
         self.ffmpeg: FfmpegProcess | None = None
         self.stops = Stops(self.kill)
-        self.lock = threading.Lock()  # one job write at a time: phase changes and beats
-        self.uploaded: list[storage.S3Location] = []
+        self.record = RunRecord(self.lease, self.stops, self.extra)
         self.scratch: Scratch | None = None
-        self.heartbeat: Heartbeat | None = None
 
     # --- the run --------------------------------------------------------------
 
@@ -229,16 +186,12 @@ class JobRun:
         """Everything after a successful claim; scratch space is removed on every path."""
         self.job = job or self.job
         assert self.job is not None
-        self.phase = Status.DOWNLOADING
-        raw = self.job.phases
-        self.phases = (raw.as_dict() if hasattr(raw, "as_dict") else dict(raw or {})) or {
-            "claimed": rfc3339(utcnow())
-        }
+        self.record.claimed(self.job)
         log.info("claimed by %s", self.worker_id, extra=self.extra)
         heartbeat = Heartbeat(
             lease_seconds=self.lease.seconds,
             renew=self._renew,
-            on_lost=self._lost,
+            on_lost=self.record.explain_lost,
             on_lapse=lambda: self.stops.set(StopReason.LEASE_LAPSED),
             on_beat=self._watch_clock,
             every=runtime().heartbeat_seconds,
@@ -247,12 +200,18 @@ class JobRun:
         )
         scratch = Scratch(scratch_root(), f"{self.job.guid}-{self.attempt}")
         with scratch, heartbeat:
-            self.scratch, self.heartbeat = scratch, heartbeat
+            self.scratch, self.record.heartbeat = scratch, heartbeat
             try:
                 return self._steps()
             except Stop as stop:
                 return self._stopped(stop.reason)
-            except (EncodeFailed, MediaError, storage.SourceMissing) as exc:
+            except (
+                EncodeFailed,
+                MediaError,
+                storage.SourceMissing,
+                RefusedByStorage,
+                NoOutputs,
+            ) as exc:
                 return self._failed(str(exc), getattr(exc, "log_tail", ""))
             except storage.OutsideBoundary as exc:
                 return self._failed(f"{exc}: outputs may only be written under the job's dest")
@@ -266,18 +225,15 @@ class JobRun:
         spec = self._preset()
         info = self._download_and_probe()
         self._check_budget(info, spec)
-        self._advance(Status.ENCODING, probe=info.summary())
+        self.record.advance(Status.ENCODING, {"probe": info.summary()})
         self._encode(spec, info)
-        self._advance(Status.UPLOADING, progress=100)
-        outputs = self._upload()
-        self._record(
-            Status.COMPLETED,
-            lambda: lifecycle.complete(
-                self.lease,
-                self.phase,
-                {"outputs": outputs, "progress": 100, "phases": self._phases(Status.COMPLETED)},
-            ),
-        )
+        self.record.advance(Status.UPLOADING, {"progress": 100})
+        assert self.scratch is not None
+        outputs = self.outputs.publish(
+            self.scratch.out, self.job.dest,
+            transfer=self._transfer, should_stop=self.should_stop, check=self.stops.check,
+        )  # fmt: skip
+        self.record.complete({"outputs": outputs, "progress": 100})
         log.info("completed with %d outputs", len(outputs), extra=self.extra)
         return Outcome(self.job_id, Result.COMPLETED)
 
@@ -292,90 +248,18 @@ class JobRun:
                 f"{exc.message}; fix the preset, then restart the job"
             ) from None
 
-    # --- recording the job's state -------------------------------------------------
-
-    def _phases(self, status: Status) -> dict[str, str]:
-        self.phases[status.value] = rfc3339(utcnow())
-        return dict(self.phases)
-
-    def _advance(self, status: Status, **fields: Any) -> None:
-        self.stops.check()
-        self._record(
-            status,
-            lambda: lifecycle.advance(
-                self.lease, self.phase, status, {"phases": self._phases(status), **fields}
-            ),
-        )
-        log.info("phase %s", status.value, extra=self.extra)
-
-    def _record(self, status: Status, write: Callable[[], None]) -> None:
-        """Write a status change, retrying transient failures while the lease holds."""
-        assert self.heartbeat is not None
-        with self.lock:
-            try:
-                faults.retry(
-                    write,
-                    until=self.heartbeat.retry_until(),
-                    what=f"recording {status.value}",
-                    extra=self.extra,
-                )
-            except Lost:
-                # A retried write whose first try was applied fails its condition: check.
-                if not self._is_now(status):
-                    self._lost()
-                    self.stops.check()
-                    raise Stop(StopReason.SUPERSEDED) from None
-            except faults.StillFailing:
-                self.stops.set(StopReason.UNRECORDED)
-                raise Stop(StopReason.UNRECORDED) from None
-            self.heartbeat.confirm()
-            self.phase = status
-
-    def _is_now(self, status: Status) -> bool:
-        job = self._read()
-        if job is None or int(job.attempt) != self.attempt or job.status != status.value:
-            return False
-        return status in lifecycle.TERMINAL or job.lease_owner == self.worker_id
-
-    def _read(self) -> Job | None:
-        """The job as stored, retried within the lease; None if it cannot be read."""
-        until = self.heartbeat.retry_until() if self.heartbeat else time.monotonic() + 5
-        try:
-            return faults.retry(
-                lambda: lifecycle.current(self.job_id),
-                until=until,
-                what="reading the job",
-                extra=self.extra,
-            )
-        except Exception as exc:  # noqa: BLE001 - unknown: callers act as if nothing is known
-            log.warning("could not read the job: %s", faults.describe(exc), extra=self.extra)
-            return None
-
-    def _lost(self) -> None:
-        """A conditional write failed: find out whether the job was cancelled or taken."""
-        job = self._read()
-        if job is None:
-            return  # unknown: the heartbeat's lapse rule decides if it stays that way
-        if int(job.attempt) != self.attempt or job.lease_owner != self.worker_id:
-            self.stops.set(StopReason.SUPERSEDED)
-        elif job.status == Status.CANCELLED.value:
-            self.stops.set(StopReason.CANCELLED)
-        elif job.status != self.phase.value:
-            self.stops.set(StopReason.SUPERSEDED)
-
     # --- the heartbeat's side -----------------------------------------------------------
 
     def _renew(self) -> None:
         fields: dict[str, Any] = {}
-        if self.phase is Status.ENCODING:
+        if self.record.phase is Status.ENCODING:
             fields["progress"] = round(self.progress.percent, 2)
             events.job_progress(self.job_id, self.progress.percent)  # at most 1 per 10 s
             if self.progress.fps is not None:
                 fields["fps"] = self.progress.fps
             if self.progress.speed is not None:
                 fields["speed"] = self.progress.speed
-        with self.lock:
-            lifecycle.renew(self.lease, self.phase, fields)
+        self.record.renew(fields)
 
     def _watch_clock(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -430,7 +314,7 @@ class JobRun:
             lambda: storage.download(source, self.source_path, self.should_stop),
         )
         self.stops.check()
-        self._advance(Status.PROBING)
+        self.record.advance(Status.PROBING, {})
         try:
             info = probe(self.source_path)
         except MediaError as exc:
@@ -501,82 +385,7 @@ class JobRun:
             self._ffmpeg([*spec.args, *fence, output], info.duration, out, seconds)
         self.progress.percent = 100.0
 
-    def _upload(self) -> list[dict]:
-        """Publish: every output under dest, each stamped with this run (see README)."""
-        assert self.job is not None and self.scratch is not None
-        dest = storage.from_uri(self.job.dest)
-        out = self.scratch.out
-        files = sorted(p for p in out.rglob("*") if p.is_file())
-        if not files:
-            raise EncodeFailed("ffmpeg wrote no output files")
-        locations = [
-            storage.S3Location(dest.bucket, dest.key + p.relative_to(out).as_posix()) for p in files
-        ]
-        for location in locations:
-            storage.check_output(location)  # every key, before the first byte is written
-        outputs = []
-        for path, location in zip(files, locations, strict=True):
-            self.stops.check()
-            self.uploaded.append(location)
-            try:
-                self._transfer(
-                    f"uploading {location.uri}",
-                    lambda p=path, loc=location: storage.upload(
-                        p, loc, self.writer, self.should_stop
-                    ),
-                )
-            except Exception as exc:
-                if message := storage.explain(exc, location, "write outputs to"):
-                    raise EncodeFailed(message) from None
-                raise
-            outputs.append(self._describe_output(path, location))
-        return outputs
-
-    @staticmethod
-    def _describe_output(path: Path, location: storage.S3Location) -> dict:
-        record: dict[str, Any] = {
-            "key": location.key,
-            "uri": location.uri,
-            "size": path.stat().st_size,
-        }
-        if path.suffix.lower() in (".m3u8", ".mpd", ".vtt", ".txt"):
-            return record
-        try:
-            info = fill_video_bit_rate(path, probe(path))
-        except MediaError:
-            return record
-        video = info.video
-        stream = video or info.audio
-        record.update(
-            {
-                "duration": info.duration,
-                "container": info.container,
-                "codec": stream.codec if stream else None,
-                "profile": stream.profile if stream else None,
-                "width": video.width if video else None,
-                "height": video.height if video else None,
-                "bit_rate": (stream.bit_rate if stream and stream.bit_rate else info.bit_rate),
-            }
-        )
-        return {k: v for k, v in record.items() if v is not None}
-
     # --- endings ------------------------------------------------------------------
-
-    def _remove_uploads(self) -> None:
-        """Delete exactly what this run wrote; another job's objects under the same keys stay."""
-        for location in self.uploaded:
-            try:
-                faults.retry(
-                    lambda loc=location: storage.remove_written_by(loc, self.writer),
-                    until=time.monotonic() + self.lease.seconds,
-                    what=f"removing {location.uri}",
-                    extra=self.extra,
-                )
-            except Exception as exc:  # noqa: BLE001 - cleanup must not hide the outcome
-                log.warning(
-                    "could not remove %s: %s", location.uri, faults.describe(exc), extra=self.extra
-                )
-        self.uploaded.clear()
 
     def _try(self, what: str, write: Callable[[], None]) -> bool | None:
         """A closing write: True if recorded, False if the job moved on, None if unrecorded."""
@@ -593,11 +402,11 @@ class JobRun:
 
     def _hand_back(self, why: str) -> Outcome:
         """The job's state could not be recorded: keep the message until the lease lapses."""
-        job = self._read()
+        job = self.record.read()
         if job is not None and int(job.attempt) == self.attempt:
             if job.status == Status.COMPLETED.value:
                 return Outcome(self.job_id, Result.COMPLETED, "recorded by an earlier try")
-            self._remove_uploads()
+            self.outputs.remove()
         delay = self.lease.seconds + int(faults.backoff(2, cap=10))
         log.warning("handing the message back: %s", why, extra=self.extra)
         return Outcome(self.job_id, Result.HAND_BACK, why, delay=delay)
@@ -606,17 +415,17 @@ class JobRun:
         log.info("stopped: %s", reason.value, extra=self.extra)
         if reason in (StopReason.LEASE_LAPSED, StopReason.UNRECORDED):
             return self._hand_back(reason.value)
-        self._remove_uploads()
+        self.outputs.remove()
         if reason is StopReason.CANCELLED:
-            self._try("releasing the lease", lambda: lifecycle.release(self.lease))
+            self.record.close("releasing the lease", lambda: lifecycle.release(self.lease))
             return Outcome(self.job_id, Result.CANCELLED, reason.value)
         if reason is StopReason.SUPERSEDED:
             return Outcome(self.job_id, Result.SKIPPED, reason.value)
         assert self.job is not None
         queue = self.job.queue if reason is StopReason.HOST_STOPPING else "long"
-        recorded = self._try(
+        recorded = self.record.close(
             f"returning the job to the {queue} queue",
-            lambda: lifecycle.requeue(self.lease, self.phase, queue=queue),
+            lambda: lifecycle.requeue(self.lease, self.record.phase, queue=queue),
         )
         if recorded is None:
             return self._hand_back("could not return the job to its queue")
@@ -632,15 +441,15 @@ class JobRun:
     def _failed(self, message: str, log_tail: str = "") -> Outcome:
         if self.scratch is not None:
             message, log_tail = self.scratch.redact(message), self.scratch.redact(log_tail)
-        self._remove_uploads()
-        recorded = self._try(
+        self.outputs.remove()
+        recorded = self.record.close(
             "recording the error",
-            lambda: lifecycle.fail_run(self.lease, self.phase, message, log_tail),
+            lambda: lifecycle.fail_run(self.lease, self.record.phase, message, log_tail),
         )
         if recorded is None:
             return self._hand_back("could not record the error")
         if not recorded:
-            self._lost()
+            self.record.explain_lost()
             reason = self.stops.reason or StopReason.SUPERSEDED
             return self._stopped(reason)
         log.info("error: %s", message, extra=self.extra)
@@ -664,12 +473,12 @@ class JobRun:
             return self._failed(
                 f"gave up after {MAX_TRANSIENT_RETRIES} retries; last failure: {reason}"
             )
-        self._remove_uploads()
+        self.outputs.remove()
         delay = min(900, 5 * 2**retries + random.randint(0, 5))
-        recorded = self._try(
+        recorded = self.record.close(
             "scheduling a retry",
             lambda: lifecycle.requeue(
-                self.lease, self.phase, queue=self.job.queue, delay=delay, retries=retries
+                self.lease, self.record.phase, queue=self.job.queue, delay=delay, retries=retries
             ),
         )
         if recorded is None:
