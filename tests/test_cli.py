@@ -439,6 +439,16 @@ def test_ctrl_c_asks_whether_to_cancel_and_cancels(cli, clips):
     assert f"job {job['id']} was cancelled" in terminal.text
 
 
+def test_stats_count_the_jobs_by_status(cli):
+    counts = json.loads(ok(cli("stats", "--json")))
+    assert counts == cli.api("GET", "/stats").json()
+    jobs = counts["jobs"]
+    assert jobs["total"] == sum(n for status, n in jobs.items() if status != "total")
+    assert jobs["total"] == cli.api("GET", "/jobs?count=1").json()["count"]
+    table = ok(cli("stats"))
+    assert "completed" in table and re.search(rf"total\s*│\s*{jobs['total']}\b", table)
+
+
 # --- machines and users -------------------------------------------------------------------
 
 
