@@ -229,7 +229,11 @@ def api_server(app: Any, config: Any, port: int) -> Any:
     # As chalice.local.create_local_server does, with our request handler.
     local.CustomLocalChalice.__bases__ = (local.LocalChalice, app.__class__)
     app.__class__ = local.CustomLocalChalice
-    return local.LocalDevServer(app, config, "127.0.0.1", port, handler_cls=RequestHandler)
+    server = local.LocalDevServer(app, config, "127.0.0.1", port, handler_cls=RequestHandler)
+    # socketserver listens with a backlog of 5: a burst of clients (API Gateway takes
+    # hundreds at once) would be reset. listen() again raises the backlog in place.
+    server.server.socket.listen(512)
+    return server
 
 
 class PortTaken(Exception):
