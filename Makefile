@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench-api bench-encode layer deploy destroy clean
+.PHONY: run test lint format bench-api bench-encode bench-parallel layer deploy destroy clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench-api: $(STAMP)
 
 bench-encode: $(STAMP)
 	$(PY) -m bench.encode
+
+# Chunked (graph) encoding against one monolithic encode, and the ladder's CPU seconds.
+bench-parallel: $(STAMP)
+	$(PY) -m bench.parallel
 
 # Lambda layer zips with a static ffmpeg, for x86_64 and arm64, into dist/.
 layer: $(STAMP)

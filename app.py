@@ -168,6 +168,12 @@ def job_outputs(job_id):
     return api.jobs.outputs(app.current_request, job_id)
 
 
+@app.route("/api/jobs/{job_id}/tasks", methods=["GET"], authorizer=jwt_auth)
+@doc("guest", "The tasks of a job's graph (its current attempt)")
+def job_tasks(job_id):
+    return api.jobs.tasks(app.current_request, job_id)
+
+
 @app.route("/api/jobs/{job_id}/status", methods=["GET"], authorizer=jwt_auth)
 @doc("guest", "Get a job's status")
 def job_status(job_id):

@@ -269,3 +269,36 @@ def runtime() -> Runtime:
         # A job waiting longer than this past its message's due time gets its message again.
         queued_resend_seconds=_int("OE_QUEUED_RESEND_SECONDS", 900),
     )
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    """The job graph's knobs, read on each call (tests and benches change them)."""
+
+    chunk_min_seconds: float
+    chunk_seconds: float
+    encode_threads: int
+    encode_speed: float
+    lambda_budget_seconds: float
+    lambda_usd_per_second: float
+    droplet_usd_per_hour: float
+    task_retries: int
+    task_lease_recoveries: int
+
+
+def graph_settings() -> GraphSettings:
+    return GraphSettings(
+        # Sources at least this long are cut into chunks (when the preset allows it).
+        chunk_min_seconds=_float("OE_CHUNK_MIN_SECONDS", 60.0),
+        chunk_seconds=_float("OE_CHUNK_SECONDS", 20.0),
+        # 0: ffmpeg picks; 1 measures one Lambda vCPU (bench-parallel sets it).
+        encode_threads=_int("OE_ENCODE_THREADS", 0),
+        encode_speed=_float("OE_ENCODE_SPEED", 2.0),
+        # What one encode invocation may spend encoding (the function's 900 s less margins).
+        lambda_budget_seconds=_float("OE_LAMBDA_BUDGET_SECONDS", 780.0),
+        # 3008 MB at $0.0000166667 per GB-second (x86).
+        lambda_usd_per_second=_float("OE_LAMBDA_USD_PER_SECOND", 0.00004896),
+        droplet_usd_per_hour=_float("OE_DROPLET_USD_PER_HOUR", 0.125),
+        task_retries=_int("OE_TASK_RETRIES", 3),
+        task_lease_recoveries=_int("OE_TASK_LEASE_RECOVERIES", 3),
+    )

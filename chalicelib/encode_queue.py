@@ -38,9 +38,18 @@ def process(
     except messages.MalformedMessage as exc:
         log.error("dropping %s", exc)
         return Outcome(0, Result.SKIPPED, "malformed message")
-    run = JobRun(message.job_id, message.attempt, worker_id=worker_id, deadline=deadline, stop=stop)
+    if isinstance(message, messages.TaskMessage):
+        from chalicelib.graph.runner import TaskRun
+
+        run: JobRun | TaskRun = TaskRun(message, worker_id=worker_id, deadline=deadline, stop=stop)
+    else:
+        run = JobRun(
+            message.job_id, message.attempt, worker_id=worker_id, deadline=deadline, stop=stop
+        )
     outcome = run.run()
     extra = {"job_id": message.job_id, "attempt": message.attempt}
+    if isinstance(message, messages.TaskMessage):
+        extra["task"] = message.task
     log.info("outcome %s %s", outcome.result.value, outcome.message, extra=extra)
     if outcome.result is Result.RETRY:
         try:

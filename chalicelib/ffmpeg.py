@@ -232,6 +232,7 @@ class PresetSpec(BaseModel):
     args: list[str]
     two_pass: bool = False
     structured: bool = False
+    ladder: bool = False  # a ladder preset: its argv is built per rendition (chalicelib/media)
 
 
 def _describe(exc: ValidationError) -> str:
@@ -249,8 +250,17 @@ def parse_preset_data(data: str) -> PresetSpec:
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"preset data is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise InvalidInput("preset data must be a JSON object with 'raw' or structured fields")
+        raise InvalidInput(
+            "preset data must be a JSON object with 'raw', 'ladder' or structured fields"
+        )
     try:
+        if "ladder" in document:
+            from chalicelib.ladder import LadderPreset
+            from chalicelib.media.recipe import ladder_recipe
+
+            preset = LadderPreset.model_validate(document)
+            ladder_recipe(preset.ladder, None, None)  # every rendition's argv is allow-listed
+            return PresetSpec(args=[], ladder=True)
         if "raw" in document:
             raw = RawPreset.model_validate(document)
             return PresetSpec(args=check_args(split_raw(raw.raw)))

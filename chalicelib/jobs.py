@@ -58,6 +58,22 @@ def resolve_locations(source: str, dest: str) -> tuple[str, str]:
     return src.uri, dst.uri
 
 
+PARALLEL = ("auto", "off")
+PRIORITY = ("speed", "cost")
+
+
+def _options(options: dict[str, Any] | None) -> dict[str, str] | None:
+    """How the job asks to run (chalicelib/graph): `parallel` auto|off, `priority` speed|cost."""
+    if not options:
+        return None
+    parallel, priority = options.get("parallel") or "auto", options.get("priority") or "speed"
+    if parallel not in PARALLEL:
+        raise InvalidInput(f"parallel must be one of {', '.join(PARALLEL)}")
+    if priority not in PRIORITY:
+        raise InvalidInput(f"priority must be one of {', '.join(PRIORITY)}")
+    return {"parallel": parallel, "priority": priority}
+
+
 def create_job(
     *,
     owner: str,
@@ -66,6 +82,7 @@ def create_job(
     dest: str,
     origin: dict[str, Any] | None = None,
     notify_webhook: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Job:
     """Write the job, then queue it; if queueing fails the job ends in error, never stuck."""
     if not isinstance(preset, str) or not preset:
@@ -94,6 +111,7 @@ def create_job(
         attempt=1,
         origin=origin,
         notify_webhook=notify_webhook,
+        options=_options(options),
     )
     lifecycle.create(job)
     _enqueue(job)
@@ -223,8 +241,48 @@ def public_view(job: Job) -> dict[str, Any]:
             "error": job.error.as_dict() if job.error else None,
             "outputs": [output_view(o) for o in (job.outputs or [])],
             "probe": job.probe.as_dict() if job.probe else None,
+            "plan": plan_view(job),
             "updated_date": _date(job.updated_date),
             "notify_webhook": job.notify_webhook,
         }
     )
     return view
+
+
+def plan_view(job: Job) -> dict[str, Any] | None:
+    """The plan as the API shows it (api-contract.md); None before probing."""
+    if job.plan is None:
+        return None
+    plan = job.plan.as_dict() if hasattr(job.plan, "as_dict") else dict(job.plan)
+    estimate = plan.get("estimate") or {}
+    return {
+        "mode": plan.get("mode"),
+        "chunks": len(plan.get("chunks") or []),
+        "renditions": len(plan.get("renditions") or []),
+        "tasks_total": int(job.tasks_total or 0),
+        "tasks_done": int(job.tasks_done or 0),
+        "estimate": {
+            "seconds": round(float(estimate.get("seconds") or 0), 1),
+            "cost_usd": round(float(estimate.get("cost_usd") or 0), 6),
+        },
+    }
+
+
+def task_views(job: Job) -> list[dict[str, Any]]:
+    """The tasks of the job's current attempt, in plan order (one Query)."""
+    return [
+        {
+            "id": t.task_id,
+            "kind": t.task_kind,
+            "chunk": int(t.chunk) if t.chunk is not None else None,
+            "rendition": t.rendition,
+            "status": t.status,
+            "attempt": int(t.attempt),
+            "started": _date(t.started),
+            "finished": _date(t.finished),
+            "progress": float(t.progress or 0),
+            "seconds": float(t.seconds) if t.seconds is not None else None,
+            "error": t.error.as_dict() if t.error else None,
+        }
+        for t in lifecycle.tasks_of(int(job.id), int(job.attempt))
+    ]

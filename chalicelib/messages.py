@@ -23,8 +23,19 @@ class JobMessage(BaseModel):
     attempt: int = Field(ge=1)
 
 
-# Every message kind the encode queues carry (the task graph adds its own).
-Message = JobMessage
+class TaskMessage(BaseModel):
+    """One task of a job's graph is ready: `task` names it ("encode-0003-720p", "assemble")."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: Literal["task"] = "task"
+    job_id: int = Field(ge=1)
+    attempt: int = Field(ge=1)
+    task: str = Field(pattern=r"^[a-z]+(-\d{4}-[A-Za-z0-9._%-]{1,128})?$", max_length=160)
+
+
+# Every message kind the encode queues carry, told apart by "kind" (absent: a job).
+Message = JobMessage | TaskMessage
 
 
 def dump(message: Message) -> str:
@@ -39,6 +50,8 @@ def parse(body: str) -> Message:
         data = json.loads(body)
         if not isinstance(data, dict):
             raise TypeError("not an object")
+        if data.get("kind") == "task":
+            return TaskMessage.model_validate(data)
         return JobMessage.model_validate(data)
     except (ValueError, TypeError, ValidationError) as exc:
-        raise MalformedMessage(f"unreadable job message: {body[:200]!r}") from exc
+        raise MalformedMessage(f"unreadable message: {body[:200]!r}") from exc

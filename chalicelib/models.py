@@ -175,6 +175,12 @@ class Job(Model):
     probe = MapAttribute(null=True)
     origin = MapAttribute(null=True)
     notify_webhook = UnicodeAttribute(null=True)  # the webhook made for the job's notify_url
+    # The job graph (chalicelib/graph): how the job was asked to run, what the planner
+    # chose, and the fan-in counter the tasks of the current attempt bring to the total.
+    options = MapAttribute(null=True)
+    plan = MapAttribute(null=True)
+    tasks_total = NumberAttribute(null=True)
+    tasks_done = NumberAttribute(null=True)
     created_date = UTCDateTimeAttribute(default=utcnow)
     updated_date = UTCDateTimeAttribute(default=utcnow)
 
@@ -182,6 +188,52 @@ class Job(Model):
     by_guid = JobsByGuid()
     by_lease = JobsByLease()
     by_queued = JobsByQueuedDue()
+
+
+class TasksByLease(_KindIndex):
+    """Sparse: only tasks holding a lease appear, so the reconcile finds lapsed ones at once."""
+
+    class Meta:
+        index_name = "kind-lease-index"
+        projection = AllProjection()
+
+    lease_expires = NumberAttribute(range_key=True)
+
+
+class Task(Model):
+    """One task of a job's graph for one attempt: an encode, the audio, thumbnails, the assemble."""
+
+    class Meta(_Meta):
+        table_name = _settings.table("tasks")
+
+    job_id = NumberAttribute(hash_key=True)
+    key = UnicodeAttribute(range_key=True)  # "<attempt:04d>#<task id>": one attempt per prefix
+    kind = UnicodeAttribute(default="task")
+    task_id = UnicodeAttribute()
+    task_kind = UnicodeAttribute()  # encode | audio | thumbnails | assemble
+    attempt = NumberAttribute()
+    order = NumberAttribute(default=0)  # position in the plan
+    chunk = NumberAttribute(null=True)
+    rendition = UnicodeAttribute(null=True)
+    status = UnicodeAttribute()
+    queue = UnicodeAttribute(default="encode")
+    lease_owner = UnicodeAttribute(null=True)
+    lease_expires = NumberAttribute(null=True)
+    retries = NumberAttribute(default=0)
+    recoveries = NumberAttribute(default=0)
+    progress = NumberAttribute(default=0)
+    started = UTCDateTimeAttribute(null=True)
+    finished = UTCDateTimeAttribute(null=True)
+    seconds = NumberAttribute(null=True)  # the run's wall time (the bench reads it)
+    outputs = ListAttribute(default=list)
+    error = MapAttribute(null=True)
+    expires = TTLAttribute(null=True)
+
+    by_lease = TasksByLease()
+
+    @staticmethod
+    def make_key(attempt: int, task_id: str) -> str:
+        return f"{attempt:04d}#{task_id}"
 
 
 class WorkersByKind(_KindIndex):
@@ -300,6 +352,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     User,
     Preset,
     Job,
+    Task,
     WorkerState,
     SystemItem,
     Upload,

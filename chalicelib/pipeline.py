@@ -16,6 +16,7 @@ complete removes exactly the objects it wrote.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -33,6 +34,8 @@ from chalicelib.config import runtime
 from chalicelib.errors import InvalidInput
 from chalicelib.ffmpeg import PresetSpec, parse_preset_data
 from chalicelib.ffmpeg_process import FfmpegProcess, Progress
+from chalicelib.graph import build
+from chalicelib.graph.plan import Mode, Plan
 from chalicelib.lease import Heartbeat
 from chalicelib.lifecycle import Lease, Lost, Status
 from chalicelib.models import Job
@@ -61,6 +64,7 @@ class Result(StrEnum):
     HANDED_OFF = "handed_off"  # too long for this host: requeued and sent to the long queue
     RELEASED = "released"  # the host is stopping: requeued, its message visible again now
     HAND_BACK = "hand_back"  # the outcome could not be recorded: keep the message, delayed
+    FANNED_OUT = "fanned_out"  # planned as a graph: its tasks' messages are sent
 
 
 @dataclass(frozen=True)
@@ -224,8 +228,16 @@ class JobRun:
         assert self.job is not None
         spec = self._preset()
         info = self._download_and_probe()
+        plan, _recipe = build.plan_job(self.job, info)
+        if plan.graph:
+            return self._fan_out(plan, info)
+        if plan.mode is Mode.DROPLET and self.deadline is not None:
+            log.info("planned for the droplet pool: %s", plan.reason, extra=self.extra)
+            self.stops.set(StopReason.OVER_BUDGET)
+            self.stops.check()
         self._check_budget(info, spec)
-        self.record.advance(Status.ENCODING, {"probe": info.summary()})
+        fields = {"probe": info.summary(), "plan": plan.record(), "tasks_total": 1, "tasks_done": 0}
+        self.record.advance(Status.ENCODING, fields)
         self._encode(spec, info)
         self.record.advance(Status.UPLOADING, {"progress": 100})
         assert self.scratch is not None
@@ -233,9 +245,49 @@ class JobRun:
             self.scratch.out, self.job.dest,
             transfer=self._transfer, should_stop=self.should_stop, check=self.stops.check,
         )  # fmt: skip
-        self.record.complete({"outputs": outputs, "progress": 100})
+        self.record.complete({"outputs": outputs, "progress": 100, "tasks_done": 1})
         log.info("completed with %d outputs", len(outputs), extra=self.extra)
         return Outcome(self.job_id, Result.COMPLETED)
+
+    def _fan_out(self, plan: Plan, info: MediaInfo) -> Outcome:
+        """Run as a graph: pieces of the source to the workspace, tasks stored and sent.
+
+        The job keeps its lease until every message is out; a host that dies before that
+        lets the lease lapse, and the recovered job plans again from the start.
+        """
+        assert self.job is not None and self.scratch is not None
+        assert self.record.heartbeat is not None
+        job, scratch = self.job, self.scratch
+        fields = {"probe": info.summary(), "plan": plan.record(), "tasks_total": len(plan.tasks),
+                  "tasks_done": 0, "progress": 0}  # fmt: skip
+        self.record.advance(Status.ENCODING, fields)
+        from chalicelib.graph.runner import FfmpegRunner  # the runner imports this module
+
+        runner = FfmpegRunner(self.stops, self.progress, scratch, self.deadline)
+        self.ffmpeg = runner  # so a cancel kills the split too
+        workspace = build.workspace_of(job)
+        try:
+            pieces = build.split_source(
+                self.source_path, plan, info, scratch.path / "pieces", runner
+            )
+            for path, name in pieces:
+                self._transfer(
+                    f"writing {name}", lambda p=path, n=name: workspace.put(p, n, self.should_stop)
+                )
+            queue = build.queue_for(plan)
+            items = build.task_items(job, plan, queue)
+            self._transfer("storing the tasks", lambda: lifecycle.plant(items))
+            self.stops.check()
+        except BaseException:
+            with contextlib.suppress(Exception):  # the lifecycle rule is the backstop
+                workspace.remove()  # nothing was sent: no task will read these pieces
+            raise
+        self._transfer("sending the tasks", lambda: build.send_ready(job, plan, queue))
+        self.record.heartbeat.stop()  # the tasks hold their own leases from here on
+        self.record.close("handing the job to its tasks", lambda: lifecycle.release(self.lease))
+        log.info("fanned out: %s, %d tasks on the %s queue", plan.reason, len(plan.tasks), queue,
+                 extra=self.extra)  # fmt: skip
+        return Outcome(self.job_id, Result.FANNED_OUT, f"{len(plan.tasks)} tasks")
 
     def _preset(self) -> PresetSpec:
         """The job's preset, judged again by today's allow-list before anything runs."""

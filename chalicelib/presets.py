@@ -12,6 +12,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib import counters
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.ffmpeg import PresetSpec, check_output_name, parse_preset_data
+from chalicelib.ladder import Ladder
 from chalicelib.models import Preset, SystemItem, connection, utcnow
 
 _X264 = "-x264opts scenecut=0:open_gop=0:min-keyint=72:keyint=72"
@@ -61,6 +62,45 @@ SEEDED: tuple[tuple[int, str, str, str], ...] = (
     ),
 )
 
+# Two ladders (ids 6 and 7): HLS and DASH over one set of CMAF segments, progressive MP4s
+# and thumbnails. Renditions taller than a source are skipped, never upscaled.
+_H264_LADDER = {
+    "video": {"codec": "h264", "preset": "veryfast"},
+    "renditions": [
+        {"height": 1080, "bitrate": "6000k", "profile": "high", "level": "4.2"},
+        {"height": 720, "bitrate": "3000k", "profile": "main", "level": "4.0"},
+        {"height": 480, "bitrate": "1000k", "profile": "main", "level": "3.1"},
+        {"height": 360, "bitrate": "600k", "profile": "baseline", "level": "3.0"},
+    ],
+    "audio": {"codec": "aac", "bitrate": "128k", "channels": 2},
+    "segment_seconds": 4,
+    "packaging": ["hls", "dash", "mp4"],
+    "thumbnails": {"every_seconds": 5, "width": 320, "sprite": True},
+}
+_AV1_LADDER = {
+    "video": {"codec": "av1", "preset": "8"},
+    "renditions": [
+        {"height": 1080, "crf": 32, "maxrate": "4500k"},
+        {"height": 720, "crf": 34, "maxrate": "2200k"},
+        {"height": 480, "crf": 36, "maxrate": "900k"},
+    ],
+    "audio": {"codec": "aac", "bitrate": "128k", "channels": 2},
+    "segment_seconds": 4,
+    "packaging": ["hls", "dash"],
+    "thumbnails": {"every_seconds": 5, "width": 320, "sprite": True},
+}
+LADDERS: tuple[tuple[str, Ladder], ...] = (
+    ("h264_ladder_hls_dash", Ladder.model_validate(_H264_LADDER)),
+    ("av1_ladder_hls_dash", Ladder.model_validate(_AV1_LADDER)),
+)
+LADDER_SEEDS: tuple[tuple[int, str, str, str], ...] = tuple(
+    (6 + i, name, json.dumps({"ladder": body}, separators=(",", ":")), "master.m3u8")
+    for i, (name, body) in enumerate(
+        (("h264_ladder_hls_dash", _H264_LADDER), ("av1_ladder_hls_dash", _AV1_LADDER))
+    )
+)
+_LAST_SEEDED_ID = max(seed[0] for seed in SEEDED + LADDER_SEEDS)
+
 _NAME_MAX = 64
 
 
@@ -85,6 +125,8 @@ def _check_name(name: str) -> str:
 
 
 def _default_output(name: str, spec: PresetSpec) -> str:
+    if spec.ladder:
+        return "master.m3u8"  # a ladder's outputs have fixed names; this one is the entry point
     ext = "webm" if "webm" in spec.args or "libvpx-vp9" in spec.args else "mp4"
     return f"{name}.{ext}"
 
@@ -179,7 +221,7 @@ def update_preset(preset_id: int, payload: PresetInput) -> Preset:
 def seed_presets() -> int:
     """Create the original server's presets that are missing; returns how many were made."""
     made = 0
-    for preset_id, name, data, output in SEEDED:
+    for preset_id, name, data, output in SEEDED + LADDER_SEEDS:
         try:
             create_preset(
                 PresetInput(name=name, description=name, data=data, output=output), preset_id
@@ -193,8 +235,8 @@ def seed_presets() -> int:
     item = SystemItem("preset-id")
     with contextlib.suppress(UpdateError):  # already past the seeds
         item.update(
-            actions=[SystemItem.value.set(len(SEEDED))],
-            condition=SystemItem.value.does_not_exist() | (SystemItem.value < len(SEEDED)),
+            actions=[SystemItem.value.set(_LAST_SEEDED_ID)],
+            condition=SystemItem.value.does_not_exist() | (SystemItem.value < _LAST_SEEDED_ID),
         )
     return made
 

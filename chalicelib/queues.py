@@ -33,6 +33,30 @@ def send(kind: str, message: messages.Message, delay_seconds: int = 0) -> None:
     )
 
 
+def send_many(kind: str, batch: list[messages.Message]) -> None:
+    """Several messages, ten per call (SQS's batch limit); any message not sent raises."""
+    for start in range(0, len(batch), 10):
+        entries = [
+            {"Id": str(i), "MessageBody": messages.dump(m)}
+            for i, m in enumerate(batch[start : start + 10])
+        ]
+        answer = sqs().send_message_batch(QueueUrl=queue_url(kind), Entries=entries)
+        if answer.get("Failed"):
+            from botocore.exceptions import ClientError
+
+            failed = answer["Failed"][0]
+            # A batch answers 200 with failures inside: raise them as the call's own error,
+            # so `faults` tells a throttled entry (retry) from a refused one.
+            status = 400 if failed.get("SenderFault") else 500
+            error = {
+                "Code": failed.get("Code", "BatchEntryFailed"),
+                "Message": failed.get("Message", ""),
+            }
+            raise ClientError(
+                {"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}, "SendMessageBatch"
+            )
+
+
 def send_job(kind: str, job_id: int, attempt: int, delay_seconds: int = 0) -> None:
     send(kind, messages.JobMessage(job_id=job_id, attempt=attempt), delay_seconds)
 

@@ -198,6 +198,42 @@ def recover_expired_leases(now: float, leased: list[Job] | None = None) -> list[
     return done
 
 
+def recover_lapsed_tasks(now: float) -> list[tuple[int, str, str]]:
+    """Graph tasks whose host died: queued again with their message, or failed past the bound
+    (and their job with them)."""
+    from chalicelib import messages
+    from chalicelib.config import graph_settings
+
+    bound = graph_settings().task_lease_recoveries
+    done = []
+    for item in lifecycle.lapsed_tasks(now):
+        try:
+            became = lifecycle.recover_lapsed_task(item, max_recoveries=bound)
+            if became is lifecycle.TaskStatus.QUEUED:
+                message = messages.TaskMessage(
+                    job_id=int(item.job_id), attempt=int(item.attempt), task=item.task_id
+                )
+                queues.send(item.queue or "encode", message)
+            elif became is lifecycle.TaskStatus.FAILED:
+                why = f"task {item.task_id}: its host was lost too often; restart the job"
+                lifecycle.fail_graph(int(item.job_id), int(item.attempt), why)
+        except Exception as exc:  # noqa: BLE001 - one task's failure must not stop the sweep
+            why = faults.describe(exc)
+            log.warning("task %s of job %s: recovery failed: %s", item.task_id, item.job_id, why)
+            continue
+        if became is not None:
+            done.append((int(item.job_id), item.task_id, became.value))
+    return done
+
+
+def live_task_owners(now: float) -> set[str]:
+    """Hosts holding a live task lease (a droplet running a task must not be removed)."""
+    from chalicelib.models import Task
+
+    rows = Task.by_lease.query("task", range_key_condition=Task.lease_expires >= int(now))
+    return {t.lease_owner for t in rows if t.lease_owner}
+
+
 def resend_waiting(seconds: float | None = None) -> list[int]:
     """Jobs queued or restarting for longer than the bound past their message's due time:
     send their message again (duplicates are harmless: only one claim can win)."""
@@ -272,9 +308,13 @@ def run(now: float | None = None) -> Plan | None:
         leased_now = leased_jobs()
         # Read before recovery: recovering a job clears its lease on the item we hold.
         live_owners = {j.lease_owner for j in leased_now if j.lease_expires >= int(now)}
+        live_owners |= live_task_owners(now)
         recovered = recover_expired_leases(now, leased_now)
         if recovered:
             log.info(json.dumps({"decision": "recovered leases", "jobs": recovered}))
+        tasks = recover_lapsed_tasks(now)
+        if tasks:
+            log.info(json.dumps({"decision": "recovered task leases", "tasks": tasks}))
         resent = resend_waiting()
         if resent:
             log.info(json.dumps({"decision": "re-sent waiting jobs", "jobs": resent}))

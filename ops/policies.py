@@ -34,6 +34,7 @@ def _arns(s: Settings, region: str, account: str) -> dict[str, list[str]]:
         "system": table("system"),
         "workers": table("workers"),
         "uploads": table("uploads"),
+        "tasks": table("tasks"),
         "webhooks": table("webhooks") + table("deliveries"),
         "queues": [queue(s.encode_queue), queue(s.long_queue)],
         "events": [queue(s.webhook_queue)],
@@ -42,6 +43,7 @@ def _arns(s: Settings, region: str, account: str) -> dict[str, list[str]]:
         "upload_objects": [f"arn:aws:s3:::{s.input_bucket}/uploads/*"],
         "outputs": [f"arn:aws:s3:::{s.output_bucket}/*"],
         "output_bucket": [f"arn:aws:s3:::{s.output_bucket}"],
+        "input_bucket": [f"arn:aws:s3:::{s.input_bucket}"],
         "parameters": [f"arn:aws:ssm:{region}:{account}:parameter/openencoder/{s.stage}/*"],
         "settable_secrets": [
             f"arn:aws:ssm:{region}:{account}:parameter{name}"
@@ -117,7 +119,15 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
     bundle = _statement("WorkerBundle", ["s3:GetObject"], [bundle_arn])
     # Every function that can end a job queues its webhook event.
     events = _statement("Events", _SEND, a["events"])
-    tables_api = a["users"] + a["presets"] + a["jobs"] + a["system"] + a["uploads"] + a["webhooks"]
+    tables_api = (
+        a["users"]
+        + a["presets"]
+        + a["jobs"]
+        + a["system"]
+        + a["uploads"]
+        + a["webhooks"]
+        + a["tasks"]
+    )
     statements = {
         "api_handler": [
             _statement("Tables", _READ_WRITE_ITEMS, tables_api),
@@ -156,7 +166,11 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
         "encode": [
             # Status changes update the stats counters in the system table in one transaction.
             _statement("Jobs", _READ_WRITE_ITEMS, a["jobs"] + a["system"]),
+            # The job graph: a fan-out stores an attempt's tasks in one batch.
+            _statement("Tasks", [*_READ_WRITE_ITEMS, "dynamodb:BatchWriteItem"], a["tasks"]),
             _statement("Queues", _CONSUME, a["queues"]),
+            # Intermediates of the graph are listed to be removed when their job ends.
+            _statement("GraphWork", ["s3:ListBucket"], a["input_bucket"]),
             _statement(
                 "Media",
                 [
@@ -181,7 +195,9 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
             logs,
         ],
         "reconcile": [
-            _statement("Tables", _READ_WRITE_ITEMS, a["jobs"] + a["system"] + a["workers"]),
+            _statement(
+                "Tables", _READ_WRITE_ITEMS, a["jobs"] + a["system"] + a["workers"] + a["tasks"]
+            ),
             _statement("Queues", _CONSUME, a["queues"]),
             events,
             secrets,
@@ -217,6 +233,7 @@ def worker_document(s: Settings, region: str, account: str) -> dict:
         "OutputBucket": s.output_bucket,
         "LongQueue": s.long_queue,
         "JobsTable": s.table("jobs"),
+        "TasksTable": s.table("tasks"),
         "WorkersTable": s.table("workers"),
         "SystemTable": s.table("system"),
     }

@@ -119,6 +119,7 @@ def _buckets(s: Settings, log: Callable[[str], None]) -> dict[str, str]:
             },
         )
     ensure_lifecycle_rule(s3, s.input_bucket, ABORT_ABANDONED_UPLOADS)
+    ensure_lifecycle_rule(s3, s.input_bucket, EXPIRE_GRAPH_WORK)
     bucket_cors(s, log)
     # Versioned outputs: a cancelled or superseded attempt deletes exactly the versions it
     # wrote, so another job's object under the same key reappears (README: shared dests).
@@ -192,6 +193,16 @@ EXPIRE_OLD_OUTPUT_VERSIONS = {
     "Status": "Enabled",
     "Filter": {"Prefix": ""},
     "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
+}
+
+# The job graph's intermediates are removed when their job ends; this is the backstop
+# for a host that died first (chalicelib/graph/workspace.py).
+EXPIRE_GRAPH_WORK = {
+    "ID": "openencoder-expire-graph-work",
+    "Status": "Enabled",
+    "Filter": {"Prefix": "_openencoder/work/"},
+    "Expiration": {"Days": 2},
+    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import ADMIN
@@ -14,14 +16,15 @@ def admin(api):
     return api.login(*ADMIN)
 
 
-def test_five_original_presets_are_seeded(api, admin):
+def test_five_original_presets_and_two_ladders_are_seeded(api, admin):
     r = api.call("GET", "/api/presets", token=admin)
     assert r.status_code == 200
-    assert r.data["count"] == 5
+    assert r.data["count"] == 7
     names = {p["name"] for p in r.data["items"]}
     assert names == {
         "h264_baseline_360p_600", "h264_main_480p_1000", "h264_main_720p_3000",
-        "h264_main_1080p_6000", "webm_vp9_720p_3000",
+        "h264_main_1080p_6000", "webm_vp9_720p_3000", "h264_ladder_hls_dash",
+        "av1_ladder_hls_dash",
     }  # fmt: skip
 
 
@@ -37,9 +40,9 @@ def test_create_then_read_back(api, admin):
     body = {"name": "mine", "description": "d", "data": RAW, "output": "mine.mp4", "active": True}
     r = api.call("POST", "/api/presets", body, token=admin)
     assert r.status_code == 200
-    assert r.data["id"] == 6 and r.data["name"] == "mine"
+    assert r.data["id"] == 8 and r.data["name"] == "mine"
     got = api.call("GET", f"/api/presets/{r.data['id']}", token=admin).data["preset"]
-    assert got == {**body, "id": 6}
+    assert got == {**body, "id": 8}
 
 
 def test_name_clash_is_409(api, admin):
@@ -53,7 +56,7 @@ def test_unsafe_option_is_400_naming_it(api, admin):
     r = api.call("POST", "/api/presets", {"name": "evil", "data": data}, token=admin)
     assert r.status_code == 400
     assert "movie" in r.data["message"]
-    assert api.call("GET", "/api/presets", token=admin).data["count"] == 5
+    assert api.call("GET", "/api/presets", token=admin).data["count"] == 7
 
 
 @pytest.mark.parametrize(
@@ -104,3 +107,19 @@ def test_bad_output_name_is_400(api, admin):
         "POST", "/api/presets", {"name": "o", "data": RAW, "output": "../x.mp4"}, token=admin
     )
     assert r.status_code == 400 and "output" in r.data["message"]
+
+
+def test_ladder_presets_are_validated_field_by_field(api, admin):
+    ladder = {"renditions": [{"height": 720, "bitrate": "3000k"}], "packaging": ["hls"]}
+    good = {"name": "my-ladder", "data": json.dumps({"ladder": ladder})}
+    r = api.call("POST", "/api/presets", good, token=admin)
+    assert r.status_code == 200, r.data
+    assert r.data["output"] == "master.m3u8"
+    hostile = {**ladder, "renditions": [{"height": 720, "bitrate": "3000k -i /etc/passwd"}]}
+    r = api.call("POST", "/api/presets", {"name": "bad", "data": json.dumps({"ladder": hostile})},
+                 token=admin)  # fmt: skip
+    assert r.status_code == 400 and "bitrate" in r.data["message"]
+    unknown = {**ladder, "x264opts": "keyint=1"}
+    r = api.call("POST", "/api/presets", {"name": "bad", "data": json.dumps({"ladder": unknown})},
+                 token=admin)  # fmt: skip
+    assert r.status_code == 400 and "x264opts" in r.data["message"]

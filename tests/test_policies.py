@@ -25,6 +25,9 @@ IAM_ACTIONS = {
     ("s3", "UploadPart"): ["s3:PutObject"],
     ("s3", "CompleteMultipartUpload"): ["s3:PutObject"],
     ("sts", "GetCallerIdentity"): [],  # needs no permission
+    ("s3", "ListObjectsV2"): ["s3:ListBucket"],
+    ("s3", "DeleteObjects"): ["s3:DeleteObject"],
+    ("sqs", "SendMessageBatch"): ["sqs:SendMessage"],
     ("dynamodb", "TransactWriteItems"): [
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",

@@ -26,6 +26,7 @@ def create(request: Any, principal: Principal) -> Any:
         dest=body.dest,
         origin=origin,
         notify_webhook=hook.id if hook else None,
+        options={"parallel": body.parallel, "priority": body.priority},
     )
     answer = {"message": "Job created", "status": 200, "job": jobs.public_view(job)}
     if hook is not None:
@@ -56,6 +57,12 @@ def get(request: Any, job_id: str, principal: Principal) -> Any:
 @endpoint(role="guest")
 def outputs(request: Any, job_id: str, principal: Principal) -> Any:
     items = jobs.public_view(jobs.get_job(job_id))["outputs"]
+    return {"count": len(items), "items": items}
+
+
+@endpoint(role="guest")
+def tasks(request: Any, job_id: str, principal: Principal) -> Any:
+    items = jobs.task_views(jobs.get_job(job_id))
     return {"count": len(items), "items": items}
 
 

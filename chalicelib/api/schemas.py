@@ -40,6 +40,8 @@ class JobCreate(_Body):
     dest: StrictStr = Field(min_length=1, max_length=1100)
     # Told of this job's end (Standard Webhooks signed; the secret is in the answer, once).
     notify_url: StrictStr | None = Field(None, min_length=8, max_length=2048)
+    parallel: Literal["auto", "off"] = "auto"
+    priority: Literal["speed", "cost"] = "speed"
 
 
 class UserUpdate(_Body):

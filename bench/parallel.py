@@ -1,0 +1,159 @@
+"""Chunked encoding against one monolithic encode: `make bench-parallel` prints the figures.
+
+Source: a generated 120 s 1280x720 30 fps mezzanine with audio and noise. Every encode
+runs with `-threads 1`, as one Lambda vCPU would (OE_ENCODE_THREADS=1).
+
+1. the monolithic single-task wall time (the preset's ffmpeg run on the whole source);
+2. the chunked job's wall time through the local stack with OE_LOCAL_CONCURRENCY=2;
+3. the projected wall time on N Lambdas: probe + plan + the longest chunk + assemble,
+   from the job's own phase times and each task's measured seconds;
+4. the speedups of 2 and 3 over 1;
+5. bitrate and PSNR of the chunked output against the monolithic one, and frame counts;
+and, for the seeded H.264 ladder, its tasks' CPU seconds against encoding each
+rendition of the whole source separately.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+from chalicelib.ffmpeg import parse_preset_data
+from chalicelib.media.recipe import ladder_recipe
+from chalicelib.presets import LADDERS, SEEDED
+from chalicelib.probe import ffmpeg_exe, fill_video_bit_rate, probe
+from ops.local_stack import running
+from tests.media import av_clip
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "120"))
+PRESET = "h264_main_720p_3000"
+LADDER = "h264_ladder_hls_dash"
+
+
+def _time(moment: str) -> float:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
+
+
+def direct(args: list[str], source: Path, out: Path) -> float:
+    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-i", str(source), *args, str(out)]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(argv, check=True)
+    return time.perf_counter() - start
+
+
+def frames(path: Path) -> int:
+    result = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v:0",
+                             "-c", "copy", "-f", "null", "-"], capture_output=True, text=True)  # fmt: skip
+    return int(re.findall(r"frame=\s*(\d+)", result.stderr)[-1])
+
+
+def psnr(reference: Path, other: Path) -> float:
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(other), "-i", str(reference),
+         "-lavfi", "[0:v][1:v]psnr", "-f", "null", "-"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return float(re.findall(r"average:([\d.]+|inf)", result.stderr)[-1])
+
+
+class Stack:
+    def __init__(self, facts: dict[str, Any]) -> None:
+        self.api = facts["api"]
+        self.s3 = boto3.client("s3", endpoint_url=facts["aws_endpoint"], region_name=facts["region"],
+                               aws_access_key_id="x", aws_secret_access_key="y")  # fmt: skip
+        self.buckets = facts["buckets"]
+        self.http = requests.Session()
+        login = self.http.post(f"{self.api}/login", json=facts["admin"], timeout=30)
+        login.raise_for_status()
+        self.http.headers["Authorization"] = f"Bearer {login.json()['token']}"
+
+    def job(self, preset: str, dest: str, **extra: Any) -> tuple[dict, list[dict]]:
+        body = {"preset": preset, "source": "s3:///bench/mezz.mp4", "dest": dest, **extra}
+        created = self.http.post(f"{self.api}/jobs", json=body, timeout=30).json()["job"]
+        while True:
+            time.sleep(2)  # slow polls: API calls take CPU from ffmpeg
+            job = self.http.get(f"{self.api}/jobs/{created['id']}", timeout=30).json()["job"]
+            if job["status"] in ("completed", "error", "cancelled"):
+                break
+        if job["status"] != "completed":
+            raise SystemExit(f"job {job['id']} ended {job['status']}: {job.get('error')}")
+        tasks = self.http.get(f"{self.api}/jobs/{job['id']}/tasks", timeout=30).json()["items"]
+        return job, tasks
+
+    def fetch(self, key: str, path: Path) -> Path:
+        self.s3.download_file(self.buckets["output"], key, str(path))
+        return path
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="oe-bench-parallel-"))
+    print(f"generating a {SECONDS} s 1280x720 30 fps mezzanine (8 Mb/s, noise, audio) ...")
+    source = av_clip(work / "mezz.mp4", seconds=SECONDS, rate=30, bitrate="8M")
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} cores, load average {load:.2f} before the runs")
+
+    data, output = next((d, o) for _, n, d, o in SEEDED if n == PRESET)
+    mono = work / f"mono-{output}"
+    mono_seconds = direct([*parse_preset_data(data).args, "-threads", "1"], source, mono)
+    print(f"1. monolithic single task ({PRESET}, -threads 1): {mono_seconds:7.1f} s")
+
+    env = {"OE_LOCAL_CONCURRENCY": "2", "OE_ENCODE_THREADS": "1", "OE_BCRYPT_ROUNDS": "4"}
+    for name in ("OE_CHUNK_MIN_SECONDS", "OE_CHUNK_SECONDS"):  # a quick run on a short clip
+        if name in os.environ:
+            env[name] = os.environ[name]
+    with running(work / "state", **env) as (_process, facts):
+        stack = Stack(facts)
+        stack.s3.upload_file(str(source), stack.buckets["input"], "bench/mezz.mp4")
+        job, tasks = stack.job(PRESET, "s3:///bench/chunked/")
+        wall = _time(job["phases"]["completed"]) - _time(job["created_date"])
+        plan = job["plan"]
+        print(f"2. chunked job, local stack, OE_LOCAL_CONCURRENCY=2: {wall:7.1f} s "
+              f"({plan['chunks']} chunks, {plan['tasks_total']} tasks)")  # fmt: skip
+        planning = _time(job["phases"]["encoding"]) - _time(job["phases"]["claimed"])
+        encodes = [t["seconds"] for t in tasks if t["kind"] == "encode"]
+        others = [t["seconds"] for t in tasks if t["kind"] in ("audio", "thumbnails")]
+        assemble = next(t["seconds"] for t in tasks if t["kind"] == "assemble")
+        projected = planning + max(encodes + others) + assemble
+        print(f"3. projected on N Lambdas: {projected:7.1f} s = download+probe+plan+split "
+              f"{planning:.1f} + longest task {max(encodes + others):.1f} + assemble {assemble:.1f}")  # fmt: skip
+        print(f"4. speedup over 1: measured 2-way {mono_seconds / wall:.2f}x (target >= 1.6), "
+              f"projected {mono_seconds / projected:.2f}x (target >= {0.7 * plan['chunks']:.1f} "
+              f"= 0.7 x {plan['chunks']} chunks)")  # fmt: skip
+        chunked = stack.fetch(f"bench/chunked/{output}", work / f"chunked-{output}")
+        a, b = fill_video_bit_rate(mono, probe(mono)), fill_video_bit_rate(chunked, probe(chunked))
+        ratio = b.video.bit_rate / a.video.bit_rate - 1
+        print(f"5. video bitrate {b.video.bit_rate / 1000:.0f} kb/s chunked vs "
+              f"{a.video.bit_rate / 1000:.0f} kb/s monolithic ({ratio:+.1%}, target <= +3 %); "
+              f"PSNR chunked {psnr(source, chunked):.2f} dB vs monolithic {psnr(source, mono):.2f} dB "
+              f"(target within 0.15 dB); frames {frames(chunked)} vs {frames(mono)}")  # fmt: skip
+
+        ladder_job, ladder_tasks = stack.job(LADDER, "s3:///bench/ladder/")
+        cpu = sum(t["seconds"] for t in ladder_tasks if t["kind"] == "encode")
+        ladder = next(lad for name, lad in LADDERS if name == LADDER)
+        recipe = ladder_recipe(ladder, 720, Fraction(30), threads=1)
+        separate = 0.0
+        for video in recipe.videos:
+            args = ["-map", "0:v:0", "-vf", ",".join(video.filters), *video.args, "-an"]
+            separate += direct(args, source, work / f"sep-{video.name}.mp4")
+        lwall = _time(ladder_job["phases"]["completed"]) - _time(ladder_job["created_date"])
+        print(f"ladder {LADDER}: {len(recipe.videos)} renditions, encode tasks' CPU "
+              f"{cpu:.1f} s vs each rendition encoded separately {separate:.1f} s "
+              f"({cpu / separate:.2f}x); job wall time {lwall:.1f} s")  # fmt: skip
+    print(f"machine load average after: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""From a probed job to its graph, and back: planning a job, fanning it out, reading it again.
+
+`plan_job` turns the job's preset and probe into a `Recipe` (media) and a `Plan` (pure);
+`fan_out` (run by the job's own run, which holds its lease) cuts the source into pieces,
+stores the tasks, sends one message per ready task and moves the job to encoding; `Graph.of`
+rebuilds the same recipe and plan from the job item inside each task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from chalicelib import messages, queues
+from chalicelib.config import graph_settings
+from chalicelib.ffmpeg import parse_preset_data
+from chalicelib.graph.plan import Kind, Limits, Mode, Options, Plan, Source, plan
+from chalicelib.graph.workspace import Workspace
+from chalicelib.ladder import Ladder
+from chalicelib.media import steps
+from chalicelib.media.recipe import Recipe, VideoRecipe, ladder_recipe, single_recipe
+from chalicelib.models import Job, Task
+from chalicelib.probe import MediaError, MediaInfo, fill_video_bit_rate, probe
+
+log = logging.getLogger("openencoder.graph")
+AUDIO_PIECE = "pieces/audio.mka"
+AUDIO_OUTPUT = "out/audio.m4a"
+TASK_ITEM_DAYS = 30
+# Common frame rates as ffmpeg prints them (two decimals) and what they stand for.
+_NTSC = {
+    23.98: Fraction(24000, 1001),
+    29.97: Fraction(30000, 1001),
+    59.94: Fraction(60000, 1001),
+    47.95: Fraction(48000, 1001),
+    119.88: Fraction(120000, 1001),
+}
+
+
+def frame_rate(fps: float | None) -> Fraction | None:
+    if not fps or fps <= 0:
+        return None
+    return _NTSC.get(round(fps, 2)) or Fraction(fps).limit_denominator(1001)
+
+
+def recipe_for(snapshot: dict[str, Any], height: int | None, fps: Fraction | None) -> Recipe:
+    """The preset a job was made with, as a media recipe."""
+    threads = graph_settings().encode_threads
+    document = json.loads(snapshot["data"])
+    if isinstance(document, dict) and "ladder" in document:
+        return ladder_recipe(Ladder.model_validate(document["ladder"]), height, fps, threads)
+    spec = parse_preset_data(snapshot["data"])
+    return single_recipe(spec.args, snapshot["output"], height, two_pass=spec.two_pass)
+
+
+def plain(value: Any) -> dict[str, Any]:
+    """A MapAttribute (or nothing) as a plain dict."""
+    if value is None:
+        return {}
+    return value.as_dict() if hasattr(value, "as_dict") else dict(value)
+
+
+def _number(value: Any) -> int | float:
+    return int(value) if value == int(value) else float(value)
+
+
+def _snapshot(job: Job) -> dict[str, Any]:
+    return {"data": job.preset_snapshot["data"], "output": job.preset_snapshot["output"]}
+
+
+def limits() -> Limits:
+    g = graph_settings()
+    from chalicelib.config import settings
+
+    return Limits(
+        chunk_min_seconds=g.chunk_min_seconds,
+        chunk_seconds=g.chunk_seconds,
+        lambda_seconds=g.lambda_budget_seconds,
+        lambda_usd_per_second=g.lambda_usd_per_second,
+        droplets=bool(settings().droplet_max),
+        droplet_usd_per_hour=g.droplet_usd_per_hour,
+    )
+
+
+def source_of(info: MediaInfo) -> Source:
+    video = info.video
+    return Source(
+        duration=info.duration or 0.0,
+        fps=frame_rate(video.fps if video else None),
+        height=video.height if video else None,
+        has_video=video is not None,
+        has_audio=info.audio is not None,
+        start=getattr(info, "start", 0.0) or 0.0,
+    )
+
+
+def plan_job(job: Job, info: MediaInfo) -> tuple[Plan, Recipe]:
+    source = source_of(info)
+    recipe = recipe_for(_snapshot(job), source.height, source.fps)
+    raw = plain(job.options)
+    options = Options(parallel=raw.get("parallel", "auto"), priority=raw.get("priority", "speed"))
+    if recipe.ladder is not None and source.has_video and not recipe.videos:
+        raise MediaError("the ladder has no rendition this source can make")
+    if recipe.ladder is not None and not source.has_video:
+        raise MediaError("a ladder needs a source with video")
+    return plan(source, recipe.work(graph_settings().encode_speed), options, limits()), recipe
+
+
+# --- fan-out: the job's run, after probing --------------------------------------------
+
+
+def task_items(job: Job, p: Plan, queue: str) -> list[Task]:
+    attempt = int(job.attempt)
+    expires = timedelta(days=TASK_ITEM_DAYS)  # DynamoDB's TTL removes old attempts' tasks
+    return [
+        Task(
+            int(job.id),
+            Task.make_key(attempt, spec.id),
+            task_id=spec.id,
+            task_kind=str(spec.kind),
+            attempt=attempt,
+            order=order,
+            chunk=spec.chunk,
+            rendition=spec.rendition,
+            status="waiting" if spec.kind is Kind.ASSEMBLE else "queued",
+            queue=queue,
+            expires=expires,
+        )
+        for order, spec in enumerate(p.tasks)
+    ]
+
+
+def split_source(
+    source: Path, p: Plan, info: MediaInfo, folder: Path, run: steps.Run
+) -> list[tuple[Path, str]]:
+    """Pieces of the source's video (stream copy) and its audio: what the tasks download."""
+    seams = [steps.Seam(c.index, c.start, c.end) for c in p.chunks]
+    start = float(p.details.get("source_start") or 0.0)
+    pieces = steps.split(source, seams, folder, run, start)
+    named = [(path, f"pieces/{path.name}") for path in pieces]
+    if any(t.kind is Kind.AUDIO for t in p.tasks):
+        audio = folder / "audio.mka"
+        from chalicelib.media import argv
+
+        run(argv.extract_audio(source, audio), folder, None)
+        named.append((audio, AUDIO_PIECE))
+    return named
+
+
+def send_ready(job: Job, p: Plan, queue: str) -> None:
+    """One message per ready task (everything but the assemble), ten per call."""
+    batch = [
+        messages.TaskMessage(job_id=int(job.id), attempt=int(job.attempt), task=t.id)
+        for t in p.tasks
+        if t.kind is not Kind.ASSEMBLE
+    ]
+    queues.send_many(queue, batch)
+
+
+def queue_for(p: Plan) -> str:
+    return "long" if p.mode is Mode.DROPLET else "encode"
+
+
+# --- a task's view of its job ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Graph:
+    plan: Plan
+    recipe: Recipe
+    duration: float
+    source_start: float
+    poster_height: int
+
+    @classmethod
+    def of(cls, job: Job, threads: int = 0) -> Graph:
+        # DynamoDB hands numbers back as Decimal: whole ones become ints again.
+        record = json.loads(json.dumps(plain(job.plan), default=_number))
+        p = Plan.from_record(record)
+        summary = json.loads(json.dumps(plain(job.probe), default=_number))
+        height = next(
+            (s.get("height") for s in summary.get("streams", []) if s.get("kind") == "video"), None
+        )
+        height = int(height) if height else None
+        recipe = recipe_for(_snapshot(job), height, p.fps)
+        duration = float(summary.get("duration") or 0.0)
+        tallest = max((v.height or 0 for v in recipe.videos), default=0) or (height or 360)
+        return cls(p, recipe, duration, float(p.details.get("source_start") or 0.0), tallest)
+
+    def video(self, name: str | None) -> VideoRecipe:
+        return next(v for v in self.recipe.videos if v.name == name)
+
+    def share(self, task_id: str) -> float:
+        """This task's share of the job's progress, in percent (the assemble takes the rest)."""
+        total = sum(t.weight for t in self.plan.tasks) or 1.0
+        return 99.0 * self.plan.task(task_id).weight / total
+
+
+# --- what the job records of its outputs --------------------------------------------------
+
+_KINDS = {
+    ".m3u8": "playlist",
+    ".mpd": "manifest",
+    ".vtt": "thumbnails-index",
+    ".jpg": "thumbnail",
+    ".mp4": "video",
+    ".m4s": "segment",
+    ".webm": "video",
+    ".mkv": "video",
+    ".mov": "video",
+}
+
+
+def describe_outputs(pairs: list[tuple[Path, Any]]) -> list[dict[str, Any]]:
+    """One record per published (file, location), except segments: one summary per folder.
+
+    A two-hour ladder has thousands of segments; listing each would outgrow the job item.
+    """
+    records: list[dict[str, Any]] = []
+    segments: dict[str, dict[str, Any]] = {}
+    for path, location in pairs:
+        name, suffix, size = path.name, path.suffix.lower(), path.stat().st_size
+        folder = path.parent.name
+        if suffix == ".m4s" or name == "init.mp4":
+            prefix = location.key.rsplit("/", 1)[0] + "/"
+            entry = segments.setdefault(
+                prefix,
+                {"key": prefix, "kind": "segments", "rendition": folder, "count": 0, "size": 0},
+            )
+            entry["count"] += int(suffix == ".m4s")
+            entry["size"] += size
+            continue
+        record: dict[str, Any] = {
+            "key": location.key,
+            "uri": location.uri,
+            "size": size,
+            "kind": _KINDS.get(suffix, "file"),
+        }
+        if folder.endswith("p") and folder[:-1].isdigit():
+            record["rendition"] = folder
+        elif name.endswith("p.mp4") and name[:-5].isdigit():
+            record["rendition"] = name[:-4]
+        if suffix in (".mp4", ".webm", ".mkv", ".mov"):
+            record.update(_media_facts(path))
+        records.append(record)
+    return records + list(segments.values())
+
+
+def _media_facts(path: Path) -> dict[str, Any]:
+    try:
+        info = fill_video_bit_rate(path, probe(path))
+    except MediaError:
+        return {}
+    video = info.video
+    stream = video or info.audio
+    facts = {
+        "duration": info.duration,
+        "container": info.container,
+        "codec": stream.codec if stream else None,
+        "profile": stream.profile if stream else None,
+        "width": video.width if video else None,
+        "height": video.height if video else None,
+        "bit_rate": stream.bit_rate if stream and stream.bit_rate else info.bit_rate,
+    }
+    return {k: v for k, v in facts.items() if v is not None}
+
+
+def workspace_of(job: Job) -> Workspace:
+    return Workspace(int(job.id), int(job.attempt))
