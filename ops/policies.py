@@ -186,6 +186,7 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
             events,
             # Cleanup lists the versions of a key to delete only those its attempt wrote.
             _statement("OutputVersions", ["s3:ListBucketVersions"], a["output_bucket"]),
+            secrets,  # the DigitalOcean token: is the droplet pool there (priority cost)?
             logs,
         ],
         "drops": [

@@ -312,3 +312,19 @@ def test_a_ladder_job_publishes_hls_dash_mp4_and_thumbnails_that_ffmpeg_reads_ba
     assert "#xywh=" in (local / "thumbnails" / "sprite.vtt").read_text()
     kinds = {o["kind"] for o in stored.outputs}
     assert {"playlist", "manifest", "video", "segments", "thumbnail"} <= kinds
+
+
+def test_priority_cost_sends_the_job_to_the_droplet_pool_when_it_is_cheaper(aws, chunky, mezzanine):
+    boto3.client("ssm").put_parameter(
+        Name=settings().do_token_parameter, Value="do-token", Type="SecureString", Overwrite=True
+    )
+    job = new_job("h264_baseline_360p_600", upload(mezzanine), priority="cost")
+    url = queues.queue_url("encode")
+    body = queues.sqs().receive_message(QueueUrl=url)["Messages"][0]["Body"]
+    outcome = encode_queue.process(body, worker_id="lambda", queue="encode",
+                                   deadline=time.monotonic() + 600)  # fmt: skip
+    assert outcome.result.value == "handed_off"
+    stored = Job.get(job.id)
+    assert stored.queue == "long" and stored.status == "queued"
+    long = queues.sqs().receive_message(QueueUrl=queues.queue_url("long")).get("Messages", [])
+    assert [messages.parse(m["Body"]).job_id for m in long] == [int(job.id)]

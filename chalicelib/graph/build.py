@@ -72,16 +72,14 @@ def _snapshot(job: Job) -> dict[str, Any]:
     return {"data": job.preset_snapshot["data"], "output": job.preset_snapshot["output"]}
 
 
-def limits() -> Limits:
+def limits(*, droplets: bool = False) -> Limits:
     g = graph_settings()
-    from chalicelib.config import settings
-
     return Limits(
         chunk_min_seconds=g.chunk_min_seconds,
         chunk_seconds=g.chunk_seconds,
         lambda_seconds=g.lambda_budget_seconds,
         lambda_usd_per_second=g.lambda_usd_per_second,
-        droplets=bool(settings().droplet_max),
+        droplets=droplets,
         droplet_usd_per_hour=g.droplet_usd_per_hour,
     )
 
@@ -107,7 +105,17 @@ def plan_job(job: Job, info: MediaInfo) -> tuple[Plan, Recipe]:
         raise MediaError("the ladder has no rendition this source can make")
     if recipe.ladder is not None and not source.has_video:
         raise MediaError("a ladder needs a source with video")
-    return plan(source, recipe.work(graph_settings().encode_speed), options, limits()), recipe
+    droplets = options.priority == "cost" and _droplets_configured()
+    work = recipe.work(graph_settings().encode_speed)
+    return plan(source, work, options, limits(droplets=droplets)), recipe
+
+
+def _droplets_configured() -> bool:
+    """DigitalOcean has a token and the pool may grow (only asked for priority cost)."""
+    from chalicelib.config import settings
+    from chalicelib.secret_params import digitalocean_token
+
+    return settings().droplet_max > 0 and bool(digitalocean_token())
 
 
 # --- fan-out: the job's run, after probing --------------------------------------------
