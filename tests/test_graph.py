@@ -101,7 +101,7 @@ class Drain:
                 )
         return bool(received)
 
-    def until(self, done, seconds: float = 120, workers: int = 1) -> None:
+    def until(self, done, seconds: float = 300, workers: int = 1) -> None:
         """Run `workers` loops at once (as Lambda runs several invocations) until `done()`."""
         stop = threading.Event()
 
