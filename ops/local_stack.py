@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,6 +87,8 @@ def wait_for_http(url: str, deadline_seconds: float = 30, process: Any = None) -
         try:
             urllib.request.urlopen(url, timeout=2).read()  # noqa: S310 - loopback http only
             return
+        except urllib.error.HTTPError:
+            return  # it answers (health may say 503 "degraded" while the stack warms up)
         except OSError:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{url} did not answer within {deadline_seconds} s") from None
@@ -304,7 +307,7 @@ class LocalStack:
 
         s = settings()
         self._region = s.region
-        self._provision_with_state()
+        self.provision()
         username, password = provision.ensure_admin(
             os.environ.get("ADMIN_USERNAME") or "admin", os.environ.get("ADMIN_PASSWORD") or None
         )
@@ -351,7 +354,7 @@ class LocalStack:
         self._write_facts()
         return self.facts
 
-    def _provision_with_state(self) -> None:
+    def provision(self) -> None:
         """Provision, restoring the saved state between creating resources and seeding them."""
         from ops import local_state, provision
 

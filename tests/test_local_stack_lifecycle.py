@@ -180,12 +180,6 @@ def test_users_presets_uploads_and_jobs_survive_a_restart(tmp_path, media):
         assert second["id"] > made["id"]
     assert "restored from" in (state / "second.log").read_text()
 
-    with (state / "third.log").open("w") as out, running(state, out, args=("--fresh",),
-                                                          **FAST) as (_, facts):  # fmt: skip
-        auth = login(facts)
-        assert requests.get(f"{facts['api']}/jobs", headers=auth, timeout=10).json()["count"] == 0
-    assert (state / "state.previous" / "manifest.json").is_file()
-
 
 def test_a_job_stopped_mid_encode_is_handed_back_and_completes_once_after_a_restart(
     tmp_path, slow_clip

@@ -120,3 +120,34 @@ def test_an_interrupted_swap_is_finished_at_the_next_start(aws, tmp_path):
     local_state.save(root, region=REGION, include_queues=False)
     root.rename(root.with_name("state.old"))  # as if killed between the two renames
     assert local_state.read_manifest(root)["format"] == local_state.FORMAT
+
+
+def test_fresh_starts_empty_and_keeps_the_previous_state_aside(aws, tmp_path, monkeypatch):
+    from ops.local_stack import LocalStack
+
+    monkeypatch.setenv("OE_STATE_DIR", str(tmp_path))
+    fill()
+    local_state.save(tmp_path / "state", region=REGION, include_queues=False)
+    stack = LocalStack(port=0, aws_port=0, fresh=True)
+    stack.provision()
+    assert "started empty (FRESH)" in stack.notes[0]
+    assert (tmp_path / "state.previous" / "manifest.json").is_file()
+    assert not (tmp_path / "state").exists()  # the next stop saves this run's state there
+
+
+def test_the_stack_sets_an_unusable_state_aside_with_the_reason_and_starts_empty(
+    aws, tmp_path, monkeypatch
+):
+    from ops.local_stack import LocalStack
+
+    monkeypatch.setenv("OE_STATE_DIR", str(tmp_path))
+    local_state.save(tmp_path / "state", region=REGION, include_queues=False)
+    manifest = json.loads((tmp_path / "state" / "manifest.json").read_text())
+    manifest["tables"][Job.Meta.table_name]["attributes"]["id"] = "S"  # a key changed type
+    (tmp_path / "state" / "manifest.json").write_text(json.dumps(manifest))
+    stack = LocalStack(port=0, aws_port=0)
+    stack.provision()
+    (aside,) = tmp_path.glob("state.incompatible-*")
+    assert "could not be restored" in stack.notes[0] and str(aside) in stack.notes[0]
+    assert "type of openencoder-local-jobs.id changed" in (aside / "WHY.txt").read_text()
+    assert not (tmp_path / "state").exists()
