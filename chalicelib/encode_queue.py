@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from chalicelib import faults, host, messages, queues
+from chalicelib import faults, host, logs, messages, queues
 from chalicelib.pipeline import JobRun, Outcome, Result
 
 log = logging.getLogger("openencoder.encode")
@@ -46,10 +46,11 @@ def process(
         run = JobRun(
             message.job_id, message.attempt, worker_id=worker_id, deadline=deadline, stop=stop
         )
-    outcome = run.run()
     extra = {"job_id": message.job_id, "attempt": message.attempt}
     if isinstance(message, messages.TaskMessage):
         extra["task"] = message.task
+    with logs.bind(**extra):  # every record of the run names its job, attempt (and task)
+        outcome = run.run()
     log.info("outcome %s %s", outcome.result.value, outcome.message, extra=extra)
     if outcome.result is Result.RETRY:
         try:

@@ -115,7 +115,7 @@ def phase_lines(log: Path, job_id: int, phase: str) -> int:
     for line in log.read_text().splitlines():
         if line.startswith("{"):
             record = json.loads(line)
-            count += record.get("job_id") == job_id and record.get("phase") == phase
+            count += record.get("job_id") == job_id and record.get("status") == phase
     return count
 
 

@@ -75,8 +75,8 @@ def test_the_encode_handler_logs_each_phase_with_job_attempt_and_request_id(
     body = json.dumps({"job_id": int(job.id), "attempt": 1})
     assert lambda_module.encode(sqs_event(body), context) == {"batchItemFailures": []}
     records = json_lines(capsys.readouterr().out)
-    phases = [r for r in records if r.get("phase") and r.get("job_id") == int(job.id)]
-    assert [r["phase"] for r in phases] == [
+    phases = [r for r in records if r.get("status") and r.get("job_id") == int(job.id)]
+    assert [r["status"] for r in phases] == [
         "downloading", "probing", "encoding", "uploading", "completed",
     ]  # fmt: skip
     for record in phases:
