@@ -276,10 +276,16 @@ def _beats(workers: list[WorkerState]) -> list[Beat]:
             idle_since = float(w.idle_since) if w.idle_since else None
             beats.append(Beat(int(w.droplet_id), w.state, float(w.last_seen), idle_since))
         except (TypeError, ValueError) as exc:
-            log.warning(
-                json.dumps({"skipped": "heartbeat", "worker": str(w.worker_id), "why": str(exc)})
-            )
+            # Once per worker and container: a worker off any droplet (the local stack's)
+            # beats all day, and a tick every few seconds must not repeat it each time.
+            if str(w.worker_id) not in _SKIPPED_WORKERS:
+                _SKIPPED_WORKERS.add(str(w.worker_id))
+                entry = {"skipped": "heartbeat", "worker": str(w.worker_id), "why": str(exc)}
+                log.warning(json.dumps(entry))
     return beats
+
+
+_SKIPPED_WORKERS: set[str] = set()
 
 
 def _droplets(machines: list, now: float) -> list[Droplet]:

@@ -279,7 +279,8 @@ def test_a_leased_job_without_an_expiry_is_logged_and_skipped(caplog):
     assert skipped == [{"skipped": "job", "id": 5, "missing": ["lease_expires"]}]
 
 
-def test_a_heartbeat_without_a_droplet_id_is_logged_and_skipped(caplog):
+def test_a_heartbeat_without_a_droplet_id_is_logged_once_and_skipped(caplog, monkeypatch):
+    monkeypatch.setattr(reconcile, "_SKIPPED_WORKERS", set())
     good = WorkerState("worker:good", droplet_id=1, state="idle", last_seen=NOW, idle_since=NOW)
     local = WorkerState("worker:laptop", droplet_id=None, state="busy", last_seen=NOW)
     torn = WorkerState("worker:torn", droplet_id=2, state="busy", last_seen=None)
@@ -288,9 +289,14 @@ def test_a_heartbeat_without_a_droplet_id_is_logged_and_skipped(caplog):
     assert beats == [Beat(1, "idle", NOW, NOW)]
     skipped = {json.loads(r.message)["worker"] for r in caplog.records if '"skipped"' in r.message}
     assert skipped == {"worker:laptop", "worker:torn"}
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="openencoder.reconcile"):
+        assert reconcile._beats([good, local, torn]) == [Beat(1, "idle", NOW, NOW)]
+    assert caplog.records == []  # said once per worker, not on every tick
 
 
 def test_the_tick_does_its_work_for_the_others_around_odd_items(fake_do, caplog, monkeypatch):
+    monkeypatch.setattr(reconcile, "_SKIPPED_WORKERS", set())
     query = Job.by_lease.query
     # The real index, with one torn item among the real ones.
     monkeypatch.setattr(Job.by_lease, "query", lambda *a, **k: [torn_job(9002), *query(*a, **k)])
