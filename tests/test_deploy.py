@@ -122,6 +122,15 @@ def test_tables_indexes_and_secrets_are_provisioned(deployed):
     assert parameter["Type"] == "SecureString"
 
 
+def test_droplets_get_a_worker_role_and_the_api_url(deployed):
+    role = deployed["aws"]["iam"].get_role(RoleName=f"openencoder-{STAGE}-worker")["Role"]
+    assert role["MaxSessionDuration"] >= 3600
+    names = deployed["aws"]["iam"].list_role_policies(RoleName=f"openencoder-{STAGE}-worker")
+    assert names["PolicyNames"] == ["openencoder-worker"]
+    url = deployed["aws"]["ssm"].get_parameter(Name=f"/openencoder/{STAGE}/api-url")["Parameter"]
+    assert url["Value"].startswith("https://") and url["Value"].endswith("/api")
+
+
 def test_functions_run_with_their_own_least_privilege_policies(deployed):
     config = json.loads((deployed["project"] / ".chalice/config.json").read_text())["stages"][STAGE]
     assert config["autogen_policy"] is False
