@@ -115,6 +115,7 @@ def test_tables_indexes_and_secrets_are_provisioned(deployed):
         "kind-id-index",
         "guid-index",
         "kind-lease-index",
+        "kind-queued-index",
     }
     parameter = deployed["aws"]["ssm"].get_parameter(Name=f"/openencoder/{STAGE}/jwt-key")[
         "Parameter"
