@@ -25,6 +25,14 @@ export async function render(main, { ctx, session, go }) {
   const notify = session.schemas.JobCreate?.properties?.notify_url
     ? h("input", { id: "job-notify", name: "notify_url", type: "url", autocomplete: "off", placeholder: "https://example.com/hooks/job-done" })
     : null;
+  // How the server may run it (job graph): split into parallel chunks, and speed or cost.
+  const jobFields = session.schemas.JobCreate?.properties || {};
+  const parallel = jobFields.parallel
+    ? select([["auto", "Split into parallel chunks when it helps"], ["off", "One encode, never split"]], { id: "job-parallel", value: "auto" })
+    : null;
+  const priority = jobFields.priority
+    ? select([["speed", "Speed (Lambda)"], ["cost", "Cost (the droplet pool)"]], { id: "job-priority", value: "speed" })
+    : null;
   let destEdited = false;
   dest.addEventListener("input", () => (destEdited = true));
 
@@ -100,6 +108,8 @@ export async function render(main, { ctx, session, go }) {
     field("Preset", preset),
     field("Destination", dest, { hint: "outputs are written under this prefix of the output bucket" }),
     notify ? field("Notify URL (optional)", notify, { hint: "told when this job completes, fails or is cancelled" }) : null,
+    parallel ? field("Parallel encoding", parallel) : null,
+    priority ? field("Priority", priority) : null,
     message,
     submit,
   );
@@ -117,6 +127,8 @@ export async function render(main, { ctx, session, go }) {
     try {
       const body = { preset: preset.value, source: from, dest: dest.value.trim() };
       if (notify?.value.trim()) body.notify_url = notify.value.trim();
+      if (parallel) body.parallel = parallel.value;
+      if (priority) body.priority = priority.value;
       const answer = await api.post("/jobs", body);
       go(`/jobs/${answer.job.id}`);
     } catch (error) {
