@@ -69,6 +69,9 @@ def stack(tmp_path_factory, fake_do) -> Iterator[dict[str, Any]]:
             # Small files go up in one PUT, bigger ones in 5 MiB parts.
             OE_UPLOAD_SINGLE_MAX="1000000",
             OE_UPLOAD_PART_SIZE=str(5 * 1024 * 1024),
+            # Sources over 30 s are split into chunks of 20 s (the job graph's task grid).
+            OE_CHUNK_MIN_SECONDS="30",
+            OE_CHUNK_SECONDS="20",
         ) as (_process, facts),
     ):
         yield {**facts, "state": state}
@@ -363,9 +366,10 @@ def test_an_operator_cancels_a_running_job_from_its_page(page, stack, tmp_path):
     from tests import media as make
 
     facts = stack
-    # Long enough (a minute, upscaled to 1080p) that it is still encoding when cancelled.
+    # Long enough (29 s upscaled to 1080p) that it is still encoding when cancelled, and
+    # under the stack's 30 s chunking threshold, so it is one ffmpeg run.
     clip = make.generate(tmp_path / "long.mp4", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24",
-                         "-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")  # fmt: skip
+                         "-t", "29", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")  # fmt: skip
     s3(facts).upload_file(str(clip), facts["buckets"]["input"], "src/long.mp4")
     user = make_user(facts, "opal", "operator")
     auth = {"Authorization": f"Bearer {api_token(facts, *user)}"}
