@@ -28,7 +28,7 @@ const ROUTES = [
   [/^\/account$/, account, null, "guest"],
 ];
 
-// Who is logged in, and what this server offers (optional routes are probed).
+// Who is logged in, and what this server offers (read from its OpenAPI document).
 export const session = {
   user: null,
   can(role) {
@@ -223,8 +223,11 @@ function drawChrome() {
 
 // Queue depths and health, refreshed in the background on every page.
 let statusTimer = null;
+let statusRun = 0;
 
 async function statusHeader() {
+  // Each navigation restarts the refresh; an older run still in flight then stops.
+  const run = ++statusRun;
   clearTimeout(statusTimer);
   const box = document.getElementById("status");
   if (!session.user) {
@@ -264,6 +267,7 @@ async function statusHeader() {
       // No queue route on this server (or not allowed): the header shows health only.
     }
   }
+  if (run !== statusRun) return;
   clear(box, parts);
   statusTimer = setTimeout(statusHeader, 10000);
 }
@@ -278,7 +282,7 @@ async function render() {
     go("/login");
     return;
   }
-  let route = ROUTES.find(([pattern]) => pattern.test(path));
+  const route = ROUTES.find(([pattern]) => pattern.test(path));
   const allowed = (r) => (!r[3] || session.can(r[3])) && offered(r[1]);
   if (!route || !allowed(route)) {
     go(session.user ? "/jobs" : "/login");
