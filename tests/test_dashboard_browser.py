@@ -683,3 +683,33 @@ def test_the_browser_enforces_the_pages_policy(browser, stack):
     context.close()
     assert ran == {"inline": False, "color": "rgb(27, 31, 36)", "fetched": False}
     assert len(refused) >= 3, refused
+
+
+def test_a_chunked_job_shows_its_plan_and_task_grid_until_every_task_is_done(page, stack, tmp_path):
+    from playwright.sync_api import expect
+
+    from tests import media as make
+
+    facts = stack
+    # Longer than the stack's chunking threshold (30 s): two chunks of at most 20 s.
+    clip = make.av_clip(tmp_path / "chunky.mp4", seconds=31, size="160x90", bitrate="100k")
+    s3(facts).upload_file(str(clip), facts["buckets"]["input"], "src/chunky.mp4")
+    auth = {"Authorization": f"Bearer {api_token(facts, *admin(facts))}"}
+    body = {
+        "preset": "h264_baseline_360p_600",
+        "source": "s3:///src/chunky.mp4",
+        "dest": "s3:///chunky/",
+    }
+    job = requests.post(f"{facts['api']}/jobs", json=body, headers=auth, timeout=10).json()["job"]
+    login(page, facts, *admin(facts))
+    page.goto(f"{facts['dashboard']}#/jobs/{job['id']}")
+    expect(page.locator("#job-plan")).to_contain_text("chunked", timeout=60_000)
+    tasks = page.locator("#job-tasks li.task")
+    expect(tasks.first).to_be_visible()
+    expect(page.locator("#job-summary .badge")).to_have_text("completed", timeout=180_000)
+    total = tasks.count()
+    assert total >= 3  # two chunks and at least an assemble
+    expect(page.locator('#job-tasks li.task[data-status="done"]')).to_have_count(total)
+    expect(page.locator("#tasks-done")).to_have_text(f"{total} of {total} tasks done")
+    expect(page.get_by_label(f"Progress of job {job['id']}")).to_have_attribute("value", "100")
+    shoot(page, "job-chunked")
