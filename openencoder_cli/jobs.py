@@ -146,3 +146,19 @@ def outputs(
         output.print_json(answer)
     elif download is None:
         views.show_outputs(answer.get("items") or [])
+
+
+@app.command(epilog=example("openencoder jobs tasks 12", "openencoder jobs tasks 12 --json"))
+def tasks(ctx: typer.Context, job: JobRef, json_output: JsonOption = False) -> None:
+    """The tasks of a job's plan (each chunk of each rendition, audio, assemble)."""
+    answer = context.api(ctx).get(f"/jobs/{job}/tasks")
+    if context.wants_json(ctx, json_output):
+        output.print_json(answer)
+        return
+    rows = [
+        (t.get("id"), t.get("kind"), t.get("chunk"), t.get("rendition"), t.get("status"),
+         output.percent(t.get("progress")), t.get("attempt"), t.get("started"), t.get("finished"))
+        for t in answer.get("items") or []
+    ]  # fmt: skip
+    output.table(["task", "kind", "chunk", "rendition", "status", "progress", "attempt",
+                  "started", "finished"], rows)  # fmt: skip
