@@ -55,7 +55,9 @@ def stack(tmp_path_factory, fake_do):
         # takes three parts in parallel.
         running(checkout / ".local", output=log, OE_BCRYPT_ROUNDS="4", ADMIN_USERNAME="boss",
                 DIGITALOCEAN_END_POINT=endpoint, DIGITALOCEAN_TOKEN=fake.token,
-                OE_UPLOAD_SINGLE_MAX="4000000", OE_UPLOAD_PART_SIZE="5242880") as (_, facts),
+                OE_UPLOAD_SINGLE_MAX="4000000", OE_UPLOAD_PART_SIZE="5242880",
+                # Sources of 8 s and more are cut into 3 s chunks (the clips below are shorter).
+                OE_CHUNK_MIN_SECONDS="8", OE_CHUNK_SECONDS="3") as (_, facts),
     ):  # fmt: skip
         yield {"facts": facts, "checkout": checkout}
 
@@ -94,6 +96,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
         # 30 Mb/s for 3 s: about 13 MB, over the single-PUT limit above.
         "big": media.av_clip(root / "big clip.mp4", seconds=3, size="640x360", bitrate="30M"),
         "small": media.av_clip(root / "small.mp4", seconds=2, size="320x240"),
+        "chunked": media.av_clip(root / "chunked.mp4", seconds=9, size="320x240"),
         "long": media.av_clip(root / "long.mp4", seconds=20, size="1280x720", bitrate="1M"),
         "not_video": not_video,
     }
@@ -416,6 +419,20 @@ def test_failed_encodes_are_exit_1_with_the_error_and_ffmpeg_tail(cli, clips):
     for job_id in failed:
         assert cli.api("GET", f"/jobs/{job_id}").json()["error"]["message"] in shown
     assert "ffmpeg log" in shown and "baseline profile doesn't support 4:4:4" in shown
+
+
+def test_a_chunked_job_shows_its_chunks_and_tasks(cli, clips):
+    terminal = Terminal(cli, "encode", str(clips["chunked"]), "-p", "h264_baseline_360p_600")
+    assert terminal.wait() == 0, terminal.text
+    job_id = re.search(r"job (\d+) chunked\.mp4", terminal.text).group(1)
+    plan = cli.api("GET", f"/jobs/{job_id}").json()["plan"]
+    assert plan["mode"] == "chunked" and plan["chunks"] >= 2
+    assert re.search(r"chunks \d+/{}".format(plan["chunks"]), terminal.text), terminal.text[-2000:]
+    listed = json.loads(ok(cli("jobs", "tasks", job_id, "--json")))
+    assert listed == cli.api("GET", f"/jobs/{job_id}/tasks").json()
+    assert "encode" in ok(cli("jobs", "tasks", job_id)) and "chunked" in ok(
+        cli("jobs", "show", job_id)
+    )
 
 
 def test_encode_refuses_a_missing_file_and_an_unknown_preset(cli, clips, tmp_path):
