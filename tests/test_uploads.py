@@ -167,3 +167,22 @@ def test_each_output_carries_a_download_link_that_fetches_it(api):
     listed = api.call("GET", f"/api/jobs/{job_id}/outputs", token=guest).data
     assert listed["count"] == 1 and listed["items"][0]["key"] == location.key
     assert requests.get(listed["items"][0]["url"], timeout=10).content == b"encoded"
+
+
+def test_provisioning_sets_a_rule_that_aborts_abandoned_multipart_uploads_keeping_others(aws):
+    import boto3
+
+    from ops import provision
+
+    s3 = boto3.client("s3")
+    bucket = settings().input_bucket
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    (rule,) = [r for r in rules if r["ID"] == provision.ABORT_ABANDONED_UPLOADS["ID"]]
+    assert rule["Filter"] == {"Prefix": "uploads/"} and rule["Status"] == "Enabled"
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 2}
+    other = {"ID": "someone-elses", "Status": "Enabled", "Filter": {"Prefix": "tmp/"},
+             "Expiration": {"Days": 3}}  # fmt: skip
+    provision.ensure_lifecycle_rule(s3, bucket, other)
+    provision.provision(stage="local", log=lambda _m: None)  # a second run changes nothing
+    ids = {r["ID"] for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    assert ids >= {"someone-elses", provision.ABORT_ABANDONED_UPLOADS["ID"]}
