@@ -105,11 +105,32 @@ def report() -> tuple[int, dict[str, Any]]:
     return result
 
 
+def _oldest_waiting() -> dict[str, float]:
+    """Seconds since the message of the longest-waiting job of each job queue was due.
+
+    SQS tells the age of a queue's oldest message only through CloudWatch (which IAM
+    cannot scope to a resource); the jobs table knows it: waiting jobs are in a sparse
+    index ordered by when their message was due. One Query, oldest first.
+    """
+    from chalicelib.models import Job
+
+    now, oldest = time.time(), {}
+    for job in Job.by_queued.query("job", scan_index_forward=True, limit=100):
+        kind = job.queue or "encode"
+        if kind not in oldest and job.queued_due is not None:
+            oldest[kind] = max(0.0, round(now - float(job.queued_due), 1))
+        if len(oldest) == 2:
+            break
+    return oldest
+
+
 def queue_depths() -> list[dict[str, Any]]:
     """Depth, in-flight and delayed counts of each queue and its dead-letter queue."""
     from chalicelib.queues import sqs
 
     s = settings()
+    ages = _oldest_waiting()
+    age_of = {s.encode_queue: ages.get("encode"), s.long_queue: ages.get("long")}
     names = [s.encode_queue, s.long_queue, s.webhook_queue]
     wanted = [
         "ApproximateNumberOfMessages",
@@ -126,7 +147,8 @@ def queue_depths() -> list[dict[str, Any]]:
                 "depth": int(got.get("ApproximateNumberOfMessages", 0)),
                 "in_flight": int(got.get("ApproximateNumberOfMessagesNotVisible", 0)),
                 "delayed": int(got.get("ApproximateNumberOfMessagesDelayed", 0)),
-                "oldest_age_seconds": None,
+                # Job queues: from the jobs waiting (0 when none); others: not known.
+                "oldest_age_seconds": (age_of[name] or 0.0) if name in age_of else None,
             }
         )
     return rows

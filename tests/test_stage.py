@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import boto3
 import pytest
@@ -68,6 +69,17 @@ def test_operators_see_queue_depths_and_worker_heartbeats(api):
     assert set(by_name) == {f"{n}{d}" for n in (settings().encode_queue, settings().long_queue,
                                                   settings().webhook_queue) for d in ("", "-dlq")}  # fmt: skip
     assert set(by_name[settings().encode_queue]) >= {"depth", "in_flight", "oldest_age_seconds"}
+    assert by_name[settings().long_queue]["oldest_age_seconds"] == 0.0  # no job waits
+    assert by_name[settings().webhook_queue]["oldest_age_seconds"] is None
+    body = {"preset": "h264_baseline_360p_600", "source": "a.mp4", "dest": "o/"}
+    job_id = api.call("POST", "/api/jobs", body, token=operator).data["job"]["id"]
+    from chalicelib.models import Job
+
+    Job(job_id).update(actions=[Job.queued_due.set(int(time.time()) - 120)])
+    by_name = {
+        q["name"]: q for q in api.call("GET", "/api/worker/queue", token=operator).data["queues"]
+    }
+    assert 119 <= by_name[settings().encode_queue]["oldest_age_seconds"] < 200
     heartbeats.beat("worker:a", "busy", job_id=7)
     pools = api.call("GET", "/api/worker/pools", token=operator).data
     assert pools["count"] == 1
