@@ -342,7 +342,9 @@ def restart(job_id: int) -> Job:
     raise Conflict(f"job {job_id} changed while it was being restarted: try again")
 
 
-def fail(job_id: int, attempt: int, message: str, *, expect: tuple[Status, ...]) -> bool:
+def fail(
+    job_id: int, attempt: int, message: str, *, expect: tuple[Status, ...], log_tail: str = ""
+) -> bool:
     """End a job in error if it is still in one of `expect` as `attempt`; False if not."""
     for _ in range(_READ_RETRIES):
         job = current(job_id)
@@ -355,7 +357,7 @@ def fail(job_id: int, attempt: int, message: str, *, expect: tuple[Status, ...])
                 new=Status.ERROR,
                 condition=Job.attempt == attempt,
                 actions=[
-                    Job.error.set({"message": message, "log": ""}),
+                    Job.error.set({"message": message, "log": log_tail}),
                     Job.queued_due.remove(),
                     *_releasing(),
                 ],
@@ -704,26 +706,7 @@ def graph_advance(
 
 def fail_graph(job_id: int, attempt: int, message: str, log_tail: str = "") -> bool:
     """The job fails with one task's error and ffmpeg tail; False if it already ended."""
-    for _ in range(_READ_RETRIES):
-        job = current(job_id)
-        if job is None or int(job.attempt) != attempt or status_of(job) not in ACTIVE:
-            return False
-        try:
-            _write(
-                job_id,
-                old=status_of(job),
-                new=Status.ERROR,
-                condition=Job.attempt == attempt,
-                actions=[
-                    Job.error.set({"message": message, "log": log_tail}),
-                    Job.queued_due.remove(),
-                    *_releasing(),
-                ],
-            )
-            return True
-        except Lost:
-            continue
-    return False
+    return fail(job_id, attempt, message, expect=ACTIVE, log_tail=log_tail)
 
 
 def lapsed_tasks(now: float) -> list[Task]:
