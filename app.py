@@ -6,7 +6,7 @@ from chalice import Chalice, Rate
 
 from chalicelib import api, logs
 from chalicelib.api.routedoc import doc
-from chalicelib.config import settings
+from chalicelib.config import encode_concurrency_cap, settings
 
 # Chalice would set the app's logger to ERROR with propagation off, which hides every
 # chalicelib record below ERROR; chalicelib.logs configures it once instead.
@@ -361,7 +361,11 @@ def delete_machine(machine_id):
 # start loads only what it runs.
 
 
-@app.on_sqs_message(queue=settings().encode_queue, batch_size=1, name="encode")
+# At most the stage's OE_ENCODE_CONCURRENCY invocations at once (`make deploy` sets the
+# stage's variables while Chalice reads this): a large graph waits in SQS instead of
+# taking the region's concurrency from the API. Plans fit their tasks to the same cap.
+@app.on_sqs_message(queue=settings().encode_queue, batch_size=1, name="encode",
+                    maximum_concurrency=encode_concurrency_cap())  # fmt: skip
 def encode(event):
     from chalicelib import encode_queue
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -45,12 +46,16 @@ def _time(moment: str) -> float:
     return datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
 
 
-def direct(args: list[str], source: Path, out: Path) -> float:
+def direct(args: list[str], source: Path, out: Path) -> tuple[float, float]:
+    """ffmpeg run on its own: (wall seconds, CPU seconds of every thread it ran)."""
     argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
             "-i", str(source), *args, str(out)]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, check=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def frames(path: Path) -> int:
@@ -106,8 +111,9 @@ def main() -> int:
 
     data, output = next((d, o) for _, n, d, o in SEEDED if n == PRESET)
     mono = work / f"mono-{output}"
-    mono_seconds = direct([*parse_preset_data(data).args, "-threads", "1"], source, mono)
-    print(f"1. monolithic single task ({PRESET}, -threads 1): {mono_seconds:7.1f} s")
+    mono_seconds, mono_cpu = direct([*parse_preset_data(data).args, "-threads", "1"], source, mono)
+    print(f"1. monolithic single task ({PRESET}, -threads 1): {mono_seconds:7.1f} s "
+          f"({mono_cpu:.1f} CPU s)")  # fmt: skip
 
     env = {"OE_LOCAL_CONCURRENCY": "2", "OE_ENCODE_THREADS": "1", "OE_BCRYPT_ROUNDS": "4"}
     for name in ("OE_CHUNK_MIN_SECONDS", "OE_CHUNK_SECONDS"):  # a quick run on a short clip
@@ -130,6 +136,11 @@ def main() -> int:
               f"{planning:.1f} + longest task {max(encodes + others):.1f} + assemble {assemble:.1f}")  # fmt: skip
         # Under contention every task is slowed alike: the ratio of all encode work to the
         # longest task is the speedup N Lambdas would give whatever the load here.
+        cpu = sum(t["cpu_seconds"] or 0 for t in tasks)
+        print(f"   CPU: {float(job['cpu_seconds']):.1f} s for the whole job (split, "
+              f"{len(tasks)} tasks) vs {mono_cpu:.1f} s monolithic; encode tasks "
+              f"{sum(t['cpu_seconds'] or 0 for t in tasks if t['kind'] == 'encode'):.1f} s "
+              f"of {cpu:.1f} s")  # fmt: skip
         print(f"   encode tasks: {len(encodes)} took {sum(encodes):.1f} s in all, longest "
               f"{max(encodes):.1f} s: {sum(encodes) / max(encodes):.2f}x over one task doing "
               f"them all (load-independent view of 3)")  # fmt: skip
@@ -145,17 +156,20 @@ def main() -> int:
               f"(target within 0.15 dB); frames {frames(chunked)} vs {frames(mono)}")  # fmt: skip
 
         ladder_job, ladder_tasks = stack.job(LADDER, "s3:///bench/ladder/")
-        cpu = sum(t["seconds"] for t in ladder_tasks if t["kind"] == "encode")
+        encode_tasks = [t for t in ladder_tasks if t["kind"] == "encode"]
+        cpu = sum(t["cpu_seconds"] for t in encode_tasks)
         ladder = next(lad for name, lad in LADDERS if name == LADDER)
         recipe = ladder_recipe(ladder, 720, Fraction(30), threads=1)
         separate = 0.0
         for video in recipe.videos:
             args = ["-map", "0:v:0", "-vf", ",".join(video.filters), *video.args, "-an"]
-            separate += direct(args, source, work / f"sep-{video.name}.mp4")
+            separate += direct(args, source, work / f"sep-{video.name}.mp4")[1]
         lwall = _time(ladder_job["phases"]["completed"]) - _time(ladder_job["created_date"])
-        print(f"ladder {LADDER}: {len(recipe.videos)} renditions, encode tasks' CPU "
-              f"{cpu:.1f} s vs each rendition encoded separately {separate:.1f} s "
-              f"({cpu / separate:.2f}x); job wall time {lwall:.1f} s")  # fmt: skip
+        shape = "one decode per chunk" if encode_tasks[0]["rendition"] is None else "one each"
+        print(f"ladder {LADDER}: {len(recipe.videos)} renditions in {len(encode_tasks)} encode "
+              f"tasks ({shape}): their CPU {cpu:.1f} s vs each rendition of the whole source "
+              f"encoded separately {separate:.1f} s ({cpu / separate:.2f}x); "
+              f"job wall time {lwall:.1f} s")  # fmt: skip
     print(f"machine load average after: {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -284,6 +284,7 @@ class GraphSettings:
     droplet_usd_per_hour: float
     task_retries: int
     task_lease_recoveries: int
+    encode_concurrency: int
 
 
 def graph_settings() -> GraphSettings:
@@ -301,4 +302,15 @@ def graph_settings() -> GraphSettings:
         droplet_usd_per_hour=_float("OE_DROPLET_USD_PER_HOUR", 0.125),
         task_retries=_int("OE_TASK_RETRIES", 3),
         task_lease_recoveries=_int("OE_TASK_LEASE_RECOVERIES", 3),
+        # How many encode invocations run at once: the stage's cap on the encode function
+        # (deploy applies it to the queue's event source), or the local stack's slots.
+        # 0: uncapped (the region's concurrency). Plans fit their tasks to it.
+        encode_concurrency=_int("OE_ENCODE_CONCURRENCY", 0),
     )
+
+
+def encode_concurrency_cap() -> int | None:
+    """The encode function's event-source cap: OE_ENCODE_CONCURRENCY within what SQS
+    event sources accept (2 to 1,000), or None (uncapped) when it is not set."""
+    wanted = graph_settings().encode_concurrency
+    return min(1000, max(2, wanted)) if wanted > 0 else None

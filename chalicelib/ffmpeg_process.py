@@ -49,6 +49,11 @@ class FfmpegProcess:
         return self.process
 
     @property
+    def cpu_seconds(self) -> float:
+        """CPU time ffmpeg used (all its threads), known once it has ended."""
+        return self.process.cpu_seconds if self.process is not None else 0.0
+
+    @property
     def timed_out(self) -> bool:
         return self.process is not None and self.process.timed_out
 

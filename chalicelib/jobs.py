@@ -19,7 +19,7 @@ from chalicelib import counters, faults, lifecycle, queues, stats
 from chalicelib.config import settings
 from chalicelib.errors import InvalidInput, NotFound, Unavailable
 from chalicelib.ffmpeg import parse_preset_data
-from chalicelib.lifecycle import Status
+from chalicelib.lifecycle import Status, TaskStatus
 from chalicelib.models import Job, rfc3339
 from chalicelib.presets import get_preset_by_name
 from chalicelib.storage import INTERNAL_PREFIX, download_link, from_uri, parse_location
@@ -237,6 +237,7 @@ def public_view(job: Job) -> dict[str, Any]:
             "attempt": int(job.attempt),
             "speed": job.speed,
             "fps": float(job.fps) if job.fps is not None else None,
+            "cpu_seconds": float(job.cpu_seconds) if job.cpu_seconds is not None else None,
             "phases": job.phases.as_dict() if job.phases else {},
             "error": job.error.as_dict() if job.error else None,
             "outputs": [output_view(o) for o in (job.outputs or [])],
@@ -257,7 +258,7 @@ def plan_view(job: Job) -> dict[str, Any] | None:
     estimate = plan.get("estimate") or {}
     return {
         "mode": plan.get("mode"),
-        "chunks": len(plan.get("chunks") or []),
+        "chunks": len(plan.get("seams") or plan.get("chunks") or []),
         "renditions": len(plan.get("renditions") or []),
         "tasks_total": int(job.tasks_total or 0),
         "tasks_done": int(job.tasks_done or 0),
@@ -269,19 +270,32 @@ def plan_view(job: Job) -> dict[str, Any] | None:
 
 
 def task_views(job: Job) -> list[dict[str, Any]]:
-    """The tasks of the job's current attempt, in plan order (one Query)."""
+    """The tasks of the job's current attempt, in plan order (one Query).
+
+    A task still waiting when its job ended never runs: its message is skipped when it
+    arrives. It is shown as cancelled rather than queued forever.
+    """
+    ended = job.status in (Status.ERROR.value, Status.CANCELLED.value)
+
+    def status(task: Any) -> str:
+        if ended and task.status in (TaskStatus.QUEUED.value, TaskStatus.WAITING.value):
+            return TaskStatus.CANCELLED.value
+        return str(task.status)
+
     return [
         {
             "id": t.task_id,
             "kind": t.task_kind,
             "chunk": int(t.chunk) if t.chunk is not None else None,
             "rendition": t.rendition,
-            "status": t.status,
+            "renditions": list(t.renditions or ([t.rendition] if t.rendition else [])),
+            "status": status(t),
             "attempt": int(t.attempt),
             "started": _date(t.started),
             "finished": _date(t.finished),
             "progress": float(t.progress or 0),
             "seconds": float(t.seconds) if t.seconds is not None else None,
+            "cpu_seconds": float(t.cpu_seconds) if t.cpu_seconds is not None else None,
             "error": t.error.as_dict() if t.error else None,
         }
         for t in lifecycle.tasks_of(int(job.id), int(job.attempt))

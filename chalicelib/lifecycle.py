@@ -259,10 +259,14 @@ def requeue(
     _write(lease.job_id, old=old, new=Status.QUEUED, condition=lease.condition(), actions=actions)
 
 
-def release(lease: Lease) -> None:
-    """Drop the lease of a job someone else ended (cancelled): no status change."""
+def release(lease: Lease, cpu_seconds: float = 0.0) -> None:
+    """Drop the lease: the job was ended by someone else (cancelled), or its tasks hold
+    their own leases from here on (a fan-out, adding the CPU time its split took)."""
+    actions = _releasing()
+    if cpu_seconds:
+        actions.append(Job.cpu_seconds.add(round(cpu_seconds, 3)))
     try:
-        Job(lease.job_id).update(actions=_releasing(), condition=lease.condition())
+        Job(lease.job_id).update(actions=actions, condition=lease.condition())
     except PynamoDBException as exc:
         if not faults.is_lost(exc):
             raise
@@ -614,7 +618,7 @@ def renew_task(lease: TaskLease, fields: dict[str, Any]) -> None:
 
 
 def finish_task(
-    lease: TaskLease, outputs: list[str], share: float, seconds: float
+    lease: TaskLease, outputs: list[str], share: float, seconds: float, cpu_seconds: float = 0.0
 ) -> tuple[int, int]:
     """Done, counted once on the job (one transaction); (tasks_done, tasks_total) after it.
 
@@ -629,6 +633,7 @@ def finish_task(
             Task.outputs.set(outputs),
             Task.finished.set(utcnow()),
             Task.seconds.set(round(seconds, 3)),
+            Task.cpu_seconds.set(round(cpu_seconds, 3)),
             Task.progress.set(100),
             Task.lease_owner.remove(),
             Task.lease_expires.remove(),
@@ -638,6 +643,7 @@ def finish_task(
         job_actions=[
             Job.tasks_done.add(1),
             Job.progress.add(round(share, 3)),
+            Job.cpu_seconds.add(round(cpu_seconds, 3)),
             Job.updated_date.set(utcnow()),
         ],
     )
@@ -681,6 +687,7 @@ def end_task(
     message: str = "",
     log_tail: str = "",
     seconds: float | None = None,
+    cpu_seconds: float | None = None,
 ) -> None:
     """Ended without counting on the job: failed or cancelled (see `fail_graph`), or the
     assemble done (the job's completion counted it)."""
@@ -692,6 +699,8 @@ def end_task(
     ]
     if seconds is not None:
         actions += [Task.seconds.set(round(seconds, 3)), Task.progress.set(100)]
+    if cpu_seconds is not None:
+        actions.append(Task.cpu_seconds.set(round(cpu_seconds, 3)))
     if message:
         actions.append(Task.error.set({"message": message, "log": log_tail}))
     _task_write(lease.job_id, lease.key, actions=actions, condition=lease.condition())

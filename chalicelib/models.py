@@ -163,6 +163,8 @@ class Job(Model):
     progress = NumberAttribute(default=0)
     speed = UnicodeAttribute(null=True)
     fps = NumberAttribute(null=True)
+    # CPU seconds ffmpeg spent making the outputs (every finished task's, for a graph).
+    cpu_seconds = NumberAttribute(null=True)
     phases = MapAttribute(default=dict)
     lease_owner = UnicodeAttribute(null=True)
     lease_expires = NumberAttribute(null=True)
@@ -215,6 +217,7 @@ class Task(Model):
     order = NumberAttribute(default=0)  # position in the plan
     chunk = NumberAttribute(null=True)
     rendition = UnicodeAttribute(null=True)
+    renditions = ListAttribute(of=UnicodeAttribute, null=True)  # an encode of several at once
     status = UnicodeAttribute()
     queue = UnicodeAttribute(default="encode")
     lease_owner = UnicodeAttribute(null=True)
@@ -225,6 +228,7 @@ class Task(Model):
     started = UTCDateTimeAttribute(null=True)
     finished = UTCDateTimeAttribute(null=True)
     seconds = NumberAttribute(null=True)  # the run's wall time (the bench reads it)
+    cpu_seconds = NumberAttribute(null=True)  # ffmpeg's CPU time in the run (what it cost)
     outputs = ListAttribute(default=list)
     error = MapAttribute(null=True)
     expires = TTLAttribute(null=True)

@@ -154,6 +154,7 @@ class JobRun:
         self.job: Job | None = None
         self.progress = Progress()
         self.ffmpeg: FfmpegProcess | None = None
+        self.cpu_seconds = 0.0  # ffmpeg's CPU time in this run (recorded on the job)
         self.stops = Stops(self.kill)
         self.record = RunRecord(self.lease, self.stops, self.extra)
         self.scratch: Scratch | None = None
@@ -233,6 +234,9 @@ class JobRun:
             return self._fan_out(plan, info)
         if plan.mode is Mode.DROPLET and self.deadline is not None:
             log.info("planned for the droplet pool: %s", plan.reason, extra=self.extra)
+            # The job view shows the route and its estimate while the job waits for a droplet.
+            fields = {"probe": info.summary(), "plan": plan.record()}
+            self.record.close("recording the plan", lambda: self.record.renew(fields))
             self.stops.set(StopReason.OVER_BUDGET)
             self.stops.check()
         self._check_budget(info, spec)
@@ -245,7 +249,8 @@ class JobRun:
             self.scratch.out, self.job.dest,
             transfer=self._transfer, should_stop=self.should_stop, check=self.stops.check,
         )  # fmt: skip
-        self.record.complete({"outputs": outputs, "progress": 100, "tasks_done": 1})
+        self.record.complete({"outputs": outputs, "progress": 100, "tasks_done": 1,
+                              "cpu_seconds": round(self.cpu_seconds, 3)})  # fmt: skip
         log.info("completed with %d outputs", len(outputs), extra=self.extra)
         return Outcome(self.job_id, Result.COMPLETED)
 
@@ -259,7 +264,7 @@ class JobRun:
         assert self.record.heartbeat is not None
         job, scratch = self.job, self.scratch
         fields = {"probe": info.summary(), "plan": plan.record(), "tasks_total": len(plan.tasks),
-                  "tasks_done": 0, "progress": 0}  # fmt: skip
+                  "tasks_done": 0, "progress": 0, "cpu_seconds": 0}  # fmt: skip
         self.record.advance(Status.ENCODING, fields)
         from chalicelib.graph.runner import FfmpegRunner  # the runner imports this module
 
@@ -284,7 +289,10 @@ class JobRun:
             raise
         self._transfer("sending the tasks", lambda: build.send_ready(job, plan, queue))
         self.record.heartbeat.stop()  # the tasks hold their own leases from here on
-        self.record.close("handing the job to its tasks", lambda: lifecycle.release(self.lease))
+        self.record.close(
+            "handing the job to its tasks",
+            lambda: lifecycle.release(self.lease, cpu_seconds=runner.cpu_seconds),
+        )
         log.info("fanned out: %s, %d tasks on the %s queue", plan.reason, len(plan.tasks), queue,
                  extra=self.extra)  # fmt: skip
         return Outcome(self.job_id, Result.FANNED_OUT, f"{len(plan.tasks)} tasks")
@@ -395,6 +403,7 @@ class JobRun:
                                     duration=duration, progress=self.progress)  # fmt: skip
         self.stops.check()
         code = self.ffmpeg.run()
+        self.cpu_seconds += self.ffmpeg.cpu_seconds
         self.stops.check()
         lines = [self.scratch.redact(line) for line in self.ffmpeg.log_lines()]
         if self.ffmpeg.timed_out:

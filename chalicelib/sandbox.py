@@ -96,6 +96,7 @@ class FencedProcess(subprocess.Popen):
             resource.prlimit(self.pid, resource.RLIMIT_FSIZE, limit)
         self.seconds = seconds
         self.timed_out = False
+        self.cpu_seconds = 0.0  # user + system time of ffmpeg and its threads, once reaped
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
         self._timer.start()
@@ -118,6 +119,25 @@ class FencedProcess(subprocess.Popen):
         code = super().wait(timeout)
         self._timer.cancel()
         return code
+
+    # Popen reaps with waitpid, which drops the child's resource usage; wait4 returns it.
+    # This one process's CPU time is what a task cost (RUSAGE_CHILDREN would mix in every
+    # other ffmpeg this host runs at the same time). Both of Popen's reaping paths, the
+    # blocking wait and poll, go through `_reap`.
+    def _reap(self, pid: int, flags: int) -> tuple[int, int]:
+        reaped, status, usage = os.wait4(pid, flags)
+        if reaped == pid:
+            self.cpu_seconds = usage.ru_utime + usage.ru_stime
+        return reaped, status
+
+    def _try_wait(self, wait_flags: int) -> tuple[int, int]:
+        try:
+            return self._reap(self.pid, wait_flags)
+        except ChildProcessError:  # reaped elsewhere: the same answer Popen gives
+            return self.pid, 0
+
+    def poll(self) -> int | None:
+        return self._internal_poll(_waitpid=self._reap)  # type: ignore[attr-defined]
 
 
 def run(

@@ -156,7 +156,8 @@ def tasks(ctx: typer.Context, job: JobRef, json_output: JsonOption = False) -> N
         output.print_json(answer)
         return
     rows = [
-        (t.get("id"), t.get("kind"), t.get("chunk"), t.get("rendition"), t.get("status"),
+        (t.get("id"), t.get("kind"), t.get("chunk"),
+         t.get("rendition") or " + ".join(t.get("renditions") or []), t.get("status"),
          output.percent(t.get("progress")), t.get("attempt"), t.get("started"), t.get("finished"))
         for t in answer.get("items") or []
     ]  # fmt: skip

@@ -295,6 +295,8 @@ class LocalStack:
         )
         # Where (fake) droplets fetch their credentials: this stack's own API.
         os.environ.setdefault("OE_API_URL", f"http://127.0.0.1:{self.port}/api")
+        # Plans fit their tasks to the invocations that run at once, here the pump's slots.
+        os.environ.setdefault("OE_ENCODE_CONCURRENCY", str(local_settings().concurrency))
         # Imported only now: settings are read from the environment set above.
         from chalice.cli.factory import CLIFactory
 

@@ -85,6 +85,11 @@ def test_the_encode_queue_triggers_the_encode_function_with_partial_batch_respon
     assert mapping["EventSourceArn"].endswith(f"openencoder-{STAGE}-encode")
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] == 1
+    # The stage's cap (OE_ENCODE_CONCURRENCY in .chalice/config.json), so a large graph
+    # queues instead of starving the API of the region's concurrency.
+    stage_env = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"][STAGE]
+    cap = int(stage_env["environment_variables"]["OE_ENCODE_CONCURRENCY"])
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": cap}
 
 
 def test_queues_have_dead_letter_queues_and_long_visibility(deployed):

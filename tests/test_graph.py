@@ -3,6 +3,7 @@ lease recovery, a failing chunk, and a ladder read back from its HLS and DASH ou
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import threading
@@ -270,6 +271,10 @@ def test_a_failing_chunk_fails_the_job_with_its_error_and_ffmpeg_tail(
     failed = lifecycle.task(int(job.id), 1, "encode-0002-h264_baseline_360p_600.mp4")
     assert failed.status == TaskStatus.FAILED
     assert not any(t.status == "running" for t in lifecycle.tasks_of(int(job.id), 1))
+    # The view never leaves a task of the failed job waiting: what never ran was cancelled.
+    views = {v["id"]: v["status"] for v in jobs.task_views(stored)}
+    assert views["assemble"] == "cancelled"
+    assert set(views.values()) <= {"done", "failed", "cancelled"}, views
     wait_until(lambda: Workspace(int(job.id), 1).names() == [], 30, "intermediates removed")
     assert output_keys() == set()
 
@@ -326,5 +331,38 @@ def test_priority_cost_sends_the_job_to_the_droplet_pool_when_it_is_cheaper(aws,
     assert outcome.result.value == "handed_off"
     stored = Job.get(job.id)
     assert stored.queue == "long" and stored.status == "queued"
+    plan = jobs.public_view(stored)["plan"]  # shown while the job waits for a droplet
+    assert plan["mode"] == "droplet" and plan["estimate"]["cost_usd"] > 0
     long = queues.sqs().receive_message(QueueUrl=queues.queue_url("long")).get("Messages", [])
     assert [messages.parse(m["Body"]).job_id for m in long] == [int(job.id)]
+
+
+SMALL_LADDER = {"ladder": {
+    "video": {"codec": "h264", "preset": "ultrafast"},
+    "renditions": [{"height": 360, "bitrate": "600k", "profile": "main"},
+                   {"height": 240, "bitrate": "300k", "profile": "baseline"}],
+    "audio": {"codec": "aac", "bitrate": "96k", "channels": 2},
+    "segment_seconds": 2, "packaging": ["mp4"]}}  # fmt: skip
+
+
+def test_with_one_invocation_at_a_time_each_chunk_makes_every_rendition_from_one_decode(
+    aws, chunky, mezzanine, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("OE_ENCODE_CONCURRENCY", "1")
+    presets.create_preset(presets.PresetInput(name="two_rungs", data=json.dumps(SMALL_LADDER),
+                                              output="ladder"))  # fmt: skip
+    job = new_job("two_rungs", upload(mezzanine))
+    Drain().until(ended(job))
+    stored = Job.get(job.id)
+    assert stored.status == "completed", stored.error
+    tasks = jobs.task_views(stored)
+    encodes = [t for t in tasks if t["kind"] == "encode"]
+    # 7.2 s in 2 s segments, ~3 s chunks: 2 s chunks, one task each for both renditions.
+    assert [t["id"] for t in encodes] == ["encode-0000", "encode-0001", "encode-0002"]
+    assert all(t["renditions"] == ["360p", "240p"] and t["rendition"] is None for t in encodes)
+    assert all(t["status"] == "done" and t["cpu_seconds"] > 0 for t in tasks)
+    # The job's CPU time is what its tasks' ffmpeg runs took, and the split before them.
+    total = sum(t["cpu_seconds"] for t in tasks)
+    assert total <= float(stored.cpu_seconds) <= total + 5
+    for name in ("360p", "240p"):
+        assert decodes(fetch(f"out/{name}.mp4", tmp_path / f"{name}.mp4"), "0:v:0") == FRAMES

@@ -7,6 +7,7 @@ import itertools
 import json
 import re
 import subprocess
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -116,10 +117,18 @@ def run_graph(source: Path, recipe: Recipe, work_dir: Path, limits: Limits) -> t
     for task in p.tasks:
         if task.kind != Kind.ENCODE:
             continue
-        video = next(v for v in recipe.videos if v.name == task.rendition)
-        out = work_dir / f"{task.id}.mp4"
-        steps.encode_chunk(pieces[task.chunk], out, video, seams[task.chunk], FPS, steps.local_run)
-        encoded[video.name].append(out)
+        outs = [
+            (recipe.video(name), work_dir / f"{task.id}-{name}.mp4") for name in task.renditions
+        ]
+        if len(outs) == 1:
+            video, out = outs[0]
+            steps.encode_chunk(pieces[task.chunk], out, video, seams[task.chunk], FPS,
+                               steps.local_run)  # fmt: skip
+        else:
+            steps.encode_chunk_renditions(pieces[task.chunk], outs, seams[task.chunk], FPS,
+                                          steps.local_run)  # fmt: skip
+        for video, out in outs:
+            encoded[video.name].append(out)
     audio = steps.encode_audio(source, work_dir / "audio.m4a", recipe, steps.local_run, None)
     joined = {
         name: steps.join(paths, work_dir / f"joined-{i}.mp4", steps.local_run)
@@ -255,6 +264,39 @@ def test_a_ladder_packages_into_hls_and_dash_that_ffmpeg_reads_back(mezzanine, t
     assert (sprite.video.width, sprite.video.height) == (640, 90)
 
 
+def video_crcs(path: Path) -> list[str]:
+    """Each video packet's pts, size and checksum: equal lists mean the same bitstream."""
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+         "-f", "framecrc", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return [line for line in result.stdout.splitlines() if not line.startswith("#")]
+
+
+def test_a_chunks_renditions_from_one_decode_are_the_same_streams_as_one_at_a_time(
+    mezzanine, tmp_path
+):
+    """Decoding once per chunk changes the work, never the output: the same packets."""
+    ladder = Ladder.model_validate(LADDER | {"packaging": ["mp4"], "thumbnails": None})
+    recipe = ladder_recipe(ladder, 360, FPS, threads=1)  # one thread: deterministic output
+    limits = Limits(chunk_min_seconds=0, chunk_seconds=4)
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "together").mkdir()
+    alone, alone_joined, _ = run_graph(mezzanine, recipe, tmp_path / "alone", limits)
+    together, together_joined, _ = run_graph(
+        mezzanine, recipe, tmp_path / "together", replace(limits, concurrency=1)
+    )
+    assert not alone.decode_once and together.decode_once
+    encodes = [t for t in together.tasks if t.kind == Kind.ENCODE]
+    assert len(encodes) == len(together.chunks) == 3
+    assert all(t.renditions == ("360p", "240p") for t in encodes)
+    for name in ("360p", "240p"):
+        crcs = video_crcs(together_joined[name])
+        assert len(crcs) == SECONDS * 30
+        assert crcs == video_crcs(alone_joined[name])
+
+
 @pytest.mark.parametrize(
     "codec, preset, prefix", [("av1", "12", "av01.0."), ("h265", "ultrafast", "hvc1.1.")]
 )
@@ -285,6 +327,13 @@ def test_argv_never_reads_anything_but_files(tmp_path):
     built = [
         argv.split_piece(tmp_path / "s.mp4", 4.0, 8.0, tmp_path / "p.mkv"),
         argv.encode_chunk(tmp_path / "p.mkv", tmp_path / "c.mp4", video, start=4, end=8, fps=FPS),
+        argv.encode_chunk_renditions(
+            tmp_path / "p.mkv",
+            [(video, tmp_path / "a.mp4"), (video, tmp_path / "b.mp4")],
+            start=4,
+            end=8,
+            fps=FPS,
+        ),
         argv.join_video(tmp_path / "l.ffconcat", tmp_path / "j.mp4"),
         argv.thumbnails(tmp_path / "s.mp4", 5, 320, 10, True),
     ]

@@ -217,3 +217,77 @@ def test_a_short_ladder_job_is_still_a_graph_with_one_chunk():
 def test_ladders_are_validated_field_by_field(change, message):
     with pytest.raises(ValidationError, match=message):
         Ladder.model_validate(LADDER | change)
+
+
+# --- a ladder's renditions: one task each, or one decode for all of a chunk ----------
+
+
+def ladder_work(**kw) -> Work:
+    base = dict(renditions=("720p", "480p", "360p"), cost=1.9, chunk_safe=True, gop_frames=60,
+                graph=True, rendition_costs=(1.0, 0.55, 0.35))  # fmt: skip
+    return Work(**(base | kw))
+
+
+def test_renditions_run_alone_when_every_task_gets_its_own_invocation():
+    p = plan(source(120), ladder_work(), limits=Limits(concurrency=100))
+    encodes = [t for t in p.tasks if t.kind == Kind.ENCODE]
+    assert not p.decode_once and len(encodes) == 6 * 3
+    assert {t.renditions for t in encodes} == {("720p",), ("480p",), ("360p",)}
+    assert encodes[0].id == "encode-0000-720p" and encodes[0].rendition == "720p"
+
+
+def test_a_chunks_renditions_share_one_decode_when_the_tasks_would_queue_anyway():
+    alone = plan(source(120), ladder_work(), limits=Limits(concurrency=100))
+    together = plan(source(120), ladder_work(), limits=Limits(concurrency=2))
+    encodes = [t for t in together.tasks if t.kind == Kind.ENCODE]
+    assert together.decode_once and len(encodes) == 6
+    assert encodes[0].id == "encode-0000" and encodes[0].rendition is None
+    assert encodes[0].renditions == ("720p", "480p", "360p")
+    assert "one decode" in together.reason
+    # Less work in all: two decodes of every chunk are saved.
+    work = sum(t.weight for t in together.tasks)
+    assert work < sum(t.weight for t in alone.tasks)
+    # The estimate is the work over the cap, not the longest task.
+    assert together.estimate.seconds >= sum(t.weight for t in encodes) / 2
+
+
+def test_priority_cost_decodes_once_even_with_invocations_to_spare():
+    p = plan(source(120), ladder_work(), Options(priority="cost"), Limits(concurrency=1000))
+    assert p.decode_once
+
+
+def test_a_single_rendition_is_never_grouped():
+    p = plan(source(120), work(), limits=Limits(concurrency=1))
+    assert not p.decode_once
+    assert all(t.renditions == ("main.mp4",) for t in p.tasks if t.kind == Kind.ENCODE)
+
+
+def test_the_stored_plan_lists_no_tasks_and_stays_small_for_a_long_ladder():
+    # Two hours at 20 s chunks: 360 chunks x 3 renditions, 1,080 encode tasks (no audio,
+    # whose one task would otherwise be the longest, so nothing is gained by splitting).
+    p = plan(source(7200, has_audio=False), ladder_work(), limits=Limits(concurrency=1000))
+    assert len(p.tasks) == 360 * 3 + 1 and not p.decode_once  # and the assemble
+    stored = json.dumps(p.record())
+    assert 'tasks"' not in stored.replace('"tasks_total"', "")
+    assert len(stored) < 8_000  # a DynamoDB item holds 400 KB; the job keeps outputs too
+    back = Plan.from_record(json.loads(stored))
+    assert back == p and back.task("encode-0359-360p").chunk == 359
+
+
+def test_a_plan_stored_in_the_older_listed_form_is_still_read():
+    older = {
+        "mode": "chunked", "reason": "", "graph": True, "fps": [30, 1], "renditions": ["720p"],
+        "chunks": [{"index": 0, "first_frame": 0, "end_frame": 600, "start": 0.0, "end": 20.0},
+                   {"index": 1, "first_frame": 600, "end_frame": None, "start": 20.0, "end": None}],
+        "tasks": [{"id": "encode-0000-720p", "kind": "encode", "chunk": 0, "rendition": "720p",
+                   "weight": 10.0},
+                  {"id": "encode-0001-720p", "kind": "encode", "chunk": 1, "rendition": "720p",
+                   "weight": 10.0},
+                  {"id": "assemble", "kind": "assemble", "chunk": None, "rendition": None,
+                   "weight": 1.0}],
+        "estimate": {"seconds": 30.0, "cost_usd": 0.001}, "details": {"gop_frames": 60},
+    }  # fmt: skip
+    p = Plan.from_record(older)
+    assert [t.id for t in p.work_tasks] == ["encode-0000-720p", "encode-0001-720p"]
+    assert p.task("encode-0001-720p").renditions == ("720p",) and not p.decode_once
+    assert p.chunk(1).start == 20.0

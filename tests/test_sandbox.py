@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,21 @@ def test_a_file_larger_than_the_bound_stops_ffmpeg(job_dirs):
     process.wait()
     assert process.file_too_big
     assert (scratch / "out" / "big.nut").stat().st_size <= 100_000
+
+
+def test_each_run_reports_its_own_cpu_time_through_wait_and_poll(job_dirs):
+    """A task's cost is its ffmpeg's CPU time: measured per process, whichever way it is reaped."""
+    scratch, _ = job_dirs
+    busy = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-f", "lavfi", "-i",
+            "testsrc2=s=640x360:d=4", "-c:v", "libx264", "-preset", "medium", "-f", "null", "-"]  # fmt: skip
+    idle = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-f", "lavfi", "-i",
+            "nullsrc=s=16x16:d=0.04", "-f", "null", "-"]  # fmt: skip
+    with sandbox.FencedProcess(busy, cwd=scratch / "out", home=scratch, seconds=120,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as waited:  # fmt: skip
+        assert waited.wait() == 0
+    with sandbox.FencedProcess(idle, cwd=scratch / "out", home=scratch, seconds=120,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as polled:  # fmt: skip
+        wait_until(lambda: polled.poll() is not None, seconds=60, what="ffmpeg to end")
+    # 120 frames of x264 at 360p take a good fraction of a second of CPU; 1 tiny frame none.
+    assert waited.cpu_seconds > 0.2
+    assert 0 < polled.cpu_seconds < waited.cpu_seconds / 4

@@ -85,7 +85,8 @@ function taskGrid(tasks) {
       "ol",
       { class: "tasks", "aria-label": "Tasks" },
       tasks.map((task) => {
-        const name = [task.kind, task.chunk != null ? `chunk ${task.chunk}` : null, task.rendition]
+        const made = task.rendition || (task.renditions || []).join(" + ");
+        const name = [task.kind, task.chunk != null ? `chunk ${task.chunk}` : null, made]
           .filter((x) => x !== null && x !== undefined && x !== "")
           .join(" · ");
         const detail = task.status === "running" && task.progress ? ` ${Math.round(task.progress)} %`

@@ -81,6 +81,7 @@ def limits(*, droplets: bool = False) -> Limits:
         lambda_usd_per_second=g.lambda_usd_per_second,
         droplets=droplets,
         droplet_usd_per_hour=g.droplet_usd_per_hour,
+        concurrency=g.encode_concurrency,
     )
 
 
@@ -134,6 +135,7 @@ def task_items(job: Job, p: Plan, queue: str) -> list[Task]:
             order=order,
             chunk=spec.chunk,
             rendition=spec.rendition,
+            renditions=list(spec.renditions) or None,
             status="waiting" if spec.kind is Kind.ASSEMBLE else "queued",
             queue=queue,
             expires=expires,
@@ -200,7 +202,7 @@ class Graph:
         return cls(p, recipe, duration, float(p.details.get("source_start") or 0.0), tallest)
 
     def video(self, name: str | None) -> VideoRecipe:
-        return next(v for v in self.recipe.videos if v.name == name)
+        return self.recipe.video(name)
 
     def share(self, task_id: str) -> float:
         """This task's share of the job's progress, in percent (the assemble takes the rest)."""

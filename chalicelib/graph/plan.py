@@ -3,6 +3,9 @@
 The plan picks a mode (`single`, `chunked`, `droplet`), cuts the timeline into
 chunks at multiples of the preset's fixed GOP (so every seam is a keyframe in
 every rendition), lists the tasks and records an estimate of time and cost.
+A ladder's chunk is encoded either one rendition per task (the most parallel) or
+all renditions in one task that decodes the chunk once (the least work): the plan
+takes whichever finishes sooner on the encode function's concurrency.
 Everything here works in frames: chunk seams are frame indexes, and seconds are
 derived from them, so a seam never falls between two frames differently in two
 renditions.
@@ -54,6 +57,8 @@ class Work:
     audio: bool = True
     thumbnails: bool = False
     graph: bool = False  # ladders always run as a graph (packaging needs assembling)
+    # `cost` per rendition (each with its own decode of the source); () = equal shares.
+    rendition_costs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,15 @@ class Limits:
     droplet_speedup: float = 3.0  # a droplet's vCPUs against one Lambda vCPU
     max_chunks: int = 400
     overhead_seconds: float = 5.0  # download, probe, upload around each task
+    # How many encode invocations run at once (the function's cap; 0: the region's 1,000).
+    concurrency: int = 0
+    # CPU seconds to decode one second of 720p30 on one vCPU (scaled by pixels and rate).
+    decode_seconds_720p: float = 0.05
+
+
+REGION_CONCURRENCY = 1000  # Lambda's default concurrent executions per region
+# CPU seconds per source second of the audio task (decode + AAC at 128k, measured 0.036).
+AUDIO_RATE = 0.04
 
 
 @dataclass(frozen=True)
@@ -89,8 +103,21 @@ class TaskSpec:
     id: str
     kind: Kind
     chunk: int | None = None
-    rendition: str | None = None
+    rendition: str | None = None  # an encode of one rendition
     weight: float = 0.0  # estimated CPU seconds: progress is the done share of the total
+    renditions: tuple[str, ...] = ()  # every rendition an encode task makes (one or all)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the task list is derived from, so the stored plan need not list every task
+    (a long ladder has thousands, and a DynamoDB item holds 400 KB)."""
+
+    duration: float
+    rates: dict[str, float]  # CPU seconds per source second, per rendition
+    decode: float  # CPU seconds per source second to decode the source once
+    audio: bool
+    thumbnails: bool
 
 
 @dataclass(frozen=True)
@@ -110,11 +137,19 @@ class Plan:
     fps: Fraction | None = None
     graph: bool = False  # runs as tasks (else the job's own one-run pipeline)
     details: dict[str, Any] = field(default_factory=dict)
+    # Renditions encoded together, one task per chunk and group: each alone, or all at once.
+    groups: tuple[tuple[str, ...], ...] = ()
+    shape: Shape | None = None
 
     @property
     def work_tasks(self) -> tuple[TaskSpec, ...]:
         """The tasks that fan in: everything but the assemble."""
         return tuple(t for t in self.tasks if t.kind != Kind.ASSEMBLE)
+
+    @property
+    def decode_once(self) -> bool:
+        """Each chunk's renditions are made by one task from one decode."""
+        return any(len(group) > 1 for group in self.groups)
 
     def view(self, tasks_done: int = 0) -> dict[str, Any]:
         """The job view's `plan` (the API contract)."""
@@ -131,15 +166,22 @@ class Plan:
         }
 
     def record(self) -> dict[str, Any]:
-        """A JSON-able form stored on the job, read back by `Plan.from_record`."""
+        """A JSON-able form stored on the job, read back by `Plan.from_record`.
+
+        Chunks are stored as their first frames and tasks not at all: both follow from
+        the frame rate, the groups and the shape, so the record stays small.
+        """
+        assert self.shape is not None
         return {
             "mode": str(self.mode),
             "reason": self.reason,
             "graph": self.graph,
             "fps": [self.fps.numerator, self.fps.denominator] if self.fps else None,
             "renditions": list(self.renditions),
-            "chunks": [asdict(c) for c in self.chunks],
-            "tasks": [{**asdict(t), "kind": str(t.kind)} for t in self.tasks],
+            "seams": [c.first_frame for c in self.chunks],
+            "groups": [list(g) for g in self.groups],
+            "shape": asdict(self.shape),
+            "tasks_total": len(self.tasks),
             "estimate": asdict(self.estimate),
             "details": self.details,
         }
@@ -147,32 +189,47 @@ class Plan:
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Plan:
         fps = Fraction(*data["fps"]) if data.get("fps") else None
-        return cls(
+        estimate = Estimate(**{k: float(v) for k, v in data["estimate"].items()})
+        common = dict(
             mode=Mode(data["mode"]),
             reason=data.get("reason", ""),
-            chunks=tuple(Chunk(**{k: _num(v) for k, v in c.items()}) for c in data["chunks"]),
             renditions=tuple(data["renditions"]),
-            tasks=tuple(
-                TaskSpec(
-                    id=t["id"],
-                    kind=Kind(t["kind"]),
-                    chunk=_num(t.get("chunk")),
-                    rendition=t.get("rendition"),
-                    weight=float(t.get("weight") or 0),
-                )
-                for t in data["tasks"]
-            ),
-            estimate=Estimate(**{k: float(v) for k, v in data["estimate"].items()}),
+            estimate=estimate,
             fps=fps,
             graph=bool(data.get("graph")),
             details=dict(data.get("details") or {}),
         )
+        if "tasks" in data:  # stored before plans became compact: the tasks are listed
+            return cls(**common, **_listed(data))
+        shape = Shape(**data["shape"])
+        groups = tuple(tuple(g) for g in data["groups"])
+        chunks = _chunks(list(data["seams"]), fps)
+        tasks = _tasks(chunks, groups, shape)
+        return cls(**common, chunks=tuple(chunks), tasks=tuple(tasks), groups=groups, shape=shape)
 
     def chunk(self, index: int) -> Chunk:
         return self.chunks[index]
 
     def task(self, task_id: str) -> TaskSpec:
         return next(t for t in self.tasks if t.id == task_id)
+
+
+def _listed(data: dict[str, Any]) -> dict[str, Any]:
+    """Chunks and tasks of a plan recorded in full (one rendition per encode task)."""
+    chunks = tuple(Chunk(**{k: _num(v) for k, v in c.items()}) for c in data["chunks"])
+    tasks = tuple(
+        TaskSpec(
+            id=t["id"],
+            kind=Kind(t["kind"]),
+            chunk=_num(t.get("chunk")),
+            rendition=t.get("rendition"),
+            weight=float(t.get("weight") or 0),
+            renditions=(t["rendition"],) if t.get("rendition") else (),
+        )
+        for t in data["tasks"]
+    )
+    groups = tuple((name,) for name in data["renditions"])
+    return {"chunks": chunks, "tasks": tasks, "groups": groups, "shape": None}
 
 
 def _num(value: Any) -> Any:
@@ -183,8 +240,13 @@ def _num(value: Any) -> Any:
     return int(number) if number.is_integer() and not isinstance(value, float) else number
 
 
-def encode_task_id(chunk: int, rendition: str) -> str:
-    return f"encode-{chunk:04d}-{rendition}"
+def encode_task_id(chunk: int, renditions: str | tuple[str, ...]) -> str:
+    """`encode-0003-720p` for one rendition; `encode-0003` for all of a chunk's at once."""
+    if isinstance(renditions, str):
+        return f"encode-{chunk:04d}-{renditions}"
+    if len(renditions) == 1:
+        return f"encode-{chunk:04d}-{renditions[0]}"
+    return f"encode-{chunk:04d}"
 
 
 def cut(total_frames: int, fps: Fraction, gop_frames: int, limits: Limits) -> list[Chunk]:
@@ -198,7 +260,11 @@ def cut(total_frames: int, fps: Fraction, gop_frames: int, limits: Limits) -> li
     if wanted > limits.max_chunks:  # a very long source: longer chunks, same seams rule
         per_chunk = math.ceil(total_frames / limits.max_chunks / gop_frames) * gop_frames
     seams = list(range(per_chunk, total_frames - gop_frames + 1, per_chunk))
-    firsts = [0, *seams]
+    return _chunks([0, *seams], fps)
+
+
+def _chunks(firsts: list[int], fps: Fraction | None) -> list[Chunk]:
+    """Chunks from their first frames; the last runs to the end of the stream."""
     chunks = []
     for index, first in enumerate(firsts):
         end = firsts[index + 1] if index + 1 < len(firsts) else None
@@ -207,8 +273,8 @@ def cut(total_frames: int, fps: Fraction, gop_frames: int, limits: Limits) -> li
                 index=index,
                 first_frame=first,
                 end_frame=end,
-                start=float(first / fps),
-                end=float(end / fps) if end is not None else None,
+                start=float(first / fps) if fps else 0.0,
+                end=float(end / fps) if end is not None and fps else None,
             )
         )
     return chunks
@@ -228,20 +294,24 @@ def plan(
     chunkable, why = _chunkable(source, work, options, limits)
     droplet_seconds = duration * work.cost / limits.droplet_speedup + limits.overhead_seconds
     droplet_usd = droplet_seconds / 3600 * limits.droplet_usd_per_hour
+    shape = _shape(source, work, limits, duration)
+    cap = limits.concurrency or REGION_CONCURRENCY
+    cost_first = options.priority == "cost"
     if chunkable:
         assert source.fps is not None and work.gop_frames
         total = max(1, round(duration * source.fps))
         chunks = cut(total, source.fps, work.gop_frames, limits)
     else:
         chunks = _whole(source)
-    tasks = _tasks(chunks, source, work, duration)
+    groups, tasks = _layout(chunks, work.renditions, shape, cap, fewest=cost_first)
     cpu = sum(t.weight for t in tasks) + limits.overhead_seconds * len(tasks)
     lambda_usd = cpu * limits.lambda_usd_per_second
     if chunkable:
-        longest = max(t.weight for t in tasks if t.kind == Kind.ENCODE)
         assemble = next(t.weight for t in tasks if t.kind == Kind.ASSEMBLE)
-        seconds = longest + assemble + 3 * limits.overhead_seconds
+        seconds = _makespan(tasks, cap) + assemble + 3 * limits.overhead_seconds
         mode, reason = Mode.CHUNKED, f"{len(chunks)} chunks of ~{limits.chunk_seconds:g} s"
+        if len(groups) == 1 and len(groups[0]) > 1:
+            reason += ", each chunk's renditions made from one decode"
     else:
         seconds = one_lambda
         mode, reason = Mode.SINGLE, why or "short source"
@@ -249,12 +319,12 @@ def plan(
             mode, seconds = Mode.DROPLET, droplet_seconds
             reason = f"{why}; about {one_lambda:.0f} s of encoding is more than Lambda's budget"
     cheaper_on_droplet = limits.droplets and droplet_usd < lambda_usd
-    if options.priority == "cost" and cheaper_on_droplet:
+    if cost_first and cheaper_on_droplet:
         mode, seconds = Mode.DROPLET, droplet_seconds
         reason = "priority cost: the droplet pool is cheaper"
         if chunkable:  # one droplet runs the whole timeline: no chunks needed
             chunks = _whole(source)
-            tasks = _tasks(chunks, source, work, duration)
+            groups, tasks = _layout(chunks, work.renditions, shape, cap, fewest=True)
     cost = droplet_usd if mode == Mode.DROPLET else lambda_usd
     graph = work.graph or len(chunks) > 1
     return Plan(
@@ -267,7 +337,52 @@ def plan(
         fps=source.fps,
         graph=graph,
         details={"source_start": source.start, "gop_frames": work.gop_frames},
+        groups=groups,
+        shape=shape,
     )
+
+
+def _shape(source: Source, work: Work, limits: Limits, duration: float) -> Shape:
+    names = work.renditions
+    costs = work.rendition_costs or tuple(work.cost / max(1, len(names)) for _ in names)
+    rates = {name: float(cost) for name, cost in zip(names, costs, strict=True)}
+    pixels = ((source.height or 720) / 720) ** 2
+    rate = float(source.fps / 30) if source.fps else 1.0
+    # A rendition's cost includes one decode; decoding once can save no more than that.
+    decode = min(limits.decode_seconds_720p * pixels * rate, min(rates.values(), default=0.0))
+    return Shape(
+        duration=duration,
+        rates=rates,
+        decode=decode,
+        audio=work.audio and source.has_audio,
+        thumbnails=work.thumbnails and source.has_video,
+    )
+
+
+def _makespan(tasks: list[TaskSpec], cap: int) -> float:
+    """The time `cap` invocations at once take for the work tasks (a lower bound that
+    list scheduling gets close to): the longest task, or the total over the cap."""
+    weights = [t.weight for t in tasks if t.kind != Kind.ASSEMBLE] or [0.0]
+    return max(max(weights), sum(weights) / max(1, cap))
+
+
+def _layout(
+    chunks: list[Chunk], renditions: tuple[str, ...], shape: Shape, cap: int, *, fewest: bool
+) -> tuple[tuple[tuple[str, ...], ...], list[TaskSpec]]:
+    """One task per chunk and rendition, or per chunk for all its renditions.
+
+    Alone, the renditions of a chunk run on as many invocations at once; together they
+    share one decode, which is less work. Less work wins when the tasks would queue for
+    the concurrency anyway (or the job asked for the lower cost); ties go to it too.
+    """
+    alone = tuple((name,) for name in renditions)
+    if len(renditions) <= 1:
+        return alone, _tasks(chunks, alone, shape)
+    together = (tuple(renditions),)
+    split, joined = _tasks(chunks, alone, shape), _tasks(chunks, together, shape)
+    if fewest or _makespan(joined, cap) <= _makespan(split, cap):
+        return together, joined
+    return alone, split
 
 
 def _chunkable(source: Source, work: Work, options: Options, limits: Limits) -> tuple[bool, str]:
@@ -284,25 +399,30 @@ def _chunkable(source: Source, work: Work, options: Options, limits: Limits) -> 
     return True, ""
 
 
-def _tasks(chunks: list[Chunk], source: Source, work: Work, duration: float) -> list[TaskSpec]:
-    per_rendition = work.cost / max(1, len(work.renditions))
+def _tasks(
+    chunks: list[Chunk], groups: tuple[tuple[str, ...], ...], shape: Shape
+) -> list[TaskSpec]:
+    duration = shape.duration
     tasks = []
     for chunk in chunks:
-        length = (chunk.end if chunk.end is not None else duration) - chunk.start
-        for name in work.renditions:
+        length = max((chunk.end if chunk.end is not None else duration) - chunk.start, 0.0)
+        for group in groups:
+            rate = sum(shape.rates[name] for name in group) - (len(group) - 1) * shape.decode
             tasks.append(
                 TaskSpec(
-                    id=encode_task_id(chunk.index, name),
+                    id=encode_task_id(chunk.index, group),
                     kind=Kind.ENCODE,
                     chunk=chunk.index,
-                    rendition=name,
-                    weight=max(length, 0.0) * per_rendition,
+                    rendition=group[0] if len(group) == 1 else None,
+                    weight=length * rate,
+                    renditions=group,
                 )
             )
-    if work.audio and source.has_audio:
-        tasks.append(TaskSpec(id="audio", kind=Kind.AUDIO, weight=duration * 0.02))
-    if work.thumbnails and source.has_video:
-        tasks.append(TaskSpec(id="thumbnails", kind=Kind.THUMBNAILS, weight=duration * 0.02))
+    if shape.audio:
+        tasks.append(TaskSpec(id="audio", kind=Kind.AUDIO, weight=duration * AUDIO_RATE))
+    if shape.thumbnails:  # decodes the whole timeline, encodes a few small pictures
+        weight = duration * (shape.decode + 0.005)
+        tasks.append(TaskSpec(id="thumbnails", kind=Kind.THUMBNAILS, weight=weight))
     tasks.append(TaskSpec(id="assemble", kind=Kind.ASSEMBLE, weight=duration * 0.01))
     return tasks
 

@@ -54,6 +54,7 @@ class FfmpegRunner:
         self.scratch = scratch
         self.deadline = deadline
         self.current: FfmpegProcess | None = None
+        self.cpu_seconds = 0.0  # every run's CPU time: what the task cost
 
     def __call__(self, args: list[str], cwd: Path, duration: float | None = None) -> None:
         cwd.mkdir(parents=True, exist_ok=True)
@@ -69,6 +70,7 @@ class FfmpegRunner:
             progress=self.progress,
         )
         code = self.current.run()
+        self.cpu_seconds += self.current.cpu_seconds
         self.stops.check()
         lines = [self.scratch.redact(line) for line in self.current.log_lines()]
         if self.current.timed_out:
@@ -192,22 +194,22 @@ class TaskRun:
         graph, scratch, run = self.graph, self.scratch, self.ffmpeg
         spec = graph.plan.task(self.task_id)
         if kind is Kind.ENCODE:
-            assert spec.chunk is not None
+            assert spec.chunk is not None and graph.plan.fps is not None
             chunk = graph.plan.chunk(spec.chunk)
             piece = self._get(f"pieces/{steps.piece_name(chunk.index)}", scratch.path / "piece.mkv")
-            out = scratch.out / f"{self.task_id}.mp4"
             seam = steps.Seam(chunk.index, chunk.start, chunk.end)
-            assert graph.plan.fps is not None
-            steps.encode_chunk(
-                piece,
-                out,
-                graph.video(spec.rendition),
-                seam,
-                graph.plan.fps,
-                run,
-                graph.source_start,
-            )
-            return [self._put(out, f"out/{self.task_id}.mp4")]
+            outs = [
+                (graph.video(name), scratch.out / f"{encode_task_id(chunk.index, name)}.mp4")
+                for name in spec.renditions or (spec.rendition,)
+            ]
+            if len(outs) == 1:
+                video, out = outs[0]
+                steps.encode_chunk(piece, out, video, seam, graph.plan.fps, run, graph.source_start)
+            else:
+                steps.encode_chunk_renditions(
+                    piece, outs, seam, graph.plan.fps, run, graph.source_start
+                )
+            return [self._put(out, f"out/{out.name}") for _, out in outs]
         if kind is Kind.AUDIO:
             source = self._get(build.AUDIO_PIECE, scratch.path / "audio.mka")
             out = scratch.out / "audio.m4a"
@@ -270,12 +272,20 @@ class TaskRun:
             else self.job.phases or {}
         )
         phases[Status.COMPLETED.value] = rfc3339(utcnow())
+        # Every other task has finished (the fan-in released this one): the job's CPU
+        # time read at the claim is final but for this task's own.
+        cpu = float(self.job.cpu_seconds or 0) + self._cpu()
         self._job_step(
             Status.UPLOADING,
             Status.COMPLETED,
-            {"outputs": outputs, "progress": 100, "tasks_done": total, "phases": phases},
+            {"outputs": outputs, "progress": 100, "tasks_done": total, "phases": phases,
+             "cpu_seconds": round(cpu, 3)},
+        )  # fmt: skip
+        self._try(
+            lambda: lifecycle.end_task(
+                self.lease, TaskStatus.DONE, seconds=self._took(), cpu_seconds=self._cpu()
+            )
         )
-        self._try(lambda: lifecycle.end_task(self.lease, TaskStatus.DONE, seconds=self._took()))
         self._remove_workspace()
         log.info("job completed with %d outputs", len(outputs), extra=self.extra)
         return Outcome(self.job_id, Result.COMPLETED)
@@ -310,7 +320,7 @@ class TaskRun:
         try:
             done, total = self._retry(
                 "recording the task done",
-                lambda: lifecycle.finish_task(self.lease, outputs, share, seconds),
+                lambda: lifecycle.finish_task(self.lease, outputs, share, seconds, self._cpu()),
             )
         except Lost:
             self._lost()
@@ -449,6 +459,9 @@ class TaskRun:
 
     def _took(self) -> float:
         return time.monotonic() - self.started
+
+    def _cpu(self) -> float:
+        return self.ffmpeg.cpu_seconds if self.ffmpeg is not None else 0.0
 
     def _retry(self, what: str, call: Callable[[], T]) -> T:
         until = self.heartbeat.retry_until() if self.heartbeat else time.monotonic() + 10

@@ -57,6 +57,13 @@ def _seam(seconds: float, fps: Fraction, source_start: float) -> float:
     return source_start + seconds - float(1 / fps) / 2
 
 
+def _trim(start: float, end: float | None, fps: Fraction, source_start: float) -> str:
+    trim = "trim=start=" + f"{_seam(start, fps, source_start):.6f}" if start > 0 else "trim"
+    if end is not None:
+        trim += (":" if start > 0 else "=") + f"end={_seam(end, fps, source_start):.6f}"
+    return trim
+
+
 def encode_chunk(
     piece: Path,
     out: Path,
@@ -68,15 +75,37 @@ def encode_chunk(
     source_start: float = 0.0,
 ) -> list[str]:
     """One rendition of one chunk, video only, frame-accurately trimmed; MP4 out."""
-    trim = "trim=start=" + f"{_seam(start, fps, source_start):.6f}" if start > 0 else "trim"
-    if end is not None:
-        trim += (":" if start > 0 else "=") + f"end={_seam(end, fps, source_start):.6f}"
-    chain = ",".join([trim, "setpts=PTS-STARTPTS", *video.filters])
+    chain = ",".join([_trim(start, end, fps, source_start), "setpts=PTS-STARTPTS", *video.filters])
     return [
         *own_input(piece, copyts=True),
         "-map", "0:v:0", "-vf", chain, *video.args, "-an", "-sn", "-dn",
         "-f", "mp4", *OUTPUT_FENCE, f"file:{out}",
     ]  # fmt: skip
+
+
+def encode_chunk_renditions(
+    piece: Path,
+    outs: list[tuple[VideoRecipe, Path]],
+    *,
+    start: float,
+    end: float | None,
+    fps: Fraction,
+    source_start: float = 0.0,
+) -> list[str]:
+    """Every rendition of one chunk from one decode: trimmed once, split, scaled per output.
+
+    The graph is built here from the recipes' own per-frame filters (already judged by
+    the allow-list), never from preset text; each output gets its rendition's options.
+    """
+    labels = [f"r{index}" for index in range(len(outs))]
+    head = [_trim(start, end, fps, source_start), "setpts=PTS-STARTPTS"]
+    graph = "[0:v:0]" + ",".join(head) + f",split={len(outs)}" + "".join(f"[{x}]" for x in labels)
+    args: list[str] = []
+    for label, (video, out) in zip(labels, outs, strict=True):
+        graph += f";[{label}]" + (",".join(video.filters) or "null") + f"[{label}out]"
+        args += ["-map", f"[{label}out]", *video.args, "-an", "-sn", "-dn",
+                 "-f", "mp4", *OUTPUT_FENCE, f"file:{out}"]  # fmt: skip
+    return [*own_input(piece, copyts=True), "-filter_complex", graph, *args]
 
 
 def encode_whole(source: Path, out: Path, video: VideoRecipe) -> list[str]:

@@ -60,18 +60,25 @@ class Recipe:
     output: str = ""  # single-file presets: the output name
     extra: dict = field(default_factory=dict)
 
+    def video(self, name: str | None) -> VideoRecipe:
+        return next(v for v in self.videos if v.name == name)
+
+    def costs(self, speed_720p: float) -> tuple[float, ...]:
+        """CPU seconds per source second for each rendition, on one vCPU."""
+        return tuple(
+            ((video.height or 720) / 720) ** 2 * CODEC_COST.get(video.encoder, 1.5) / speed_720p
+            for video in self.videos
+        )
+
     def cost(self, speed_720p: float) -> float:
         """CPU seconds per source second for all renditions, on one vCPU."""
-        total = 0.0
-        for video in self.videos:
-            pixels = ((video.height or 720) / 720) ** 2
-            total += pixels * CODEC_COST.get(video.encoder, 1.5) / speed_720p
-        return total
+        return sum(self.costs(speed_720p))
 
     def work(self, speed_720p: float) -> Work:
         return Work(
             renditions=tuple(v.name for v in self.videos),
             cost=self.cost(speed_720p),
+            rendition_costs=self.costs(speed_720p),
             chunk_safe=self.chunk_safe,
             why_not_chunk_safe=self.why_not,
             gop_frames=self.videos[0].gop_frames if self.videos else None,

@@ -85,6 +85,22 @@ def encode_chunk(
     return out
 
 
+def encode_chunk_renditions(
+    piece: Path,
+    outs: list[tuple[VideoRecipe, Path]],
+    seam: Seam,
+    fps: Fraction,
+    run: Run,
+    source_start: float = 0.0,
+) -> list[Path]:
+    """All of a chunk's renditions in one run: the chunk is decoded once, not once each."""
+    args = argv.encode_chunk_renditions(piece, outs, start=seam.start, end=seam.end, fps=fps,
+                                        source_start=source_start)  # fmt: skip
+    length = (seam.end - seam.start) if seam.end is not None else None
+    run(args, outs[0][1].parent, length)
+    return [out for _, out in outs]
+
+
 def encode_audio(source: Path, out: Path, recipe: Recipe, run: Run, duration: float | None) -> Path:
     assert recipe.audio_args is not None
     run(argv.encode_audio(source, out, recipe.audio_args), out.parent, duration)
