@@ -47,9 +47,10 @@ def _time(moment: str) -> float:
 
 
 def direct(args: list[str], source: Path, out: Path) -> tuple[float, float]:
-    """ffmpeg run on its own: (wall seconds, CPU seconds of every thread it ran)."""
+    """ffmpeg run on its own, decoder and encoder on one thread each as the tasks run:
+    (wall seconds, CPU seconds of every thread it ran)."""
     argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-            "-i", str(source), *args, str(out)]  # fmt: skip
+            "-threads", "1", "-i", str(source), *args, str(out)]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, check=True)

@@ -198,7 +198,8 @@ def test_fan_in_releases_exactly_one_assemble_under_duplicate_and_simultaneous_f
     assert Job.get(job.id).status == "completed"
 
 
-SLOW = '{"raw":["-vf scale=-2:360","-c:v libx264","-preset veryslow","-x264opts scenecut=0:open_gop=0:min-keyint=30:keyint=30","-b:v 2000k","-y"]}'
+# veryslow at 720p: a 2.4 s chunk takes several seconds even on a quiet machine.
+SLOW = '{"raw":["-vf scale=-2:720","-c:v libx264","-preset veryslow","-x264opts scenecut=0:open_gop=0:min-keyint=30:keyint=30","-b:v 2000k","-y"]}'
 
 
 def _slow_preset() -> None:
@@ -206,8 +207,9 @@ def _slow_preset() -> None:
 
 
 def test_cancel_reaches_every_running_task_within_five_seconds_and_restart_is_a_new_attempt(
-    aws, chunky, mezzanine
+    aws, chunky, mezzanine, monkeypatch
 ):
+    monkeypatch.setenv("OE_CHUNK_SECONDS", "2.4")  # three equal chunks: none ends early
     _slow_preset()
     job, bodies = _started_graph("slow", upload(mezzanine))
     runs = [TaskRun(messages.parse(b), worker_id=f"w{i}") for i, b in enumerate(bodies[:3])]
@@ -366,3 +368,23 @@ def test_with_one_invocation_at_a_time_each_chunk_makes_every_rendition_from_one
     assert total <= float(stored.cpu_seconds) <= total + 5
     for name in ("360p", "240p"):
         assert decodes(fetch(f"out/{name}.mp4", tmp_path / f"{name}.mp4"), "0:v:0") == FRAMES
+
+
+def test_a_task_that_keeps_running_out_of_invocation_time_fails_the_job_instead_of_looping(
+    aws, chunky, mezzanine, monkeypatch
+):
+    monkeypatch.setenv("OE_TASK_RETRIES", "1")
+    _slow_preset()
+    job, bodies = _started_graph("slow", upload(mezzanine))
+    first = messages.parse(bodies[0])
+    outcomes = []
+    for _ in range(3):  # what Lambda would do: the released message comes back each time
+        run = TaskRun(first, worker_id="lambda", deadline=time.monotonic() + 0.5)
+        outcomes.append(run.run().result.value)
+        if outcomes[-1] != "released":
+            break
+    assert outcomes == ["released", "error"]  # one retry, then the job fails
+    stored = Job.get(job.id)
+    assert stored.status == "error"
+    assert "ran out of the invocation's time 2 times" in stored.error["message"]
+    assert lifecycle.task(int(job.id), 1, first.task).status == TaskStatus.FAILED

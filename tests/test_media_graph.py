@@ -221,7 +221,13 @@ def test_a_ladder_packages_into_hls_and_dash_that_ffmpeg_reads_back(mezzanine, t
     assert len(p.chunks) == 3
     videos = [(v, joined[v.name]) for v in recipe.videos]
     files = steps.assemble_ladder(videos, audio, recipe, FPS, out, steps.local_run)
-    files += steps.thumbnails(mezzanine, out, 3, 160, True, SECONDS, 360, steps.local_run)
+    for c in p.chunks:  # each chunk's thumbnails task, from its own piece
+        piece = work_dir / steps.piece_name(c.index)
+        seam = steps.Seam(c.index, c.start, c.end)
+        files += steps.chunk_thumbnails(
+            piece, out, seam, FPS, 3, 160, SECONDS, 360, steps.local_run
+        )
+    files += steps.sprite(out, 3, SECONDS, steps.local_run)
     names = {f.relative_to(out).as_posix() for f in files}
     for expected in ("master.m3u8", "manifest.mpd", "360p.mp4", "240p.mp4", "360p/index.m3u8",
                      "240p/index.m3u8", "audio/index.m3u8", "thumbnails/poster.jpg",
@@ -256,6 +262,16 @@ def test_a_ladder_packages_into_hls_and_dash_that_ffmpeg_reads_back(mezzanine, t
     assert keyframe_times(out / "360p.mp4") == keyframe_times(out / "240p.mp4")
     assert keyframe_times(out / "360p.mp4") == [float(t) for t in range(0, SECONDS, 2)]
 
+    # Picture n is the source's own frame at n x 3 s, whichever chunk made it.
+    thumbs = sorted((out / "thumbnails").glob("[0-9]*.jpg"))
+    assert [t.name for t in thumbs] == ["0001.jpg", "0002.jpg", "0003.jpg", "0004.jpg"]
+    for n, thumb in enumerate(thumbs):
+        reference = tmp_path / f"ref-{n}.jpg"
+        subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-ss", str(n * 3),
+                        "-i", str(mezzanine), "-frames:v", "1", "-vf", "scale=160:-2", "-q:v", "4",
+                        str(reference)], check=True)  # fmt: skip
+        assert thumb.read_bytes() == reference.read_bytes(), thumb.name
+    assert probe(out / "thumbnails" / "poster.jpg", restricted=False).video.height == 360
     vtt = (out / "thumbnails" / "sprite.vtt").read_text()
     cues = re.findall(r"sprite\.jpg#xywh=(\d+),(\d+),(\d+),(\d+)", vtt)
     assert vtt.startswith("WEBVTT") and len(cues) == 4  # 0, 3, 6, 9 s
@@ -335,7 +351,19 @@ def test_argv_never_reads_anything_but_files(tmp_path):
             fps=FPS,
         ),
         argv.join_video(tmp_path / "l.ffconcat", tmp_path / "j.mp4"),
-        argv.thumbnails(tmp_path / "s.mp4", 5, 320, 10, True),
+        argv.chunk_thumbnails(
+            tmp_path / "p.mkv",
+            start=4,
+            end=8,
+            fps=FPS,
+            source_start=0,
+            every=2,
+            first=2,
+            stop=4,
+            width=160,
+            poster=(5.0, 360),
+        ),
+        argv.sprite(10, 5),
     ]
     for args in built:
         inputs = [args[i + 1] for i, a in enumerate(args) if a == "-i"]

@@ -52,15 +52,21 @@ def test_fractional_frame_rates_cut_on_frames_not_seconds():
     assert p.chunks[1].start == pytest.approx(480 * 1001 / 30000)
 
 
-def test_tasks_are_chunk_by_rendition_plus_audio_thumbnails_and_one_assemble():
+def test_tasks_are_chunk_by_rendition_plus_audio_thumbnails_per_chunk_and_one_assemble():
     w = work(renditions=("720p", "360p"), gop_frames=60, thumbnails=True, graph=True)
     p = plan(source(60), w, limits=Limits(chunk_seconds=20))
     kinds = [t.kind for t in p.tasks]
     assert kinds.count(Kind.ENCODE) == 3 * 2
-    assert kinds.count(Kind.AUDIO) == 1 and kinds.count(Kind.THUMBNAILS) == 1
+    assert kinds.count(Kind.AUDIO) == 1
+    # Thumbnails come from each chunk's piece: no task decodes the whole timeline.
+    thumbnails = [t for t in p.tasks if t.kind == Kind.THUMBNAILS]
+    assert [(t.id, t.chunk) for t in thumbnails] == [
+        ("thumbnails-0000", 0), ("thumbnails-0001", 1), ("thumbnails-0002", 2)
+    ]  # fmt: skip
     assert kinds[-1] == Kind.ASSEMBLE and kinds.count(Kind.ASSEMBLE) == 1
     assert len({t.id for t in p.tasks}) == len(p.tasks)
-    assert p.view()["tasks_total"] == 9 and p.view()["chunks"] == 3 and p.view()["renditions"] == 2
+    assert p.view()["tasks_total"] == 11 and p.view()["chunks"] == 3
+    assert p.view()["renditions"] == 2
 
 
 def test_a_source_without_audio_gets_no_audio_task():
@@ -291,3 +297,14 @@ def test_a_plan_stored_in_the_older_listed_form_is_still_read():
     assert [t.id for t in p.work_tasks] == ["encode-0000-720p", "encode-0001-720p"]
     assert p.task("encode-0001-720p").renditions == ("720p",) and not p.decode_once
     assert p.chunk(1).start == 20.0
+
+
+def test_tasks_are_sent_longest_first_so_a_long_sources_audio_starts_at_once():
+    from chalicelib.graph.build import ready_order
+
+    p = plan(source(3600), ladder_work(), limits=Limits(concurrency=20))
+    order = [t.id for t in ready_order(p)]
+    assert order[0] == "audio"  # an hour of audio is one task: the longest
+    assert "assemble" not in order and len(order) == len(p.tasks) - 1
+    weights = [p.task(i).weight for i in order]
+    assert weights == sorted(weights, reverse=True)

@@ -19,7 +19,7 @@ from typing import Any
 from chalicelib import messages, queues
 from chalicelib.config import graph_settings
 from chalicelib.ffmpeg import parse_preset_data
-from chalicelib.graph.plan import Kind, Limits, Mode, Options, Plan, Source, plan
+from chalicelib.graph.plan import Kind, Limits, Mode, Options, Plan, Source, TaskSpec, plan
 from chalicelib.graph.workspace import Workspace
 from chalicelib.ladder import Ladder
 from chalicelib.media import steps
@@ -161,12 +161,17 @@ def split_source(
     return named
 
 
+def ready_order(p: Plan) -> list[TaskSpec]:
+    """The tasks to send, longest first: when they outnumber the invocations, the long ones
+    (a long source's audio) start at once and the short ones fill in around them."""
+    return sorted(p.work_tasks, key=lambda t: t.weight, reverse=True)
+
+
 def send_ready(job: Job, p: Plan, queue: str) -> None:
     """One message per ready task (everything but the assemble), ten per call."""
     batch = [
         messages.TaskMessage(job_id=int(job.id), attempt=int(job.attempt), task=t.id)
-        for t in p.tasks
-        if t.kind is not Kind.ASSEMBLE
+        for t in ready_order(p)
     ]
     queues.send_many(queue, batch)
 

@@ -418,11 +418,19 @@ def _tasks(
                     renditions=group,
                 )
             )
+    if shape.thumbnails:  # each decodes its chunk's piece and encodes a few small pictures
+        for chunk in chunks:
+            length = max((chunk.end if chunk.end is not None else duration) - chunk.start, 0.0)
+            tasks.append(
+                TaskSpec(
+                    id=f"thumbnails-{chunk.index:04d}",
+                    kind=Kind.THUMBNAILS,
+                    chunk=chunk.index,
+                    weight=length * (shape.decode + 0.005),
+                )
+            )
     if shape.audio:
         tasks.append(TaskSpec(id="audio", kind=Kind.AUDIO, weight=duration * AUDIO_RATE))
-    if shape.thumbnails:  # decodes the whole timeline, encodes a few small pictures
-        weight = duration * (shape.decode + 0.005)
-        tasks.append(TaskSpec(id="thumbnails", kind=Kind.THUMBNAILS, weight=weight))
     tasks.append(TaskSpec(id="assemble", kind=Kind.ASSEMBLE, weight=duration * 0.01))
     return tasks
 

@@ -217,19 +217,22 @@ class TaskRun:
             return [self._put(out, build.AUDIO_OUTPUT)]
         if kind is Kind.THUMBNAILS:
             ladder = graph.recipe.ladder
-            assert ladder is not None and ladder.thumbnails is not None and self.job is not None
-            source = self._download_source(scratch.path / "source")
+            assert ladder is not None and ladder.thumbnails is not None
+            assert graph.plan.fps is not None
             t = ladder.thumbnails
-            files = steps.thumbnails(
-                source,
-                scratch.out,
-                t.every_seconds,
-                t.width,
-                t.sprite,
-                graph.duration,
-                graph.poster_height,
-                run,
-            )
+            # One chunk's; a plan stored before thumbnails were per chunk has one task for all.
+            chunks = graph.plan.chunks if spec.chunk is None else (graph.plan.chunk(spec.chunk),)
+            files = []
+            for chunk in chunks:
+                piece = self._get(
+                    f"pieces/{steps.piece_name(chunk.index)}",
+                    scratch.path / f"piece-{chunk.index}.mkv",
+                )
+                seam = steps.Seam(chunk.index, chunk.start, chunk.end)
+                files += steps.chunk_thumbnails(
+                    piece, scratch.out, seam, graph.plan.fps, t.every_seconds, t.width,
+                    graph.duration, graph.poster_height, run, graph.source_start,
+                )  # fmt: skip
             return [self._put(f, f"thumbs/{f.name}") for f in files]
         raise MediaFailed(f"task {self.task_id} is not one this host knows how to run")
 
@@ -258,6 +261,9 @@ class TaskRun:
             steps.assemble_ladder(joined, audio, graph.recipe, graph.plan.fps, publish, run)
             for name in self.workspace.names("thumbs/"):
                 self._get(name, publish / "thumbnails" / name.rsplit("/", 1)[-1])
+            thumbnails = graph.recipe.ladder.thumbnails
+            if thumbnails is not None and thumbnails.sprite:
+                steps.sprite(publish, thumbnails.every_seconds, graph.duration, run)
         else:
             video, path = joined[0]
             steps.assemble_single(
@@ -387,7 +393,19 @@ class TaskRun:
     def _stopped(self, reason: StopReason) -> Outcome:
         log.info("stopped: %s", reason.value, extra=self.extra)
         self._remove_uploads()
-        if reason in (StopReason.HOST_STOPPING, StopReason.OVER_BUDGET, StopReason.UNRECORDED):
+        if reason is StopReason.OVER_BUDGET:
+            # Run again it would stop at the same point: a bounded number of tries (a slow
+            # host may have been the cause), then the job fails saying so, never a loop.
+            retries = self.retries + 1
+            if retries > graph_settings().task_retries:
+                return self._failed(
+                    f"ran out of the invocation's time {retries} times; make chunks shorter "
+                    "(OE_CHUNK_SECONDS) or the preset lighter, or send the job to droplets"
+                )
+            if self._try(lambda: lifecycle.requeue_task(self.lease, retries=retries)) is None:
+                return Outcome(self.job_id, Result.HAND_BACK, reason.value, delay=10)
+            return Outcome(self.job_id, Result.RELEASED, reason.value)
+        if reason in (StopReason.HOST_STOPPING, StopReason.UNRECORDED):
             # Give the task back as it was: the message stays and comes back (released).
             if self._try(lambda: lifecycle.requeue_task(self.lease)) is None:
                 return Outcome(self.job_id, Result.HAND_BACK, reason.value, delay=10)
@@ -501,14 +519,6 @@ class TaskRun:
     def _put(self, path: Path, name: str) -> str:
         self._transfer(f"writing {name}", lambda: self.workspace.put(path, name, self.should_stop))
         return name
-
-    def _download_source(self, path: Path) -> Path:
-        assert self.job is not None
-        source = storage.from_uri(self.job.source)
-        self._transfer(
-            "downloading the source", lambda: storage.download(source, path, self.should_stop)
-        )
-        return path
 
     def _remove_uploads(self) -> None:
         for location in self.uploaded:

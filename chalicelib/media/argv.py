@@ -30,9 +30,17 @@ def source_input(path: Path | str, *, start: float | None = None) -> list[str]:
     return [*INPUT_FENCE, "-format_whitelist", SOURCE_DEMUXERS, *seek, "-i", f"file:{path}"]
 
 
-def own_input(path: Path | str, *, copyts: bool = False) -> list[str]:
+def own_input(path: Path | str, *, copyts: bool = False, threads: str | None = None) -> list[str]:
     """An intermediate this system wrote itself (pieces, chunks, audio)."""
-    return [*(["-copyts"] if copyts else []), *INPUT_FENCE, "-i", f"file:{path}"]
+    decoder = ["-threads", threads] if threads else []
+    return [*(["-copyts"] if copyts else []), *decoder, *INPUT_FENCE, "-i", f"file:{path}"]
+
+
+def _threads(videos: list[VideoRecipe]) -> str | None:
+    """The encoders' thread budget, given to the decoder as well: on one vCPU (threads 1)
+    extra decoder threads only contend with the encoder for it."""
+    counts = {v.args[i + 1] for v in videos for i, a in enumerate(v.args[:-1]) if a == "-threads"}
+    return counts.pop() if len(counts) == 1 else None
 
 
 def split_piece(
@@ -77,7 +85,7 @@ def encode_chunk(
     """One rendition of one chunk, video only, frame-accurately trimmed; MP4 out."""
     chain = ",".join([_trim(start, end, fps, source_start), "setpts=PTS-STARTPTS", *video.filters])
     return [
-        *own_input(piece, copyts=True),
+        *own_input(piece, copyts=True, threads=_threads([video])),
         "-map", "0:v:0", "-vf", chain, *video.args, "-an", "-sn", "-dn",
         "-f", "mp4", *OUTPUT_FENCE, f"file:{out}",
     ]  # fmt: skip
@@ -105,7 +113,8 @@ def encode_chunk_renditions(
         graph += f";[{label}]" + (",".join(video.filters) or "null") + f"[{label}out]"
         args += ["-map", f"[{label}out]", *video.args, "-an", "-sn", "-dn",
                  "-f", "mp4", *OUTPUT_FENCE, f"file:{out}"]  # fmt: skip
-    return [*own_input(piece, copyts=True), "-filter_complex", graph, *args]
+    threads = _threads([video for video, _ in outs])
+    return [*own_input(piece, copyts=True, threads=threads), "-filter_complex", graph, *args]
 
 
 def encode_whole(source: Path, out: Path, video: VideoRecipe) -> list[str]:
@@ -181,24 +190,51 @@ def package_hls(
     ]  # fmt: skip
 
 
-def thumbnails(
-    source: Path, every_seconds: int, width: int, count: int, sprite: bool, columns: int = 10
+def chunk_thumbnails(
+    piece: Path,
+    *,
+    start: float,
+    end: float | None,
+    fps: Fraction,
+    source_start: float,
+    every: int,
+    first: int,
+    stop: int,
+    width: int,
+    poster: tuple[float, int] | None,
 ) -> list[str]:
-    """`thumbnails/NNNN.jpg` every N seconds and, if asked, one `sprite.jpg` grid of them."""
-    rows = max(1, -(-count // columns))
-    graph = f"[0:v:0]fps=1/{every_seconds},scale={width}:-2"
-    outputs = ["-map", "[t]", "-start_number", "1", "-q:v", "4", "-f", "image2",
-               *OUTPUT_FENCE, "thumbnails/%04d.jpg"]  # fmt: skip
-    if sprite:
-        graph += f",split=2[t][s];[s]tile={min(columns, count)}x{rows}[grid]"
-        outputs += ["-map", "[grid]", "-frames:v", "1", "-q:v", "4", "-update", "1",
-                    "-f", "image2", *OUTPUT_FENCE, "thumbnails/sprite.jpg"]  # fmt: skip
+    """Thumbnails `first`..`stop - 1` (picture n at n x every seconds) from one chunk's piece,
+    and the poster when it falls in this chunk (its time and height).
+
+    The chunk is trimmed exactly as its encode is; a picture is the first frame at or
+    after its time (half a frame of tolerance), so neighbouring chunks never both make it.
+    """
+    half, frame = float(1 / fps) / 2, float(1 / fps)
+    head = f"[0:v:0]{_trim(start, end, fps, source_start)},setpts=PTS-STARTPTS"
+    branches, outputs = [], []
+    if stop > first:
+        t0, t1 = first * every - start, stop * every - start
+        pick = f"lt(mod(t-{t0:.6f}+{half:.6f},{every}),{frame:.6f})*lt(t,{t1 - half:.6f})"
+        branches.append(f"select='{pick}',scale={width}:-2[t]")
+        outputs += ["-map", "[t]", "-fps_mode", "passthrough", "-start_number", str(first + 1),
+                    "-q:v", "4", "-f", "image2", *OUTPUT_FENCE, "thumbnails/%04d.jpg"]  # fmt: skip
+    if poster is not None:
+        at, height = poster
+        branches.append(f"select='gte(t,{at - start - half:.6f})',scale=-2:{height}[p]")
+        outputs += ["-map", "[p]", "-frames:v", "1", "-q:v", "3", "-update", "1",
+                    "-f", "image2", *OUTPUT_FENCE, "thumbnails/poster.jpg"]  # fmt: skip
+    if len(branches) == 2:
+        labels = "[a][b]"
+        graph = f"{head},split=2{labels};[a]{branches[0]};[b]{branches[1]}"
     else:
-        graph += "[t]"
-    return [*source_input(source), "-filter_complex", graph, *outputs]
+        graph = f"{head},{branches[0]}"
+    return [*own_input(piece, copyts=True), "-filter_complex", graph, *outputs]
 
 
-def poster(source: Path, at: float, height: int) -> list[str]:
-    return [*source_input(source, start=at), "-map", "0:v:0", "-frames:v", "1",
-            "-vf", f"scale=-2:{height}", "-q:v", "3", "-update", "1",
-            "-f", "image2", *OUTPUT_FENCE, "thumbnails/poster.jpg"]  # fmt: skip
+def sprite(count: int, columns: int) -> list[str]:
+    """`thumbnails/sprite.jpg`: the numbered thumbnails, in order, as one grid."""
+    rows = max(1, -(-count // columns))
+    return [*INPUT_FENCE, "-f", "image2", "-framerate", "1", "-start_number", "1",
+            "-i", "file:thumbnails/%04d.jpg", "-vf", f"tile={columns}x{rows}", "-frames:v", "1",
+            "-q:v", "4", "-update", "1", "-f", "image2", *OUTPUT_FENCE,
+            "thumbnails/sprite.jpg"]  # fmt: skip

@@ -183,31 +183,69 @@ def _fixed_init_name(folder: Path) -> None:
         playlist.write_text(text)
 
 
-def thumbnails(
-    source: Path,
+def thumbnail_range(every: int, start: float, end: float | None, duration: float) -> range:
+    """The thumbnails (n: picture at n x every seconds) whose times fall in [start, end)."""
+    count = max(1, math.ceil(duration / every - 1e-9))  # pictures at 0, N, 2N, ... < duration
+    first = math.ceil(start / every - 1e-9)
+    stop = count if end is None else min(count, math.ceil(end / every - 1e-9))
+    return range(first, max(first, stop))
+
+
+def poster_time(duration: float) -> float:
+    return round(duration * 0.1, 3)
+
+
+def chunk_thumbnails(
+    piece: Path,
     out: Path,
+    seam: Seam,
+    fps: Fraction,
     every: int,
     width: int,
-    sprite: bool,
     duration: float,
     poster_height: int,
     run: Run,
+    source_start: float = 0.0,
 ) -> list[Path]:
-    """poster.jpg, NNNN.jpg every `every` s, sprite.jpg and sprite.vtt under out/thumbnails."""
+    """This chunk's share of `thumbnails/NNNN.jpg` (and the poster, if it is here) into out.
+
+    Each chunk's task decodes only its own piece, so thumbnails of a long source take the
+    time of a chunk, not of the whole timeline.
+    """
     folder = out / "thumbnails"
     folder.mkdir(parents=True, exist_ok=True)
-    count = max(1, math.ceil(duration / every))  # fps=1/N makes frames at 0, N, 2N, ...
-    columns = min(10, count)
-    cells = columns * -(-count // columns)
-    run(argv.thumbnails(source, every, width, count, sprite, columns), out, duration)
-    run(argv.poster(source, round(duration * 0.1, 3), poster_height), out, None)
+    numbers = thumbnail_range(every, seam.start, seam.end, duration)
+    at = poster_time(duration)
+    here = seam.start <= at and (seam.end is None or at < seam.end)
+    if not numbers and not here:
+        return []
+    args = argv.chunk_thumbnails(
+        piece, start=seam.start, end=seam.end, fps=fps, source_start=source_start, every=every,
+        first=numbers.start, stop=numbers.stop, width=width,
+        poster=(at, poster_height) if here else None,
+    )  # fmt: skip
+    length = (seam.end - seam.start) if seam.end is not None else None
+    run(args, out, length)
+    made = [folder / f"{n + 1:04d}.jpg" for n in numbers]
+    made += [folder / "poster.jpg"] if here else []
+    missing = [p.name for p in made if not p.exists()]
+    if missing:
+        raise MediaFailed(f"thumbnails {', '.join(missing)} were not made from chunk {seam.index}")
+    return made
+
+
+def sprite(out: Path, every: int, duration: float, run: Run) -> list[Path]:
+    """`thumbnails/sprite.jpg` and `sprite.vtt` over the thumbnails already in out."""
+    folder = out / "thumbnails"
     frames = sorted(folder.glob("[0-9][0-9][0-9][0-9].jpg"))
     if not frames:
         raise MediaFailed("no thumbnails were made")
-    if sprite:
-        info = probe(frames[0], restricted=False)
-        assert info.video is not None
-        w, h = info.video.width or width, info.video.height or 0
-        vtt = manifests.sprite_vtt(min(len(frames), cells), every, duration, w, h, columns)
-        (folder / "sprite.vtt").write_text(vtt)
-    return sorted(p for p in folder.iterdir() if p.is_file())
+    columns = min(10, len(frames))
+    run(argv.sprite(len(frames), columns), out, None)
+    info = probe(frames[0], restricted=False)
+    assert info.video is not None
+    w, h = info.video.width or 0, info.video.height or 0
+    (folder / "sprite.vtt").write_text(
+        manifests.sprite_vtt(len(frames), every, duration, w, h, columns)
+    )
+    return [folder / "sprite.jpg", folder / "sprite.vtt"]
