@@ -10,8 +10,15 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chalicelib import sandbox
+from chalicelib.media.steps import FFMPEG_PREFIX, MediaFailed
+from chalicelib.probe import ffmpeg_exe
+
+if TYPE_CHECKING:
+    from chalicelib.run_record import Stops
+    from chalicelib.scratch import Scratch
 
 LOG_TAIL_LINES = 50
 
@@ -82,3 +89,67 @@ class FfmpegProcess:
         process = self.process
         if process is not None and process.poll() is None:
             process.kill_group()
+
+
+class FfmpegRunner:
+    """The graph steps' `Run` (chalicelib.media.steps) over FfmpegProcess: each run fenced,
+    its progress followed, its CPU time added up, killed when `stops` is set."""
+
+    def __init__(
+        self, stops: Stops, progress: Progress, scratch: Scratch, deadline: float | None
+    ) -> None:
+        self.stops = stops
+        self.progress = progress
+        self.scratch = scratch
+        self.deadline = deadline
+        self.current: FfmpegProcess | None = None
+        self.cpu_seconds = 0.0  # every run's CPU time: what the task cost
+
+    def __call__(
+        self,
+        args: list[str],
+        cwd: Path,
+        duration: float | None = None,
+        *,
+        estimate: float | None = None,
+    ) -> None:
+        """Run ffmpeg with `args` in `cwd`; MediaFailed with its last lines if it fails.
+
+        `duration` (seconds of media) turns ffmpeg's progress into a percentage; the time
+        limit is the host's deadline, or bounded from `estimate` (default: `duration`).
+        """
+        cwd.mkdir(parents=True, exist_ok=True)
+        argv = [ffmpeg_exe(), *FFMPEG_PREFIX, "-progress", "pipe:1", *args]
+        seconds = sandbox.time_limit(self.deadline, estimate if estimate is not None else duration)
+        self.stops.check()
+        self.current = FfmpegProcess(
+            argv,
+            cwd=cwd,
+            home=self.scratch.path / "home",
+            seconds=seconds,
+            duration=duration,
+            progress=self.progress,
+        )
+        code = self.current.run()
+        self.cpu_seconds += self.current.cpu_seconds
+        self.stops.check()
+        lines = [self.scratch.redact(line) for line in self.current.log_lines()]
+        if self.current.timed_out:
+            raise MediaFailed(
+                f"ffmpeg ran longer than its limit of {seconds:.0f} s and was stopped; "
+                "raise OE_FFMPEG_MAX_SECONDS or use a lighter preset",
+                "\n".join(lines),
+            )
+        process = self.current.process
+        if process is not None and process.file_too_big:
+            raise MediaFailed(
+                f"ffmpeg wrote a file larger than {process.max_file_bytes} bytes and was "
+                "stopped; raise OE_FFMPEG_MAX_FILE_BYTES or lower the preset's bit rate"
+            )
+        if code != 0:
+            last = lines[-1] if lines else f"exit code {code}"
+            raise MediaFailed(f"ffmpeg failed: {last}", "\n".join(lines))
+
+    def kill(self) -> None:
+        if self.current is not None:
+            self.current.kill()

@@ -33,18 +33,18 @@ from chalicelib import events, faults, lifecycle, messages, queues, sandbox, sto
 from chalicelib.config import runtime
 from chalicelib.errors import InvalidInput
 from chalicelib.ffmpeg import PresetSpec, parse_preset_data
-from chalicelib.ffmpeg_process import FfmpegProcess, Progress
+from chalicelib.ffmpeg_process import FfmpegRunner, Progress
 from chalicelib.graph import build
 from chalicelib.graph.plan import Mode, Plan
 from chalicelib.lease import Heartbeat
 from chalicelib.lifecycle import Lease, Lost, Status
+from chalicelib.media.steps import MediaFailed
 from chalicelib.models import Job
 from chalicelib.outputs import NoOutputs, Outputs, RefusedByStorage
 from chalicelib.probe import (
     ALLOWED_DEMUXERS,
     MediaError,
     MediaInfo,
-    ffmpeg_exe,
     probe,
 )
 from chalicelib.run_record import RunRecord, Stop, StopReason, Stops
@@ -130,7 +130,7 @@ class JobRun:
     """One attempt of one job on this host: claim, the steps, then an outcome.
 
     Collaborators: the `Heartbeat` keeps the lease (and notices cancel), `Scratch` holds
-    the files, `FfmpegProcess` runs ffmpeg, `Stops` carries why to stop.
+    the files, `FfmpegRunner` runs ffmpeg, `Stops` carries why to stop.
     """
 
     def __init__(
@@ -146,16 +146,14 @@ class JobRun:
         self.attempt = attempt
         self.worker_id = worker_id
         self.deadline = deadline  # time.monotonic() by which work must be handed off
-        self.host_stop = stop or threading.Event()
         self.lease = Lease(job_id, attempt, worker_id, lease_seconds())
         self.extra = {"job_id": job_id, "attempt": attempt}
         writer = storage.Writer(job_id, attempt, worker_id)
         self.outputs = Outputs(writer, retry_seconds=self.lease.seconds, extra=self.extra)
         self.job: Job | None = None
         self.progress = Progress()
-        self.ffmpeg: FfmpegProcess | None = None
-        self.cpu_seconds = 0.0  # ffmpeg's CPU time in this run (recorded on the job)
-        self.stops = Stops(self.kill)
+        self.ffmpeg: FfmpegRunner | None = None  # every ffmpeg this run starts
+        self.stops = Stops(self.kill, deadline=deadline, host=stop)
         self.record = RunRecord(self.lease, self.stops, self.extra)
         self.scratch: Scratch | None = None
 
@@ -198,7 +196,7 @@ class JobRun:
             renew=self._renew,
             on_lost=self.record.explain_lost,
             on_lapse=lambda: self.stops.set(StopReason.LEASE_LAPSED),
-            on_beat=self._watch_clock,
+            on_beat=self.stops.watch,
             every=runtime().heartbeat_seconds,
             name=f"heartbeat-{self.job_id}",
             extra=self.extra,
@@ -206,12 +204,14 @@ class JobRun:
         scratch = Scratch(scratch_root(), f"{self.job.guid}-{self.attempt}")
         with scratch, heartbeat:
             self.scratch, self.record.heartbeat = scratch, heartbeat
+            self.ffmpeg = FfmpegRunner(self.stops, self.progress, scratch, self.deadline)
             try:
                 return self._steps()
             except Stop as stop:
                 return self._stopped(stop.reason)
             except (
                 EncodeFailed,
+                MediaFailed,
                 MediaError,
                 storage.SourceMissing,
                 RefusedByStorage,
@@ -244,13 +244,13 @@ class JobRun:
         self.record.advance(Status.ENCODING, fields)
         self._encode(spec, info)
         self.record.advance(Status.UPLOADING, {"progress": 100})
-        assert self.scratch is not None
+        assert self.scratch is not None and self.ffmpeg is not None
         outputs = self.outputs.publish(
             self.scratch.out, self.job.dest,
-            transfer=self._transfer, should_stop=self.should_stop, check=self.stops.check,
+            transfer=self._transfer, should_stop=self.stops.wanted, check=self.stops.check,
         )  # fmt: skip
         self.record.complete({"outputs": outputs, "progress": 100, "tasks_done": 1,
-                              "cpu_seconds": round(self.cpu_seconds, 3)})  # fmt: skip
+                              "cpu_seconds": round(self.ffmpeg.cpu_seconds, 3)})  # fmt: skip
         log.info("completed with %d outputs", len(outputs), extra=self.extra)
         return Outcome(self.job_id, Result.COMPLETED)
 
@@ -266,10 +266,8 @@ class JobRun:
         fields = {"probe": info.summary(), "plan": plan.record(), "tasks_total": len(plan.tasks),
                   "tasks_done": 0, "progress": 0, "cpu_seconds": 0}  # fmt: skip
         self.record.advance(Status.ENCODING, fields)
-        from chalicelib.graph.runner import FfmpegRunner  # the runner imports this module
-
-        runner = FfmpegRunner(self.stops, self.progress, scratch, self.deadline)
-        self.ffmpeg = runner  # so a cancel kills the split too
+        runner = self.ffmpeg
+        assert runner is not None
         workspace = build.workspace_of(job)
         try:
             pieces = build.split_source(
@@ -277,7 +275,7 @@ class JobRun:
             )
             for path, name in pieces:
                 self._transfer(
-                    f"writing {name}", lambda p=path, n=name: workspace.put(p, n, self.should_stop)
+                    f"writing {name}", lambda p=path, n=name: workspace.put(p, n, self.stops.wanted)
                 )
             queue = build.queue_for(plan)
             items = build.task_items(job, plan, queue)
@@ -321,18 +319,9 @@ class JobRun:
                 fields["speed"] = self.progress.speed
         self.record.renew(fields)
 
-    def _watch_clock(self) -> None:
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            self.stops.set(StopReason.OVER_BUDGET)
-        if self.host_stop.is_set():
-            self.stops.set(StopReason.HOST_STOPPING)
-
     def kill(self) -> None:
         if self.ffmpeg is not None:
             self.ffmpeg.kill()
-
-    def should_stop(self) -> bool:
-        return self.stops.is_set() or self.host_stop.is_set()
 
     # --- the steps -------------------------------------------------------------------
 
@@ -343,7 +332,7 @@ class JobRun:
                 call, until=time.monotonic() + self.lease.seconds, what=what, extra=self.extra
             )
         except storage.Stopped:
-            self._watch_clock()
+            self.stops.watch()
             self.stops.check()
             raise
 
@@ -371,7 +360,7 @@ class JobRun:
         self.source_path = self.scratch.path / f"source{suffix}"
         self._transfer(
             "downloading the source",
-            lambda: storage.download(source, self.source_path, self.should_stop),
+            lambda: storage.download(source, self.source_path, self.stops.wanted),
         )
         self.stops.check()
         self.record.advance(Status.PROBING, {})
@@ -392,35 +381,13 @@ class JobRun:
             self.stops.set(StopReason.OVER_BUDGET)
             self.stops.check()
 
-    def _ffmpeg(self, args: list[str], duration: float | None, cwd: Path, seconds: float) -> None:
-        assert self.scratch is not None
-        argv = [
-            ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning",
-            "-progress", "pipe:1", *sandbox.INPUT_FENCE, "-format_whitelist", ALLOWED_DEMUXERS,
-            "-i", f"file:{self.source_path}", *args,
-        ]  # fmt: skip
-        self.ffmpeg = FfmpegProcess(argv, cwd=cwd, home=self.scratch.path / "home", seconds=seconds,
-                                    duration=duration, progress=self.progress)  # fmt: skip
-        self.stops.check()
-        code = self.ffmpeg.run()
-        self.cpu_seconds += self.ffmpeg.cpu_seconds
-        self.stops.check()
-        lines = [self.scratch.redact(line) for line in self.ffmpeg.log_lines()]
-        if self.ffmpeg.timed_out:
-            raise EncodeFailed(
-                f"ffmpeg ran longer than its limit of {seconds:.0f} s and was stopped; "
-                "raise OE_FFMPEG_MAX_SECONDS or use a lighter preset",
-                "\n".join(lines),
-            )
-        process = self.ffmpeg.process
-        if process is not None and process.file_too_big:
-            raise EncodeFailed(
-                f"ffmpeg wrote a file larger than {process.max_file_bytes} bytes and was "
-                "stopped; raise OE_FFMPEG_MAX_FILE_BYTES or lower the preset's bit rate"
-            )
-        if code != 0:
-            last = lines[-1] if lines else f"exit code {code}"
-            raise EncodeFailed(f"ffmpeg failed: {last}", "\n".join(lines))
+    def _ffmpeg(self, args: list[str], info: MediaInfo, spec: PresetSpec) -> None:
+        """The preset's ffmpeg on the job's source, in scratch/out."""
+        assert self.scratch is not None and self.ffmpeg is not None
+        source = [*sandbox.INPUT_FENCE, "-format_whitelist", ALLOWED_DEMUXERS,
+                  "-i", f"file:{self.source_path}"]  # fmt: skip
+        self.ffmpeg([*source, *args], self.scratch.out, info.duration,
+                    estimate=estimate_encode_seconds(info, spec))  # fmt: skip
 
     def _encode(self, spec: PresetSpec, info: MediaInfo) -> None:
         assert self.job is not None and self.scratch is not None
@@ -432,18 +399,16 @@ class JobRun:
                 f"source has no video stream but preset {self.job.preset!r} encodes video; "
                 "use an audio preset or a source with video"
             )
-        out = self.scratch.out
         output = self.job.preset_snapshot["output"]
-        seconds = sandbox.time_limit(self.deadline, estimate_encode_seconds(info, spec))
         fence = sandbox.OUTPUT_FENCE
         if spec.two_pass:
             passlog = str(self.scratch.path / "passlog")
             first = [*spec.args, "-pass", "1", "-passlogfile", passlog, "-an", "-f", "null"]
-            self._ffmpeg([*first, *fence, os.devnull], info.duration, out, seconds)
+            self._ffmpeg([*first, *fence, os.devnull], info, spec)
             second = [*spec.args, "-pass", "2", "-passlogfile", passlog, *fence, output]
-            self._ffmpeg(second, info.duration, out, seconds)
+            self._ffmpeg(second, info, spec)
         else:
-            self._ffmpeg([*spec.args, *fence, output], info.duration, out, seconds)
+            self._ffmpeg([*spec.args, *fence, output], info, spec)
         self.progress.percent = 100.0
 
     # --- endings ------------------------------------------------------------------

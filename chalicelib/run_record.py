@@ -38,12 +38,35 @@ class Stop(Exception):
 
 
 class Stops:
-    """The first reason this run must stop, set from any thread; setting it kills ffmpeg."""
+    """The first reason this run must stop, set from any thread; setting it kills ffmpeg.
 
-    def __init__(self, kill: Callable[[], None]) -> None:
+    It also keeps the host's clock: past the run's deadline (Lambda's hand-off time) or
+    once the host is stopping, the run must stop as well.
+    """
+
+    def __init__(
+        self,
+        kill: Callable[[], None],
+        *,
+        deadline: float | None = None,
+        host: threading.Event | None = None,
+    ) -> None:
         self._reason: StopReason | None = None
         self._lock = threading.Lock()
         self._kill = kill
+        self.deadline = deadline  # time.monotonic() by which work must be handed off
+        self.host = host or threading.Event()
+
+    def watch(self) -> None:
+        """Each heartbeat: the deadline passed or the host stopping become stop reasons."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.set(StopReason.OVER_BUDGET)
+        if self.host.is_set():
+            self.set(StopReason.HOST_STOPPING)
+
+    def wanted(self) -> bool:
+        """Polled by transfers between blocks: stop now, whatever the reason."""
+        return self.is_set() or self.host.is_set()
 
     def set(self, reason: StopReason) -> None:
         with self._lock:

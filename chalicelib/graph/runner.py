@@ -2,14 +2,14 @@
 
 The same collaborators as a job's run: a `Heartbeat` keeps the task's lease (and, through
 the job check in every renewal, notices a cancel, another task's failure or a restart
-within one beat), `Scratch` holds the files, `FfmpegProcess` runs ffmpeg, `Stops` carries
-why to stop. Kinds:
+within one beat), `Scratch` holds the files, `FfmpegRunner` runs ffmpeg, `Stops` carries
+why to stop, and `TaskMedia` (chalicelib.graph.kinds) does the media of each kind:
 
-- encode: one rendition of one chunk, from that chunk's piece of the source;
+- encode: one rendition of one chunk, or all of them from one decode, from its piece;
 - audio: the job's audio, once, for the whole timeline;
-- thumbnails: poster, one image every N seconds, a sprite and its WebVTT index;
-- assemble: join the chunks (stream copy), add the audio, package, publish into dest,
-  complete the job. Only the fan-in releases it, once per attempt.
+- thumbnails: one chunk's pictures (and the poster if it falls there);
+- assemble: join the chunks (stream copy), add the audio, package, tile the sprite,
+  publish into dest, complete the job. Only the fan-in releases it, once per attempt.
 """
 
 from __future__ import annotations
@@ -22,69 +22,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chalicelib import faults, lifecycle, messages, queues, sandbox, storage
+from chalicelib import faults, lifecycle, messages, queues, storage
 from chalicelib.config import graph_settings, runtime
-from chalicelib.ffmpeg_process import FfmpegProcess, Progress
-from chalicelib.graph import build
-from chalicelib.graph.plan import Kind, encode_task_id
+from chalicelib.ffmpeg_process import FfmpegRunner, Progress
+from chalicelib.graph import build, kinds
+from chalicelib.graph.plan import Kind
 from chalicelib.graph.workspace import Stopped, Workspace
 from chalicelib.lease import Heartbeat
 from chalicelib.lifecycle import Lost, NotYet, Status, TaskLease, TaskStatus
-from chalicelib.media import steps
 from chalicelib.media.steps import MediaFailed
 from chalicelib.models import Job, rfc3339, utcnow
 from chalicelib.pipeline import Outcome, Result
-from chalicelib.probe import MediaError, ffmpeg_exe
+from chalicelib.probe import MediaError
 from chalicelib.run_record import Stop, StopReason, Stops
 from chalicelib.scratch import Scratch
 
 log = logging.getLogger("openencoder.graph")
 T = TypeVar("T")
 NOT_YET_DELAY_SECONDS = 3
-
-
-class FfmpegRunner:
-    """`steps.Run` over the fenced FfmpegProcess: progress into `progress`, killed by `stops`."""
-
-    def __init__(
-        self, stops: Stops, progress: Progress, scratch: Scratch, deadline: float | None
-    ) -> None:
-        self.stops = stops
-        self.progress = progress
-        self.scratch = scratch
-        self.deadline = deadline
-        self.current: FfmpegProcess | None = None
-        self.cpu_seconds = 0.0  # every run's CPU time: what the task cost
-
-    def __call__(self, args: list[str], cwd: Path, duration: float | None = None) -> None:
-        cwd.mkdir(parents=True, exist_ok=True)
-        argv = [ffmpeg_exe(), *steps.FFMPEG_PREFIX, "-progress", "pipe:1", *args]
-        seconds = sandbox.time_limit(self.deadline, duration)
-        self.stops.check()
-        self.current = FfmpegProcess(
-            argv,
-            cwd=cwd,
-            home=self.scratch.path / "home",
-            seconds=seconds,
-            duration=duration,
-            progress=self.progress,
-        )
-        code = self.current.run()
-        self.cpu_seconds += self.current.cpu_seconds
-        self.stops.check()
-        lines = [self.scratch.redact(line) for line in self.current.log_lines()]
-        if self.current.timed_out:
-            raise MediaFailed(
-                f"ffmpeg ran longer than its limit of {seconds:.0f} s and was stopped",
-                "\n".join(lines),
-            )
-        if code != 0:
-            last = lines[-1] if lines else f"exit code {code}"
-            raise MediaFailed(f"ffmpeg failed: {last}", "\n".join(lines))
-
-    def kill(self) -> None:
-        if self.current is not None:
-            self.current.kill()
 
 
 class TaskRun:
@@ -102,15 +57,15 @@ class TaskRun:
         self.job_id, self.attempt, self.task_id = message.job_id, message.attempt, message.task
         self.worker_id = worker_id
         self.deadline = deadline
-        self.host_stop = stop or threading.Event()
         self.lease = TaskLease(
             self.job_id, self.attempt, self.task_id, worker_id, runtime().lease_seconds
         )
         self.extra = {"job_id": self.job_id, "attempt": self.attempt, "task": self.task_id}
         self.workspace = Workspace(self.job_id, self.attempt)
         self.progress = Progress()
-        self.stops = Stops(self.kill)
+        self.stops = Stops(self.kill, deadline=deadline, host=stop)
         self.ffmpeg: FfmpegRunner | None = None
+        self.media: kinds.TaskMedia | None = None
         self.scratch: Scratch | None = None
         self.heartbeat: Heartbeat | None = None
         self.job: Job | None = None
@@ -159,7 +114,7 @@ class TaskRun:
             renew=self._renew,
             on_lost=self._lost,
             on_lapse=lambda: self.stops.set(StopReason.LEASE_LAPSED),
-            on_beat=self._watch_clock,
+            on_beat=self.stops.watch,
             name=f"heartbeat-{self.job_id}-{self.task_id}",
             extra=self.extra,
         )
@@ -171,11 +126,15 @@ class TaskRun:
             self.scratch, self.heartbeat = scratch, heartbeat
             self.ffmpeg = FfmpegRunner(self.stops, self.progress, scratch, self.deadline)
             try:
-                kind = self.graph.plan.task(self.task_id).kind if self.graph else None
-                if kind is Kind.ASSEMBLE:
+                assert self.graph is not None
+                self.media = kinds.TaskMedia(
+                    self.graph, scratch, self.ffmpeg,
+                    fetch=self._get, store=self._put, names=self._names,
+                )  # fmt: skip
+                spec = self.graph.plan.task(self.task_id)
+                if spec.kind is Kind.ASSEMBLE:
                     return self._assemble()
-                outputs = self._work(kind)
-                return self._finish(outputs, self._took())
+                return self._finish(self.media.work(spec), self._took())
             except Stop as stop:
                 return self._stopped(stop.reason)
             except (MediaFailed, MediaError) as exc:
@@ -187,88 +146,15 @@ class TaskRun:
             finally:
                 self.kill()
 
-    # --- the steps of each kind -----------------------------------------------------
-
-    def _work(self, kind: Kind | None) -> list[str]:
-        assert self.graph is not None and self.scratch is not None and self.ffmpeg is not None
-        graph, scratch, run = self.graph, self.scratch, self.ffmpeg
-        spec = graph.plan.task(self.task_id)
-        if kind is Kind.ENCODE:
-            assert spec.chunk is not None and graph.plan.fps is not None
-            chunk = graph.plan.chunk(spec.chunk)
-            piece = self._get(f"pieces/{steps.piece_name(chunk.index)}", scratch.path / "piece.mkv")
-            seam = steps.Seam(chunk.index, chunk.start, chunk.end)
-            outs = [
-                (graph.video(name), scratch.out / f"{encode_task_id(chunk.index, name)}.mp4")
-                for name in spec.renditions or (spec.rendition,)
-            ]
-            if len(outs) == 1:
-                video, out = outs[0]
-                steps.encode_chunk(piece, out, video, seam, graph.plan.fps, run, graph.source_start)
-            else:
-                steps.encode_chunk_renditions(
-                    piece, outs, seam, graph.plan.fps, run, graph.source_start
-                )
-            return [self._put(out, f"out/{out.name}") for _, out in outs]
-        if kind is Kind.AUDIO:
-            source = self._get(build.AUDIO_PIECE, scratch.path / "audio.mka")
-            out = scratch.out / "audio.m4a"
-            steps.encode_audio(source, out, graph.recipe, run, graph.duration)
-            return [self._put(out, build.AUDIO_OUTPUT)]
-        if kind is Kind.THUMBNAILS:
-            ladder = graph.recipe.ladder
-            assert ladder is not None and ladder.thumbnails is not None
-            assert graph.plan.fps is not None
-            t = ladder.thumbnails
-            # One chunk's; a plan stored before thumbnails were per chunk has one task for all.
-            chunks = graph.plan.chunks if spec.chunk is None else (graph.plan.chunk(spec.chunk),)
-            files = []
-            for chunk in chunks:
-                piece = self._get(
-                    f"pieces/{steps.piece_name(chunk.index)}",
-                    scratch.path / f"piece-{chunk.index}.mkv",
-                )
-                seam = steps.Seam(chunk.index, chunk.start, chunk.end)
-                files += steps.chunk_thumbnails(
-                    piece, scratch.out, seam, graph.plan.fps, t.every_seconds, t.width,
-                    graph.duration, graph.poster_height, run, graph.source_start,
-                )  # fmt: skip
-            return [self._put(f, f"thumbs/{f.name}") for f in files]
-        raise MediaFailed(f"task {self.task_id} is not one this host knows how to run")
+    # --- the assemble: the job's last steps -------------------------------------------
 
     def _assemble(self) -> Outcome:
         """Join, package, publish into dest, complete the job; then the task is done."""
         assert self.graph is not None and self.scratch is not None and self.ffmpeg is not None
-        assert self.job is not None
-        graph, scratch, run = self.graph, self.scratch, self.ffmpeg
-        audio = None
-        if any(t.kind is Kind.AUDIO for t in graph.plan.tasks):
-            audio = self._get(build.AUDIO_OUTPUT, scratch.path / "audio.m4a")
-        joined = []
-        for video in graph.recipe.videos:
-            parts = [
-                self._get(
-                    f"out/{encode_task_id(c.index, video.name)}.mp4",
-                    scratch.path / "parts" / video.name / f"{c.index:04d}.mp4",
-                )
-                for c in graph.plan.chunks
-            ]
-            folder = scratch.path / "joined"
-            folder.mkdir(exist_ok=True)
-            joined.append((video, steps.join(parts, folder / f"{len(joined)}.mp4", run)))
-        publish = scratch.out
-        if graph.recipe.ladder is not None:
-            steps.assemble_ladder(joined, audio, graph.recipe, graph.plan.fps, publish, run)
-            for name in self.workspace.names("thumbs/"):
-                self._get(name, publish / "thumbnails" / name.rsplit("/", 1)[-1])
-            thumbnails = graph.recipe.ladder.thumbnails
-            if thumbnails is not None and thumbnails.sprite:
-                steps.sprite(publish, thumbnails.every_seconds, graph.duration, run)
-        else:
-            video, path = joined[0]
-            steps.assemble_single(
-                path, audio, publish / graph.recipe.output, graph.recipe.container, run
-            )
+        assert self.job is not None and self.media is not None
+        graph = self.graph
+        publish = self.scratch.out
+        self.media.assemble(publish)
         self._job_step(Status.ENCODING, Status.UPLOADING, {"progress": 99})
         outputs = self._publish(publish)
         total = len(graph.plan.tasks)
@@ -314,7 +200,7 @@ class TaskRun:
             self.uploaded.append(location)
             self._transfer(
                 f"uploading {location.uri}",
-                lambda p=path, loc=location: storage.upload(p, loc, self.writer, self.should_stop),
+                lambda p=path, loc=location: storage.upload(p, loc, self.writer, self.stops.wanted),
             )
         return build.describe_outputs(pairs)
 
@@ -377,18 +263,9 @@ class TaskRun:
         else:
             self.stops.set(StopReason.SUPERSEDED)
 
-    def _watch_clock(self) -> None:
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            self.stops.set(StopReason.OVER_BUDGET)
-        if self.host_stop.is_set():
-            self.stops.set(StopReason.HOST_STOPPING)
-
     def kill(self) -> None:
         if self.ffmpeg is not None:
             self.ffmpeg.kill()
-
-    def should_stop(self) -> bool:
-        return self.stops.is_set() or self.host_stop.is_set()
 
     def _stopped(self, reason: StopReason) -> Outcome:
         log.info("stopped: %s", reason.value, extra=self.extra)
@@ -507,17 +384,20 @@ class TaskRun:
                 call, until=time.monotonic() + self.lease.seconds, what=what, extra=self.extra
             )
         except (Stopped, storage.Stopped):
-            self._watch_clock()
+            self.stops.watch()
             self.stops.check()
             raise
 
+    def _names(self, prefix: str) -> list[str]:
+        return self._transfer(f"listing {prefix}", lambda: self.workspace.names(prefix))
+
     def _get(self, name: str, path: Path) -> Path:
         return self._transfer(
-            f"reading {name}", lambda: self.workspace.get(name, path, self.should_stop)
+            f"reading {name}", lambda: self.workspace.get(name, path, self.stops.wanted)
         )
 
     def _put(self, path: Path, name: str) -> str:
-        self._transfer(f"writing {name}", lambda: self.workspace.put(path, name, self.should_stop))
+        self._transfer(f"writing {name}", lambda: self.workspace.put(path, name, self.stops.wanted))
         return name
 
     def _remove_uploads(self) -> None:

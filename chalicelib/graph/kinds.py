@@ -1,0 +1,127 @@
+"""What each kind of task does with its files: an encode, the audio, a chunk's thumbnails,
+and the assemble's media (join the chunks, add the audio, package).
+
+Files come from the attempt's workspace through `fetch` and go back through `store`;
+ffmpeg runs through `run` (fenced, followed, killable). Nothing here writes a status
+or touches a queue: `TaskRun` does that around these steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from chalicelib.graph import build
+from chalicelib.graph.plan import Kind, TaskSpec, encode_task_id
+from chalicelib.media import steps
+from chalicelib.media.steps import MediaFailed
+from chalicelib.scratch import Scratch
+
+Fetch = Callable[[str, Path], Path]  # workspace name → local path
+Store = Callable[[Path, str], str]  # local path → workspace name
+
+
+class TaskMedia:
+    def __init__(
+        self,
+        graph: build.Graph,
+        scratch: Scratch,
+        run: steps.Run,
+        *,
+        fetch: Fetch,
+        store: Store,
+        names: Callable[[str], list[str]],
+    ) -> None:
+        self.graph = graph
+        self.scratch = scratch
+        self.run = run
+        self.fetch = fetch
+        self.store = store
+        self.names = names
+
+    def work(self, spec: TaskSpec) -> list[str]:
+        """An encode, audio or thumbnails task: its outputs, stored in the workspace."""
+        if spec.kind is Kind.ENCODE:
+            return self._encode(spec)
+        if spec.kind is Kind.AUDIO:
+            return self._audio()
+        if spec.kind is Kind.THUMBNAILS:
+            return self._thumbnails(spec)
+        raise MediaFailed(f"task {spec.id} is not one this host knows how to run")
+
+    def _piece(self, index: int) -> tuple[Path, steps.Seam]:
+        chunk = self.graph.plan.chunk(index)
+        name = steps.piece_name(index)
+        piece = self.fetch(f"pieces/{name}", self.scratch.path / name)
+        return piece, steps.Seam(chunk.index, chunk.start, chunk.end)
+
+    def _encode(self, spec: TaskSpec) -> list[str]:
+        """One rendition of a chunk, or all of them from one decode."""
+        graph, fps = self.graph, self.graph.plan.fps
+        assert spec.chunk is not None and fps is not None
+        piece, seam = self._piece(spec.chunk)
+        outs = [
+            (graph.video(name), self.scratch.out / f"{encode_task_id(spec.chunk, name)}.mp4")
+            for name in spec.renditions or (spec.rendition,)
+        ]
+        if len(outs) == 1:
+            video, out = outs[0]
+            steps.encode_chunk(piece, out, video, seam, fps, self.run, graph.source_start)
+        else:
+            steps.encode_chunk_renditions(piece, outs, seam, fps, self.run, graph.source_start)
+        return [self.store(out, f"out/{out.name}") for _, out in outs]
+
+    def _audio(self) -> list[str]:
+        """The whole job's audio, once (per-chunk audio drifts and leaves priming gaps)."""
+        source = self.fetch(build.AUDIO_PIECE, self.scratch.path / "audio.mka")
+        out = self.scratch.out / "audio.m4a"
+        steps.encode_audio(source, out, self.graph.recipe, self.run, self.graph.duration)
+        return [self.store(out, build.AUDIO_OUTPUT)]
+
+    def _thumbnails(self, spec: TaskSpec) -> list[str]:
+        """A chunk's pictures (and the poster if it falls there), from its own piece."""
+        graph = self.graph
+        ladder = graph.recipe.ladder
+        assert ladder is not None and ladder.thumbnails is not None and graph.plan.fps
+        t = ladder.thumbnails
+        # A plan stored before thumbnails were per chunk has one task for every chunk.
+        indexes = [c.index for c in graph.plan.chunks] if spec.chunk is None else [spec.chunk]
+        files: list[Path] = []
+        for index in indexes:
+            piece, seam = self._piece(index)
+            files += steps.chunk_thumbnails(
+                piece, self.scratch.out, seam, graph.plan.fps, t.every_seconds, t.width,
+                graph.duration, graph.poster_height, self.run, graph.source_start,
+            )  # fmt: skip
+        return [self.store(f, f"thumbs/{f.name}") for f in files]
+
+    def assemble(self, publish: Path) -> None:
+        """Every output of the job into `publish`: joined, with audio, packaged."""
+        graph, scratch = self.graph, self.scratch
+        audio = None
+        if any(t.kind is Kind.AUDIO for t in graph.plan.tasks):
+            audio = self.fetch(build.AUDIO_OUTPUT, scratch.path / "audio.m4a")
+        joined = []
+        folder = scratch.path / "joined"
+        folder.mkdir(exist_ok=True)
+        for video in graph.recipe.videos:
+            parts = [
+                self.fetch(
+                    f"out/{encode_task_id(c.index, video.name)}.mp4",
+                    scratch.path / "parts" / video.name / f"{c.index:04d}.mp4",
+                )
+                for c in graph.plan.chunks
+            ]
+            joined.append((video, steps.join(parts, folder / f"{len(joined)}.mp4", self.run)))
+        ladder = graph.recipe.ladder
+        if ladder is None:
+            _, path = joined[0]
+            out = publish / graph.recipe.output
+            steps.assemble_single(path, audio, out, graph.recipe.container, self.run)
+            return
+        assert graph.plan.fps is not None
+        steps.assemble_ladder(joined, audio, graph.recipe, graph.plan.fps, publish, self.run)
+        for name in self.names("thumbs/"):
+            self.fetch(name, publish / "thumbnails" / name.rsplit("/", 1)[-1])
+        if ladder.thumbnails is not None and ladder.thumbnails.sprite:
+            steps.sprite(publish, ladder.thumbnails.every_seconds, graph.duration, self.run)
