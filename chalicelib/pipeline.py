@@ -255,37 +255,41 @@ class JobRun:
         return Outcome(self.job_id, Result.COMPLETED)
 
     def _fan_out(self, plan: Plan, info: MediaInfo) -> Outcome:
-        """Run as a graph: pieces of the source to the workspace, tasks stored and sent.
+        """Run as a graph: the source cut into pieces, each stored with its tasks and their
+        messages before the next is cut, so the first tasks start while the rest is split.
 
         The job keeps its lease until every message is out; a host that dies before that
-        lets the lease lapse, and the recovered job plans again from the start.
+        lets the lease lapse, and the recovered job plans again from the start (its tasks,
+        stopped by the job's change of status, are stored and sent again). A task's item is
+        stored only with its piece: a message arriving early finds no task and waits.
         """
-        assert self.job is not None and self.scratch is not None
+        assert self.job is not None and self.scratch is not None and self.ffmpeg is not None
         assert self.record.heartbeat is not None
-        job, scratch = self.job, self.scratch
+        job, runner = self.job, self.ffmpeg
         fields = {"probe": info.summary(), "plan": plan.record(), "tasks_total": len(plan.tasks),
                   "tasks_done": 0, "progress": 0, "cpu_seconds": 0}  # fmt: skip
         self.record.advance(Status.ENCODING, fields)
-        runner = self.ffmpeg
-        assert runner is not None
         workspace = build.workspace_of(job)
+        queue = build.queue_for(plan)
+        items = {item.task_id: item for item in build.task_items(job, plan, queue)}
         try:
-            pieces = build.split_source(
-                self.source_path, plan, info, scratch.path / "pieces", runner
-            )
-            for path, name in pieces:
-                self._transfer(
-                    f"writing {name}", lambda p=path, n=name: workspace.put(p, n, self.stops.wanted)
-                )
-            queue = build.queue_for(plan)
-            items = build.task_items(job, plan, queue)
-            self._transfer("storing the tasks", lambda: lifecycle.plant(items))
-            self.stops.check()
+            # The assemble first: the fan-in releases it, however early the others finish.
+            self._transfer("storing the assemble", lambda: lifecycle.plant([items["assemble"]]))
+            folder = self.scratch.path / "pieces"
+            for piece in build.pieces(self.source_path, plan, folder, runner):
+                put = lambda p=piece: workspace.put(p.path, p.name, self.stops.wanted)  # noqa: E731
+                self._transfer(f"writing {piece.name}", put)
+                piece.path.unlink()  # a long source's pieces need not all fit in scratch
+                ready = [items[t.id] for t in piece.tasks]
+                self._transfer("storing tasks", lambda r=ready: lifecycle.plant(r))
+                self.stops.check()
+                self._transfer("sending tasks", lambda p=piece: build.send(job, p.tasks, queue))
         except BaseException:
-            with contextlib.suppress(Exception):  # the lifecycle rule is the backstop
-                workspace.remove()  # nothing was sent: no task will read these pieces
+            # Tasks already sent stop at their next write (the job leaves encoding); the
+            # lifecycle rule is the backstop for what this misses.
+            with contextlib.suppress(Exception):
+                workspace.remove()
             raise
-        self._transfer("sending the tasks", lambda: build.send_ready(job, plan, queue))
         self.record.heartbeat.stop()  # the tasks hold their own leases from here on
         self.record.close(
             "handing the job to its tasks",

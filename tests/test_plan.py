@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -299,12 +300,31 @@ def test_a_plan_stored_in_the_older_listed_form_is_still_read():
     assert p.chunk(1).start == 20.0
 
 
-def test_tasks_are_sent_longest_first_so_a_long_sources_audio_starts_at_once():
-    from chalicelib.graph.build import ready_order
+def test_the_split_yields_audio_first_then_each_chunk_with_the_tasks_it_makes_ready(tmp_path):
+    from chalicelib.graph.build import longest_first, pieces
 
-    p = plan(source(3600), ladder_work(), limits=Limits(concurrency=20))
-    order = [t.id for t in ready_order(p)]
-    assert order[0] == "audio"  # an hour of audio is one task: the longest
-    assert "assemble" not in order and len(order) == len(p.tasks) - 1
-    weights = [p.task(i).weight for i in order]
-    assert weights == sorted(weights, reverse=True)
+    w = ladder_work(thumbnails=True)
+    p = plan(source(60), w, limits=Limits(concurrency=100))
+    made = []
+
+    def run(args, cwd, duration):  # stands in for ffmpeg: the output file is the last arg
+        out = Path(args[-1].removeprefix("file:"))
+        out.write_bytes(b"piece")
+        made.append(out.name)
+
+    got = [
+        (piece.name, [t.id for t in piece.tasks])
+        for piece in pieces(Path("s.mp4"), p, tmp_path, run)
+    ]
+    assert got[0] == ("pieces/audio.mka", ["audio"])
+    assert got[1] == ("pieces/piece-0000.mkv", ["encode-0000-720p", "encode-0000-480p",
+                                                 "encode-0000-360p", "thumbnails-0000"])  # fmt: skip
+    assert [name for name, _ in got] == ["pieces/audio.mka"] + [
+        f"pieces/piece-{i:04d}.mkv" for i in range(3)
+    ]
+    assert made == ["audio.mka", "piece-0000.mkv", "piece-0001.mkv", "piece-0002.mkv"]
+    every = [task for _, tasks in got for task in tasks]
+    assert sorted(every) == sorted(t.id for t in p.work_tasks)  # each task sent exactly once
+    # Within what is ready, the longest goes first.
+    order = [t.id for t in longest_first(p.task(i) for i in got[1][1])]
+    assert order[0] == "encode-0000-720p" and order[-1] == "thumbnails-0000"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
@@ -22,7 +23,7 @@ from chalicelib.ffmpeg import parse_preset_data
 from chalicelib.graph.plan import Kind, Limits, Mode, Options, Plan, Source, TaskSpec, plan
 from chalicelib.graph.workspace import Workspace
 from chalicelib.ladder import Ladder
-from chalicelib.media import steps
+from chalicelib.media import argv, steps
 from chalicelib.media.recipe import Recipe, VideoRecipe, ladder_recipe, single_recipe
 from chalicelib.models import Job, Task
 from chalicelib.probe import MediaError, MediaInfo, fill_video_bit_rate, probe
@@ -144,34 +145,47 @@ def task_items(job: Job, p: Plan, queue: str) -> list[Task]:
     ]
 
 
-def split_source(
-    source: Path, p: Plan, info: MediaInfo, folder: Path, run: steps.Run
-) -> list[tuple[Path, str]]:
-    """Pieces of the source's video (stream copy) and its audio: what the tasks download."""
-    seams = [steps.Seam(c.index, c.start, c.end) for c in p.chunks]
+@dataclass(frozen=True)
+class Piece:
+    """One stream-copied piece of the source, and the tasks it makes ready."""
+
+    path: Path
+    name: str  # in the attempt's workspace
+    tasks: tuple[TaskSpec, ...]
+
+
+def pieces(source: Path, p: Plan, folder: Path, run: steps.Run) -> Iterator[Piece]:
+    """The source cut into what the tasks download, in the order they are needed.
+
+    The audio comes first (one task for the whole timeline, often the longest), then each
+    chunk's video with its encodes and thumbnails: a chunk's tasks can start while the
+    later chunks are still being cut, so the first encode never waits for the whole split.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    audio = tuple(t for t in p.work_tasks if t.kind is Kind.AUDIO)
+    if audio:
+        path = folder / "audio.mka"
+        run(argv.extract_audio(source, path), folder, None)
+        yield Piece(path, AUDIO_PIECE, audio)
     start = float(p.details.get("source_start") or 0.0)
-    pieces = steps.split(source, seams, folder, run, start)
-    named = [(path, f"pieces/{path.name}") for path in pieces]
-    if any(t.kind is Kind.AUDIO for t in p.tasks):
-        audio = folder / "audio.mka"
-        from chalicelib.media import argv
-
-        run(argv.extract_audio(source, audio), folder, None)
-        named.append((audio, AUDIO_PIECE))
-    return named
+    for chunk in p.chunks:
+        seam = steps.Seam(chunk.index, chunk.start, chunk.end)
+        (path,) = steps.split(source, [seam], folder, run, start)
+        ready = tuple(t for t in p.work_tasks if t.chunk == chunk.index)
+        yield Piece(path, f"pieces/{path.name}", ready)
 
 
-def ready_order(p: Plan) -> list[TaskSpec]:
-    """The tasks to send, longest first: when they outnumber the invocations, the long ones
-    (a long source's audio) start at once and the short ones fill in around them."""
-    return sorted(p.work_tasks, key=lambda t: t.weight, reverse=True)
+def longest_first(tasks: Iterable[TaskSpec]) -> list[TaskSpec]:
+    """When tasks outnumber the invocations, the long ones start at once and the short
+    ones fill in around them."""
+    return sorted(tasks, key=lambda t: t.weight, reverse=True)
 
 
-def send_ready(job: Job, p: Plan, queue: str) -> None:
-    """One message per ready task (everything but the assemble), ten per call."""
+def send(job: Job, tasks: Iterable[TaskSpec], queue: str) -> None:
+    """One message per task, longest first, ten per call."""
     batch = [
         messages.TaskMessage(job_id=int(job.id), attempt=int(job.attempt), task=t.id)
-        for t in ready_order(p)
+        for t in longest_first(tasks)
     ]
     queues.send_many(queue, batch)
 
