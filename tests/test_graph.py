@@ -152,6 +152,9 @@ def _started_graph(preset: str, source: str, **options) -> tuple[Job, list[str]]
         for m in answer:
             bodies.append(m["Body"])
             queues.sqs().delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    # Encodes first, in chunk order (the fan-out sends the audio first; SQS keeps no order).
+    task = lambda body: messages.parse(body).task  # noqa: E731
+    bodies.sort(key=lambda body: (not task(body).startswith("encode"), task(body)))
     return Job.get(job.id), bodies
 
 
