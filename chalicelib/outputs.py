@@ -4,6 +4,8 @@ it, and removed again — exactly those objects — when the run does not comple
 Which job wins a key two jobs share: the one that uploads it last (its version is
 current); a cancelled, failed or superseded run deletes only its own versions, so the
 other job's object stays or reappears (the output bucket is versioned; see README).
+Each record keeps the version id the job wrote, so its download link serves the job's
+own bytes whichever job is current.
 """
 
 from __future__ import annotations
@@ -55,6 +57,29 @@ def describe(path: Path, location: storage.S3Location) -> dict[str, Any]:
     return {k: v for k, v in record.items() if v is not None}
 
 
+def record_versions(
+    records: list[dict[str, Any]],
+    writer: storage.Writer,
+    transfer: Callable[[str, Callable[[], Any]], Any],
+) -> list[dict[str, Any]]:
+    """Add to each record of one object the version id `writer` wrote (none if unversioned).
+
+    A folder summary (a rendition's segments) has no `uri`: it names no single object, and
+    heading its thousands of segments would double the requests of a ladder's upload.
+    """
+    for record in records:
+        if not record.get("uri"):
+            continue
+        location = storage.from_uri(record["uri"])
+        version = transfer(
+            f"recording the version of {location.uri}",
+            lambda loc=location: storage.written_version(loc, writer),
+        )
+        if version:
+            record["version_id"] = version
+    return records
+
+
 class Outputs:
     """Publish one run's files under a dest; remove exactly what it wrote."""
 
@@ -99,7 +124,10 @@ class Outputs:
                     raise RefusedByStorage(message) from None
                 raise
             recorded.append(describe(path, location))
-        return recorded
+        try:
+            return record_versions(recorded, self.writer, transfer)
+        except storage.NotWritten as exc:
+            raise RefusedByStorage(str(exc)) from None
 
     def remove(self) -> None:
         """Delete exactly what this run wrote; another job's objects under the same keys stay."""

@@ -107,6 +107,10 @@ class OutsideBoundary(Exception):
     """An output would land where no job may write (the watch or internal prefix)."""
 
 
+class NotWritten(Exception):
+    """No version of a key names the writer that just uploaded it (someone removed it)."""
+
+
 @dataclass(frozen=True)
 class Writer:
     """The attempt that writes an object: stamped on it, compared before any delete."""
@@ -198,6 +202,57 @@ def upload(
     )
 
 
+def written_version(location: S3Location, writer: Writer) -> str | None:
+    """The version id of the object `writer` uploaded at `location`; None if unversioned.
+
+    `upload_file` (s3transfer) drops the PutObject / CompleteMultipartUpload response that
+    carries the VersionId, and replacing it with our own put and multipart code would lose
+    its parallel parts and part retries. So S3 is asked after the upload, and the answer is
+    trusted only if the version's metadata names this writer: the current version is ours
+    unless another job uploaded the same key since, and then the key's versions (newest
+    first) are walked to the newest one this writer stamped. A retried upload that landed
+    twice wrote the same bytes both times, so the newest of those is as good as any.
+    """
+    head = s3().head_object(Bucket=location.bucket, Key=location.key)
+    current = head.get("VersionId")
+    if current in (None, "null"):
+        return None  # unversioned (or suspended): there is one object, as before
+    if writer.wrote(head.get("Metadata", {})):
+        return str(current)
+    pages = (
+        s3()
+        .get_paginator("list_object_versions")
+        .paginate(Bucket=location.bucket, Prefix=location.key)
+    )
+    for page in pages:
+        for version in page.get("Versions", []):
+            if version["Key"] != location.key or version["VersionId"] == current:
+                continue
+            older = s3().head_object(
+                Bucket=location.bucket, Key=location.key, VersionId=version["VersionId"]
+            )
+            if writer.wrote(older.get("Metadata", {})):
+                return str(version["VersionId"])
+    raise NotWritten(
+        f"{location.uri} was removed right after this job uploaded it, so its download "
+        "link could not be pinned to the job's own bytes; restart the job"
+    )
+
+
+def version_exists(location: S3Location, version_id: str) -> bool:
+    """Whether one version of a key is still stored (a lifecycle rule may have expired it)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3().head_object(Bucket=location.bucket, Key=location.key, VersionId=version_id)
+    except ClientError as exc:
+        # A HEAD has no error body: S3 answers a bare 404 for a removed version.
+        if exc.response["Error"]["Code"] in ("404", "NoSuchVersion", "NoSuchKey"):
+            return False
+        raise
+    return True
+
+
 def delete(locations: list[S3Location]) -> None:
     """Delete objects by key (uploads the API owns; a job's outputs use `remove_written_by`)."""
     for location in locations:
@@ -280,9 +335,16 @@ def presign(operation: str, params: dict[str, Any], seconds: int) -> str:
     return presigner().generate_presigned_url(operation, Params=params, ExpiresIn=seconds)
 
 
-def download_link(location: S3Location) -> tuple[str, datetime]:
-    """A presigned GET for an output and the moment it stops working."""
+def download_link(location: S3Location, version_id: str | None = None) -> tuple[str, datetime]:
+    """A presigned GET for an output and the moment it stops working.
+
+    With the version a job recorded, the link serves that job's bytes even after another
+    job overwrote the key; without one (an unversioned bucket) it serves the current object.
+    """
     seconds = settings().download_url_seconds
     expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)
-    url = presign("get_object", {"Bucket": location.bucket, "Key": location.key}, seconds)
+    params = {"Bucket": location.bucket, "Key": location.key}
+    if version_id and version_id != "null":
+        params["VersionId"] = version_id
+    url = presign("get_object", params, seconds)
     return url, expires

@@ -32,6 +32,7 @@ from chalicelib.lease import Heartbeat
 from chalicelib.lifecycle import Lost, NotYet, Status, TaskLease, TaskStatus
 from chalicelib.media.steps import MediaFailed
 from chalicelib.models import Job, rfc3339, utcnow
+from chalicelib.outputs import record_versions
 from chalicelib.pipeline import Outcome, Result
 from chalicelib.probe import MediaError
 from chalicelib.run_record import Stop, StopReason, Stops
@@ -202,7 +203,7 @@ class TaskRun:
                 f"uploading {location.uri}",
                 lambda p=path, loc=location: storage.upload(p, loc, self.writer, self.stops.wanted),
             )
-        return build.describe_outputs(pairs)
+        return record_versions(build.describe_outputs(pairs), self.writer, self._transfer)
 
     # --- fan-in ----------------------------------------------------------------------
 
