@@ -112,6 +112,27 @@ class Api:
 
 
 @pytest.fixture
+def atomic_items(monkeypatch) -> None:
+    """moto applies a conditional write in several Python steps; DynamoDB applies each write
+    (and each transaction) atomically. One lock around each item operation gives moto the
+    service's guarantee, so that threads test our code, not moto's missing lock."""
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "get_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(*args, _original=original, **kwargs):
+            with lock:
+                return _original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
+
+
+@pytest.fixture
 def api(aws: None) -> Iterator[Api]:
     from chalice.test import Client
 

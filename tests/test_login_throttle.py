@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,26 +16,6 @@ OWNER = "198.51.100.7"
 OFFICE = "192.0.2.10"
 
 
-@pytest.fixture
-def atomic_items(aws, monkeypatch):
-    """moto applies a conditional write in several Python steps; DynamoDB applies it atomically.
-
-    One lock around each item operation gives moto DynamoDB's guarantee, so that threads test
-    our code, not moto's missing lock.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("put_item", "get_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(*args, _original=original, **kwargs):
-            with lock:
-                return _original(*args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
-
-
 def attempt(password: str, address: str) -> str:
     try:
         auth.login(ADMIN[0], password, address)
@@ -47,7 +26,7 @@ def attempt(password: str, address: str) -> str:
         return "429"
 
 
-def test_twenty_parallel_guesses_get_five_evaluations(atomic_items):
+def test_twenty_parallel_guesses_get_five_evaluations(aws, atomic_items):
     start = threading.Barrier(20)
 
     def guess(i: int) -> str:
