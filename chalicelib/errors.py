@@ -32,6 +32,10 @@ class Conflict(OpenEncoderError):
     status = 409
 
 
+class Gone(OpenEncoderError):
+    status = 410
+
+
 class PayloadTooLarge(OpenEncoderError):
     status = 413
 

@@ -12,20 +12,29 @@ import json
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from chalicelib import counters, faults, lifecycle, queues, stats
 from chalicelib.config import settings
-from chalicelib.errors import InvalidInput, NotFound, Unavailable
+from chalicelib.errors import Gone, InvalidInput, NotFound, Unavailable
 from chalicelib.ffmpeg import parse_preset_data
 from chalicelib.lifecycle import Status, TaskStatus
 from chalicelib.models import Job, rfc3339
 from chalicelib.presets import get_preset_by_name
-from chalicelib.storage import INTERNAL_PREFIX, download_link, from_uri, parse_location
+from chalicelib.storage import (
+    INTERNAL_PREFIX,
+    download_link,
+    from_uri,
+    parse_location,
+    version_exists,
+)
 
 log = logging.getLogger("openencoder.jobs")
 MAX_PAGE_SIZE = 100
+# A ladder records a thumbnail every few seconds: check their versions a few at a time.
+_VERSION_CHECKS = 8
 _B32HEX = "0123456789abcdefghijklmnopqrstuv"
 
 
@@ -219,12 +228,33 @@ def summary_view(job: Job) -> dict[str, Any]:
 
 
 def output_view(output: Any) -> dict[str, Any]:
-    """An output as stored, with a presigned download link and when it expires."""
+    """An output as stored, with a presigned link to the version the job wrote, and its expiry."""
     view = dict(output)
     if view.get("uri"):
-        url, expires = download_link(from_uri(view["uri"]))
+        url, expires = download_link(from_uri(view["uri"]), view.get("version_id"))
         view.update({"url": url, "url_expires": rfc3339(expires)})
     return view
+
+
+def output_views(job: Job) -> list[dict[str, Any]]:
+    """The job's outputs with links, or Gone if a version the job wrote no longer exists.
+
+    A link to a removed version would fail only at S3, without a reason, so the outputs
+    route heads each recorded version first (outputs recorded without one, from an
+    unversioned bucket, are served as the key's current object, unchecked).
+    """
+    records = [dict(o) for o in job.outputs or []]
+    pinned = [o for o in records if o.get("uri") and o.get("version_id")]
+    if pinned:
+        with ThreadPoolExecutor(max_workers=_VERSION_CHECKS) as pool:
+            kept = pool.map(lambda o: version_exists(from_uri(o["uri"]), o["version_id"]), pinned)
+            gone = [o["key"] for o, exists in zip(pinned, kept, strict=True) if not exists]
+        if gone:
+            raise Gone(
+                f"job {int(job.id)}: the version it wrote of {', '.join(gone)} was removed "
+                "(by the bucket's lifecycle rule or a person); restart the job to make it again"
+            )
+    return [output_view(o) for o in records]
 
 
 def public_view(job: Job) -> dict[str, Any]:

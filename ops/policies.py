@@ -139,7 +139,9 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
                 ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
                 a["upload_objects"],
             ),
-            _statement("Downloads", ["s3:GetObject"], a["outputs"]),
+            # Links name the version their job wrote, checked first by a HEAD (BucketState's
+            # ListBucket makes a removed version a 404 there, not a 403).
+            _statement("Downloads", ["s3:GetObject", "s3:GetObjectVersion"], a["outputs"]),
             events,
             # GET /api/health, /api/worker/queue, /api/worker/pools, PUT /api/settings
             _statement("Workers", ["dynamodb:GetItem", "dynamodb:Query"], a["workers"]),
@@ -211,8 +213,8 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
             _statement("Queue", _CONSUME, a["events"]),
             _statement("DeadLetters", _SEND, a["webhook_dlq"]),
             _statement("SlackUrl", ["ssm:GetParameter"], a["settable_secrets"][1:]),
-            # Payloads carry the outputs' download links, signed with this role.
-            _statement("Downloads", ["s3:GetObject"], a["outputs"]),
+            # Payloads carry the outputs' download links (of one version), signed with this role.
+            _statement("Downloads", ["s3:GetObject", "s3:GetObjectVersion"], a["outputs"]),
             logs,
         ],
     }

@@ -56,7 +56,7 @@ def get(request: Any, job_id: str, principal: Principal) -> Any:
 
 @endpoint(role="guest")
 def outputs(request: Any, job_id: str, principal: Principal) -> Any:
-    items = jobs.public_view(jobs.get_job(job_id))["outputs"]
+    items = jobs.output_views(jobs.get_job(job_id))
     return {"count": len(items), "items": items}
 
 
