@@ -22,7 +22,7 @@ from chalicelib.outputs import record_versions
 from chalicelib.pipeline import run_message
 from tests import media as make
 from tests.conftest import ADMIN
-from tests.test_graph import Drain, atomic_items, chunky, ended  # noqa: F401 - fixtures
+from tests.test_graph import Drain, chunky, ended  # noqa: F401 - chunky is a fixture
 
 FIRST = storage.Writer(job_id=1, attempt=1, run="run-a")
 SECOND = storage.Writer(job_id=2, attempt=1, run="run-b")
