@@ -309,7 +309,12 @@ def test_a_ladder_job_publishes_hls_dash_mp4_and_thumbnails_that_ffmpeg_reads_ba
     assert decodes(local / "manifest.mpd", "0:a:0") != 0
     assert "#xywh=" in (local / "thumbnails" / "sprite.vtt").read_text()
     kinds = {o["kind"] for o in stored.outputs}
-    assert {"playlist", "manifest", "video", "segments", "thumbnail"} <= kinds
+    assert {"playlist", "manifest", "video", "segments", "thumbnail", "thumbnails"} <= kinds
+    # The numbered pictures are one summary (a long ladder has thousands), not a record each.
+    (pictures,) = [o for o in stored.outputs if o["kind"] == "thumbnails"]
+    numbered = [k for k in keys if re.fullmatch(r"out/thumbnails/\d{4}\.jpg", k)]
+    assert pictures["key"] == "out/thumbnails/" and int(pictures["count"]) == len(numbered) >= 2
+    assert not any(re.fullmatch(r"out/thumbnails/\d{4}\.jpg", o["key"]) for o in stored.outputs)
 
 
 def test_priority_cost_sends_the_job_to_the_droplet_pool_when_it_is_cheaper(aws, chunky, mezzanine):

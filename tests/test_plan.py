@@ -328,3 +328,23 @@ def test_the_split_yields_audio_first_then_each_chunk_with_the_tasks_it_makes_re
     # Within what is ready, the longest goes first.
     order = [t.id for t in longest_first(p.task(i) for i in got[1][1])]
     assert order[0] == "encode-0000-720p" and order[-1] == "thumbnails-0000"
+
+
+@pytest.mark.parametrize("preset", ["h264_main_720p_3000", "h264_ladder_hls_dash"])
+def test_one_encode_thread_reaches_the_encoder_and_decoder_of_every_chunk(monkeypatch, preset):
+    """OE_ENCODE_THREADS=1 is one Lambda vCPU, for single-file presets as for ladders."""
+    from chalicelib.graph.build import recipe_for
+    from chalicelib.media import argv
+    from chalicelib.presets import LADDERS
+
+    monkeypatch.setenv("OE_ENCODE_THREADS", "1")
+    seeded = {name: (data, output) for _, name, data, output in SEEDED}
+    ladders = {name: json.dumps({"ladder": ladder.model_dump()}) for name, ladder in LADDERS}
+    data, output = seeded.get(preset) or (ladders[preset], "ladder")
+    recipe = recipe_for({"data": data, "output": output}, 720, FPS30)
+    args = argv.encode_chunk(Path("p.mkv"), Path("c.mp4"), recipe.videos[0], start=4, end=8,
+                             fps=FPS30)  # fmt: skip
+    split = args.index("-i")
+    decoder, encoder = args[:split], args[split:]
+    assert decoder[decoder.index("-threads") + 1] == "1"
+    assert encoder[encoder.index("-threads") + 1] == "1"

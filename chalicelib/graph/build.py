@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -55,7 +56,9 @@ def recipe_for(snapshot: dict[str, Any], height: int | None, fps: Fraction | Non
     if isinstance(document, dict) and "ladder" in document:
         return ladder_recipe(Ladder.model_validate(document["ladder"]), height, fps, threads)
     spec = parse_preset_data(snapshot["data"])
-    return single_recipe(spec.args, snapshot["output"], height, two_pass=spec.two_pass)
+    return single_recipe(
+        spec.args, snapshot["output"], height, two_pass=spec.two_pass, threads=threads
+    )
 
 
 def plain(value: Any) -> dict[str, Any]:
@@ -231,6 +234,7 @@ class Graph:
 
 # --- what the job records of its outputs --------------------------------------------------
 
+_NUMBERED = re.compile(r"\d{4,}\.jpg")  # thumbnails/0001.jpg, ...
 _KINDS = {
     ".m3u8": "playlist",
     ".mpd": "manifest",
@@ -245,22 +249,32 @@ _KINDS = {
 
 
 def describe_outputs(pairs: list[tuple[Path, Any]]) -> list[dict[str, Any]]:
-    """One record per published (file, location), except segments: one summary per folder.
+    """One record per published (file, location), except segments and the numbered
+    thumbnails: one summary per folder.
 
-    A two-hour ladder has thousands of segments; listing each would outgrow the job item.
+    A two-hour ladder has thousands of segments and, at one picture every 5 s, 1,440
+    thumbnails; listing each would outgrow the job item (400 KB) and ask S3 for a version
+    of each. The poster, the sprite and its index stay records of their own.
     """
     records: list[dict[str, Any]] = []
-    segments: dict[str, dict[str, Any]] = {}
+    folders: dict[str, dict[str, Any]] = {}
     for path, location in pairs:
         name, suffix, size = path.name, path.suffix.lower(), path.stat().st_size
         folder = path.parent.name
+        prefix = location.key.rsplit("/", 1)[0] + "/"
         if suffix == ".m4s" or name == "init.mp4":
-            prefix = location.key.rsplit("/", 1)[0] + "/"
-            entry = segments.setdefault(
+            entry = folders.setdefault(
                 prefix,
                 {"key": prefix, "kind": "segments", "rendition": folder, "count": 0, "size": 0},
             )
             entry["count"] += int(suffix == ".m4s")
+            entry["size"] += size
+            continue
+        if folder == "thumbnails" and _NUMBERED.fullmatch(name):
+            entry = folders.setdefault(
+                prefix, {"key": prefix, "kind": "thumbnails", "count": 0, "size": 0}
+            )
+            entry["count"] += 1
             entry["size"] += size
             continue
         record: dict[str, Any] = {
@@ -276,7 +290,7 @@ def describe_outputs(pairs: list[tuple[Path, Any]]) -> list[dict[str, Any]]:
         if suffix in (".mp4", ".webm", ".mkv", ".mov"):
             record.update(_media_facts(path))
         records.append(record)
-    return records + list(segments.values())
+    return records + list(folders.values())
 
 
 def _media_facts(path: Path) -> dict[str, Any]:
