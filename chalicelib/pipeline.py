@@ -272,6 +272,7 @@ class JobRun:
         workspace = build.workspace_of(job)
         queue = build.queue_for(plan)
         items = {item.task_id: item for item in build.task_items(job, plan, queue)}
+        sent = False
         try:
             # The assemble first: the fan-in releases it, however early the others finish.
             self._transfer("storing the assemble", lambda: lifecycle.plant([items["assemble"]]))
@@ -284,11 +285,14 @@ class JobRun:
                 self._transfer("storing tasks", lambda r=ready: lifecycle.plant(r))
                 self.stops.check()
                 self._transfer("sending tasks", lambda p=piece: build.send(job, p.tasks, queue))
+                sent = True
         except BaseException:
-            # Tasks already sent stop at their next write (the job leaves encoding); the
-            # lifecycle rule is the backstop for what this misses.
-            with contextlib.suppress(Exception):
-                workspace.remove()
+            # Before any message, nobody reads these pieces. After one, a task may still run
+            # them (this run's lease may merely have lapsed, and the job will be recovered):
+            # the job's end removes them, and the lifecycle rule is the backstop.
+            if not sent:
+                with contextlib.suppress(Exception):
+                    workspace.remove()
             raise
         self.record.heartbeat.stop()  # the tasks hold their own leases from here on
         self.record.close(
