@@ -384,3 +384,30 @@ def test_a_task_that_keeps_running_out_of_invocation_time_fails_the_job_instead_
     assert stored.status == "error"
     assert "ran out of the invocation's time 2 times" in stored.error["message"]
     assert lifecycle.task(int(job.id), 1, first.task).status == TaskStatus.FAILED
+
+
+@pytest.mark.parametrize("fail_on", [1, 2])
+def test_a_fan_out_that_breaks_keeps_the_pieces_its_sent_tasks_read(
+    aws, chunky, mezzanine, monkeypatch, fail_on
+):
+    """Pieces go with their tasks' messages; once one is out, a task may still read them."""
+    from chalicelib.graph import build
+
+    calls = []
+    send = build.send
+
+    def breaking(job, tasks, queue):
+        calls.append([t.id for t in tasks])
+        if len(calls) == fail_on:
+            raise RuntimeError("the queue broke")
+        send(job, tasks, queue)
+
+    monkeypatch.setattr(build, "send", breaking)
+    job = new_job("h264_baseline_360p_600", upload(mezzanine))
+    Drain().once()  # the job's own run: plan, split, fan out (it breaks)
+    names = Workspace(int(job.id), 1).names()
+    assert calls[0] == ["audio"]  # the audio's piece goes first
+    if fail_on == 1:
+        assert names == []  # nothing was sent: nobody reads the pieces
+    else:
+        assert "pieces/audio.mka" in names  # the audio task was sent: its piece stays
