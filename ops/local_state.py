@@ -143,17 +143,23 @@ def _save_objects(s3: Any, into: Path, previous: Path | None, manifest: dict,
         for bucket in s3.list_buckets().get("Buckets", []):
             name = bucket["Name"]
             manifest["buckets"].append(name)
-            for obj in _pages(s3, "list_objects_v2", "Contents", Bucket=name):
+            # The current version of each key (and its id: jobs record the version they
+            # wrote, and their download links name it; see `_load_objects`).
+            for obj in _pages(s3, "list_object_versions", "Versions", Bucket=name):
+                if not obj.get("IsLatest"):
+                    continue
                 key, etag, size = obj["Key"], obj["ETag"], obj["Size"]
                 if (name, key, etag, size) in known:
                     entry, blob = known[(name, key, etag, size)]
+                    entry = {**entry, "version_id": obj.get("VersionId")}
                     _link(blob, blobs)
                 else:
                     head = s3.head_object(Bucket=name, Key=key)
                     entry = {"bucket": name, "key": key, "etag": etag, "size": size,
                              "headers": {h: head[h] for h in _OBJECT_HEADERS if head.get(h)},
                              "metadata": head.get("Metadata", {}),
-                             "blob": _download(s3, name, key, blobs)}  # fmt: skip
+                             "blob": _download(s3, name, key, blobs),
+                             "version_id": obj.get("VersionId")}  # fmt: skip
                 index.write(json.dumps(entry) + "\n")
                 counts.objects += 1
                 counts.bytes += size
@@ -302,10 +308,13 @@ def restore(root: Path, manifest: dict[str, Any], *, region: str) -> Counts:
     ddb, s3, ssm, sqs = _clients(region)
     counts = Counts()
     try:
+        # Objects first: S3 gives each a new version id, and the items that recorded the
+        # old one (a job's outputs, for its download links) are loaded with the new one.
+        versions = _load_objects(s3, root, manifest, counts)
         for name in manifest["tables"]:
-            counts.items += _load_table(ddb, name, root / "tables" / f"{name}.jsonl")
+            path = root / "tables" / f"{name}.jsonl"
+            counts.items += _load_table(ddb, name, path, versions)
             counts.tables += 1
-        _load_objects(s3, root, manifest, counts)
         for p in json.loads((root / "parameters.json").read_text()):
             extra = {"Description": p["description"]} if p.get("description") else {}
             ssm.put_parameter(Name=p["name"], Value=p["value"], Type=p["type"], Overwrite=True,
@@ -318,8 +327,25 @@ def restore(root: Path, manifest: dict[str, Any], *, region: str) -> Counts:
     return counts
 
 
-def _load_table(ddb: Any, name: str, path: Path) -> int:
-    items = [_decode(json.loads(line)) for line in path.read_text().splitlines() if line]
+def _renamed_versions(value: Any, versions: dict[str, str]) -> Any:
+    """An item with every recorded `version_id` of a restored object changed to its new id."""
+    if isinstance(value, list):
+        return [_renamed_versions(v, versions) for v in value]
+    if not isinstance(value, dict):
+        return value
+    renamed = {k: _renamed_versions(v, versions) for k, v in value.items()}
+    recorded = renamed.get("version_id")
+    if isinstance(recorded, dict) and recorded.get("S") in versions:
+        renamed["version_id"] = {"S": versions[recorded["S"]]}
+    return renamed
+
+
+def _load_table(ddb: Any, name: str, path: Path, versions: dict[str, str]) -> int:
+    items = [
+        _renamed_versions(_decode(json.loads(line)), versions)
+        for line in path.read_text().splitlines()
+        if line
+    ]
     for start in range(0, len(items), 25):
         requests = {name: [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]}
         for _ in range(20):
@@ -331,19 +357,25 @@ def _load_table(ddb: Any, name: str, path: Path) -> int:
     return len(items)
 
 
-def _load_objects(s3: Any, root: Path, manifest: dict, counts: Counts) -> None:
+def _load_objects(s3: Any, root: Path, manifest: dict, counts: Counts) -> dict[str, str]:
+    """Every saved object put back; {saved version id: the new one} for versioned buckets."""
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     for bucket in manifest["buckets"]:
         if bucket not in existing:
             s3.create_bucket(Bucket=bucket)  # made by hand in an earlier run: no settings to keep
     index = root / "objects.jsonl"
+    versions: dict[str, str] = {}
     for line in index.read_text().splitlines():
         entry = json.loads(line)
         with (root / "blobs" / entry["blob"]).open("rb") as body:
-            s3.put_object(Bucket=entry["bucket"], Key=entry["key"], Body=body,
-                          Metadata=entry["metadata"], **entry["headers"])  # fmt: skip
+            put = s3.put_object(Bucket=entry["bucket"], Key=entry["key"], Body=body,
+                                Metadata=entry["metadata"], **entry["headers"])  # fmt: skip
+        old, new = entry.get("version_id"), put.get("VersionId")
+        if old and new and old != "null":
+            versions[old] = new
         counts.objects += 1
         counts.bytes += entry["size"]
+    return versions
 
 
 def _load_queue(sqs: Any, name: str, path: Path) -> int:
