@@ -448,7 +448,10 @@ def test_ctrl_c_asks_whether_to_cancel_and_cancels(cli, clips):
     wait_until(lambda: re.search(r"job \d+ long\.mp4 +encoding", terminal.text), 120,
                "the job to be encoding")  # fmt: skip
     terminal.process.send_signal(signal.SIGINT)
-    wait_until(lambda: "Cancel 1 unfinished job" in terminal.text, 30, "the question")
+    try:
+        wait_until(lambda: "Cancel 1 unfinished job" in terminal.text, 30, "the question")
+    except AssertionError:
+        raise AssertionError(f"no question; the terminal shows:\n{terminal.text[-3000:]}") from None
     terminal.type("y")
     assert terminal.wait() == 1, terminal.text
     job = job_by_dest_prefix(cli, "cli/interrupted/")
