@@ -116,6 +116,9 @@ class Terminal:
         self.process = subprocess.Popen(
             [str(OPENENCODER), *args], cwd=cli.checkout, stdin=child, stdout=child, stderr=child,
             env=cli.env(TERM="xterm-256color"), start_new_session=True,
+            # As a shell does for a foreground job: Ctrl-C is on, even when the suite runs
+            # in the background (whose commands inherit SIGINT ignored, and so would ours).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         os.close(child)
         self.master, self.chunks = master, []
