@@ -348,12 +348,16 @@ class LocalStack:
             "region": s.region,
             "buckets": {"input": s.input_bucket, "output": s.output_bucket},
             "watch_prefix": s.watch_prefix,
-            "admin": {"username": username, "password": password},
+            # The password only when this start made the account (a restart cannot know it);
+            # the CLI logs in with the admin token, renewed while the stack runs.
+            "admin": {"username": username, **({"password": password} if password else {})},
             "pid": os.getpid(),
             "state": str(self.state),
             "concurrency": local.concurrency,
         }
-        self._write_facts()
+        self._renew_admin_token()
+        threading.Thread(target=self._keep_admin_token, args=(s.token_ttl_seconds,),
+                         name="admin-token", daemon=True).start()  # fmt: skip
         return self.facts
 
     def provision(self) -> None:
@@ -413,6 +417,23 @@ class LocalStack:
         self.notes.append(f"the saved state could not be restored: {why}. It was moved to "
                           f"{aside}; starting empty")  # fmt: skip
         log.warning("saved state set aside: %s", why, extra={"moved_to": str(aside)})
+
+    def _renew_admin_token(self) -> None:
+        """A fresh admin token, signed with the stack's own key, into stack.json."""
+        from chalicelib import auth, users
+        from chalicelib.models import rfc3339
+
+        token, expires = auth.issue_token(users.get_user(self.facts["admin"]["username"]))
+        self.facts["admin_token"] = {"token": token, "expire": rfc3339(expires)}
+        self._write_facts()
+
+    def _keep_admin_token(self, ttl_seconds: int) -> None:
+        # Renewed at a third of its life, so a reader always finds one with most of it left.
+        while not self._saver_stop.wait(max(10, ttl_seconds // 3)):
+            try:
+                self._renew_admin_token()
+            except Exception:
+                log.exception("renewing the admin token in stack.json failed; will try again")
 
     def _write_facts(self) -> None:
         path, partial = self.root / "stack.json", self.root / "stack.json.partial"
@@ -526,7 +547,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         facts = stack.start()
         admin = facts["admin"]
-        password = admin["password"] or "(unchanged: the account was kept from the saved state)"
+        password = admin.get("password") or (
+            "(unchanged: kept from the saved state; the CLI uses the token in stack.json)"
+        )
         print(
             "\nOpen Encoder is running.\n"
             f"  API:           {facts['api']}\n"
