@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench-api bench-encode bench-parallel layer deploy destroy clean
+.PHONY: run test lint format docs docs-serve bench-api bench-encode bench-parallel layer deploy destroy clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -q
+
+# The documentation site (docs/, mkdocs.yml) into site/; --strict fails on a broken link.
+# tests/unit/test_docs.py runs the same build inside `make test`.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict -a 127.0.0.1:$(or $(DOCS_PORT),8001)
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
@@ -53,4 +61,4 @@ destroy: $(STAMP)
 	$(PY) -m ops.deploy destroy --stage $(STAGE) $(if $(DELETE_BUCKETS),--delete-buckets,)
 
 clean:
-	rm -rf $(VENV) .local .pytest_cache .ruff_cache dist
+	rm -rf $(VENV) .local .pytest_cache .ruff_cache dist site
