@@ -82,8 +82,11 @@ def refresh_token():
     return api.accounts.refresh_token(app.current_request)
 
 
-@app.route("/api/update-password", methods=["POST"], authorizer=jwt_auth)
-@doc("guest", "Change your password (the current one is required)", body="PasswordChange")
+# No authorizer: the original server's body (username, current_password, new_password) needs
+# no token; a Bearer token, when sent, is checked by the controller as the authorizer would.
+@app.route("/api/update-password", methods=["POST"])
+@doc("guest", "Change your password: a Bearer token, or username, with current_password",
+     body="PasswordChange", token_optional=True)  # fmt: skip
 def update_password():
     return api.accounts.update_password(app.current_request)
 

@@ -58,7 +58,12 @@ def _password_matches(password: str, password_hash: bytes) -> bool:
     encoded = password.encode("utf-8")
     if len(encoded) > MAX_PASSWORD_BYTES:
         return False
-    return bcrypt.checkpw(encoded, password_hash)
+    try:
+        return bcrypt.checkpw(encoded, password_hash)
+    except ValueError:
+        # Not a bcrypt hash (the system user's "!"): nothing matches it, after the same work.
+        bcrypt.checkpw(encoded, _dummy_hash())
+        return False
 
 
 def issue_token(user: User, logged_in: int | None = None) -> tuple[str, datetime]:
@@ -117,16 +122,38 @@ def refresh(token: str) -> tuple[str, datetime]:
     return issue_token(User.get(principal.username), logged_in=logged_in)
 
 
-def change_password(username: str, current: str, new: str) -> tuple[str, datetime]:
+def change_password(
+    username: str, current: str, new: str, address: str = "unknown", *, with_token: bool = False
+) -> tuple[str, datetime]:
     """Check the current password, store the new one, end the forced reset; a new token.
 
-    Tokens issued before the change stop working (their `pwv` is the old version).
+    Counted by the login throttle (per account and per address) before any bcrypt runs.
+    Every outcome costs the same bcrypt work (check the current password, hash the new
+    one, compare it with the stored hash), so timing tells neither whether the user
+    exists nor whether the current password was right. A wrong one is a 401, or a 403
+    for a caller who proved who they are with a token (`with_token`). Tokens issued
+    before the change stop working (their `pwv` is the old version).
     """
-    user = User.get(username)
-    if not _password_matches(current, user.password_hash.encode()):
-        raise Forbidden("current_password is not right")
-    new_hash = hash_password(new)  # the policy refuses an empty or short password
-    if _password_matches(new, user.password_hash.encode()):
+    check_password_policy(new)  # about the new password only: says nothing of the account
+    now = time.time()
+    login_throttle.take_attempt(username, address, now)
+    try:
+        user: User | None = User.get(username)
+        stored = user.password_hash.encode()
+    except User.DoesNotExist:
+        user, stored = None, _dummy_hash()
+    right = _password_matches(current, stored)
+    new_hash = hash_password(new)
+    unchanged = _password_matches(new, stored)
+    if not right or user is None or user.system:
+        login_throttle.failed(username, now)
+        if with_token:
+            raise Forbidden("current_password is not right")
+        raise Unauthorized("invalid username or current_password")
+    if not user.active:
+        raise Unauthorized("this account is deactivated")
+    login_throttle.succeeded(username, address)
+    if unchanged:
         raise InvalidInput("new_password must differ from the current one")
     try:
         user.update(

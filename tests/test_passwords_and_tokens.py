@@ -90,3 +90,73 @@ def test_a_forced_reset_blocks_everything_until_the_password_is_changed(api):
     assert r.status_code == 200
     assert api.call("GET", "/api/jobs", token=r.data["token"]).status_code == 200
     assert User.get("ana").force_password_reset is False
+
+
+ORIGINAL_BODY = {"username": "ana", "current_password": "first-password",
+                 "new_password": "second-pw-1", "verify_password": "second-pw-1"}  # fmt: skip
+
+
+def test_the_original_servers_body_changes_a_password_with_no_token(api):
+    token = api.user("ana", "operator", password="first-password")
+    r = api.call("POST", "/api/update-password", ORIGINAL_BODY)
+    assert r.status_code == 200, r.data
+    assert r.data["user"] == "ana" and r.data["message"] == "password changed"
+    assert api.call("GET", "/api/jobs", token=r.data["token"]).status_code == 200
+    # Every token from before the change is revoked, for use and for refresh alike.
+    assert api.call("GET", "/api/jobs", token=token).status_code == 401
+    assert api.call("POST", "/api/refresh-token", token=token).status_code == 401
+    assert api.login("ana", "second-pw-1")
+
+
+def test_a_wrong_current_password_and_an_unknown_user_are_the_same_401(api):
+    api.user("ana", "operator", password="first-password")
+    wrong = api.call("POST", "/api/update-password", {**ORIGINAL_BODY, "current_password": "no-no"})
+    nobody = api.call("POST", "/api/update-password", {**ORIGINAL_BODY, "username": "nobody-1"})
+    assert wrong.status_code == nobody.status_code == 401
+    assert wrong.data["message"] == nobody.data["message"]
+    assert api.login("ana", "first-password")
+
+
+def test_every_outcome_of_a_password_change_costs_the_same_bcrypt_work(api, monkeypatch):
+    api.user("ana", "operator", password="first-password")
+    auth._dummy_hash()  # made once per container, before any request is timed
+    calls: list[str] = []
+    for name in ("checkpw", "hashpw"):
+        original = getattr(auth.bcrypt, name)
+        monkeypatch.setattr(
+            auth.bcrypt, name, lambda *a, _o=original, _n=name: (calls.append(_n), _o(*a))[1]
+        )
+
+    def work(body: dict) -> list[str]:
+        calls.clear()
+        api.call("POST", "/api/update-password", body)
+        return sorted(calls)
+
+    unknown = work({**ORIGINAL_BODY, "username": "nobody-1"})
+    wrong = work({**ORIGINAL_BODY, "current_password": "not-it-at-all"})
+    right = work(ORIGINAL_BODY)
+    assert unknown == wrong == right == ["checkpw", "checkpw", "hashpw"]
+
+
+def test_password_changes_are_throttled_like_logins(api):
+    api.user("ana", "operator", password="first-password")
+    for i in range(5):
+        r = api.call(
+            "POST", "/api/update-password", {**ORIGINAL_BODY, "current_password": f"g-{i}"}
+        )
+        assert r.status_code == 401
+    r = api.call("POST", "/api/update-password", ORIGINAL_BODY)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+    # The login throttle counts the same account from the same address.
+    assert api.call("POST", "/api/login", {"username": "ana", "password": "first-password"}
+                    ).status_code == 429  # fmt: skip
+
+
+def test_a_mistyped_verify_password_or_another_users_name_beside_a_token_is_refused(api):
+    token = api.user("ana", "operator", password="first-password")
+    api.user("bob", "operator")
+    r = api.call("POST", "/api/update-password", {**ORIGINAL_BODY, "verify_password": "other-1"})
+    assert r.status_code == 400 and "verify_password" in r.data["message"]
+    r = api.call("POST", "/api/update-password", {**ORIGINAL_BODY, "username": "bob"}, token=token)
+    assert r.status_code == 400 and "token's user" in r.data["message"]
+    assert api.call("POST", "/api/update-password", {}).status_code == 401

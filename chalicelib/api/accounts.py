@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from chalicelib import auth, users
 from chalicelib.api.http import client_address, endpoint, ok, parse_body
 from chalicelib.api.schemas import Credentials, PasswordChange, UserUpdate
 from chalicelib.auth import Principal
+from chalicelib.errors import InvalidInput, Unauthorized
 from chalicelib.models import rfc3339
 
 
@@ -34,13 +36,45 @@ def refresh_token(request: Any, principal: Principal) -> Any:
     return {"token": token, "expire": rfc3339(expires)}
 
 
-@endpoint(role="guest", password_reset_ok=True)
-def update_password(request: Any, principal: Principal) -> Any:
-    body = parse_body(request, PasswordChange)
+NO_PROOF = "send 'Authorization: Bearer <token>', or username with current_password"
+
+
+def _names_a_user(request: Any) -> bool:
+    try:
+        document = json.loads(request.raw_body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(document, dict) and "username" in document
+
+
+@endpoint()
+def update_password(request: Any) -> Any:
+    """Bearer token and current password, or (the original server's body) username and it.
+
+    The route has no authorizer, so a token, when sent, is checked here as the authorizer
+    would; a user whose reset an admin forced may use either form.
+    """
+    header = request.headers.get("authorization")
+    username = auth.principal_for_token(auth.bearer_token(header)).username if header else None
+    try:
+        body = parse_body(request, PasswordChange)
+    except InvalidInput:
+        if username is None and not _names_a_user(request):
+            raise Unauthorized(NO_PROOF) from None
+        raise
+    if username is None:
+        if body.username is None:
+            raise Unauthorized(NO_PROOF)
+        username = body.username
+    elif body.username is not None and body.username != username:
+        raise InvalidInput("username is not the token's user: leave it out, or send no token")
+    if body.verify_password is not None and body.verify_password != body.new_password:
+        raise InvalidInput("verify_password must repeat new_password")
     token, expires = auth.change_password(
-        principal.username, body.current_password, body.new_password
-    )
-    return {"status": 200, "message": "password changed", "token": token,
+        username, body.current_password, body.new_password, client_address(request),
+        with_token=header is not None,
+    )  # fmt: skip
+    return {"status": 200, "message": "password changed", "user": username, "token": token,
             "expire": rfc3339(expires)}  # fmt: skip
 
 

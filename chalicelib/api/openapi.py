@@ -54,6 +54,8 @@ def _operation(meta: routedoc.RouteDoc, path: str) -> dict[str, Any]:
     }
     if meta.role == "droplet":
         op["security"] = [{"droplet": []}]
+    elif meta.token_optional:
+        op["security"] = [{"bearer": []}, {}]  # the token, or none (the body proves who)
     elif meta.role != "public":
         op["security"] = [{"bearer": []}]
     params = [

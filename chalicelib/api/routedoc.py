@@ -26,16 +26,20 @@ class RouteDoc:
     query: tuple[str, ...] = ()  # query parameters, by name (see openapi.QUERY)
     status: int = 200  # the success status
     page: bool = False  # a web page, not an API operation: left out of the document
+    headers: tuple[str, ...] = ()  # request headers, by name (see openapi.HEADERS)
+    token_optional: bool = False  # the role's token may be left out for another proof (a password)
 
 
 def doc(role: str, summary: str, *, body: str | None = None, query: tuple[str, ...] = (),
-        status: int = 200, page: bool = False) -> Callable[[F], F]:  # fmt: skip
+        status: int = 200, page: bool = False, headers: tuple[str, ...] = (),
+        token_optional: bool = False) -> Callable[[F], F]:  # fmt: skip
     """Stamp a view function with what /api/openapi.json says about its route."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}")
 
     def stamp(view: F) -> F:
-        view.route_doc = RouteDoc(role, summary, body, query, status, page)  # type: ignore[attr-defined]
+        meta = RouteDoc(role, summary, body, query, status, page, headers, token_optional)
+        view.route_doc = meta  # type: ignore[attr-defined]
         return view
 
     return stamp

@@ -52,8 +52,12 @@ class UserUpdate(_Body):
 
 
 class PasswordChange(_Body):
+    """With a Bearer token, the token's user; without one, `username` (the original body)."""
+
+    username: StrictStr | None = Field(None, min_length=1, max_length=128)
     current_password: StrictStr = Field(min_length=1, max_length=1024)
     new_password: StrictStr = Field(max_length=1024)  # the password policy says what is too short
+    verify_password: StrictStr | None = Field(None, max_length=1024)  # if sent, new_password again
 
 
 class MachineCreate(_Body):
