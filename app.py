@@ -171,6 +171,13 @@ def job_outputs(job_id):
     return api.jobs.outputs(app.current_request, job_id)
 
 
+@app.route("/api/jobs/{job_id}/files", methods=["GET"], authorizer=jwt_auth)
+@doc("guest", "Every object of a job's outputs (segments too), with links; paged",
+     query=("output", "cursor", "count"))  # fmt: skip
+def job_files(job_id):
+    return api.jobs.files(app.current_request, job_id)
+
+
 @app.route("/api/jobs/{job_id}/tasks", methods=["GET"], authorizer=jwt_auth)
 @doc("guest", "The tasks of a job's graph (its current attempt)")
 def job_tasks(job_id):

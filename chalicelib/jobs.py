@@ -22,6 +22,7 @@ from chalicelib.errors import Gone, InvalidInput, NotFound, Unavailable
 from chalicelib.ffmpeg import parse_preset_data
 from chalicelib.lifecycle import Status, TaskStatus
 from chalicelib.models import Job, rfc3339
+from chalicelib.output_files import name_of
 from chalicelib.presets import get_preset_by_name
 from chalicelib.storage import (
     INTERNAL_PREFIX,
@@ -227,9 +228,12 @@ def summary_view(job: Job) -> dict[str, Any]:
     }
 
 
-def output_view(output: Any) -> dict[str, Any]:
-    """An output as stored, with a presigned link to the version the job wrote, and its expiry."""
+def output_view(output: Any, dest: str | None = None) -> dict[str, Any]:
+    """An output as stored, with its name under `dest`, a presigned link to the version the
+    job wrote, and its expiry."""
     view = dict(output)
+    if dest and view.get("key"):
+        view.setdefault("name", name_of(view["key"], from_uri(dest).key))
     if view.get("uri"):
         url, expires = download_link(from_uri(view["uri"]), view.get("version_id"))
         view.update({"url": url, "url_expires": rfc3339(expires)})
@@ -254,7 +258,7 @@ def output_views(job: Job) -> list[dict[str, Any]]:
                 f"job {int(job.id)}: the version it wrote of {', '.join(gone)} was removed "
                 "(by the bucket's lifecycle rule or a person); restart the job to make it again"
             )
-    return [output_view(o) for o in records]
+    return [output_view(o, job.dest) for o in records]
 
 
 def public_view(job: Job) -> dict[str, Any]:
@@ -270,7 +274,7 @@ def public_view(job: Job) -> dict[str, Any]:
             "cpu_seconds": float(job.cpu_seconds) if job.cpu_seconds is not None else None,
             "phases": job.phases.as_dict() if job.phases else {},
             "error": job.error.as_dict() if job.error else None,
-            "outputs": [output_view(o) for o in (job.outputs or [])],
+            "outputs": [output_view(o, job.dest) for o in (job.outputs or [])],
             "probe": job.probe.as_dict() if job.probe else None,
             "plan": plan_view(job),
             "updated_date": _date(job.updated_date),

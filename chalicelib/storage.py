@@ -253,6 +253,35 @@ def version_exists(location: S3Location, version_id: str) -> bool:
     return True
 
 
+def head(location: S3Location, version_id: str | None = None) -> dict[str, Any] | None:
+    """Size and ETag of one object (of one version of it); None if it is not stored."""
+    from botocore.exceptions import ClientError
+
+    which = {"VersionId": version_id} if version_id and version_id != "null" else {}
+    try:
+        answer = s3().head_object(Bucket=location.bucket, Key=location.key, **which)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchVersion", "NoSuchKey"):
+            return None
+        raise
+    return {"size": int(answer["ContentLength"]), "etag": answer.get("ETag", "").strip('"')}
+
+
+def list_page(
+    bucket: str, prefix: str, *, token: str | None, count: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the current objects under a prefix (key, size, etag) and the next token."""
+    params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": count}
+    if token:
+        params["ContinuationToken"] = token
+    answer = s3().list_objects_v2(**params)
+    found = [
+        {"key": o["Key"], "size": int(o["Size"]), "etag": o.get("ETag", "").strip('"')}
+        for o in answer.get("Contents", [])
+    ]
+    return found, answer.get("NextContinuationToken") if answer.get("IsTruncated") else None
+
+
 def delete(locations: list[S3Location]) -> None:
     """Delete objects by key (uploads the API owns; a job's outputs use `remove_written_by`)."""
     for location in locations:

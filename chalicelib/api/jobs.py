@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import jobs, uploads, webhooks
+from chalicelib import jobs, output_files, uploads, webhooks
 from chalicelib.api.http import endpoint, parse_body, query_int
 from chalicelib.api.schemas import JobCreate
 from chalicelib.auth import Principal
@@ -58,6 +58,18 @@ def get(request: Any, job_id: str, principal: Principal) -> Any:
 def outputs(request: Any, job_id: str, principal: Principal) -> Any:
     items = jobs.output_views(jobs.get_job(job_id))
     return {"count": len(items), "items": items}
+
+
+@endpoint(role="guest")
+def files(request: Any, job_id: str, principal: Principal) -> Any:
+    params = request.query_params or {}
+    items, cursor = output_files.list_files(
+        jobs.get_job(job_id),
+        output=params.get("output") or None,
+        cursor=params.get("cursor") or None,
+        count=query_int(request, "count", output_files.MAX_PAGE),
+    )
+    return {"count": len(items), "items": items, "next": cursor}
 
 
 @endpoint(role="guest")

@@ -30,6 +30,7 @@ QUERY: dict[str, dict[str, Any]] = {
     "page": {"type": "integer", "minimum": 1},
     "count": {"type": "integer", "minimum": 1, "maximum": 100},
     "cursor": {"type": "string"},
+    "output": {"type": "string", "minLength": 1, "maxLength": 1100},
 }
 # Routes of the app that are web pages, not API operations: left out of the document.
 NON_API_PATHS = frozenset({"/dashboard", "/dashboard/assets/{version}/{name}"})
