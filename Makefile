@@ -25,11 +25,14 @@ test: lint
 	$(PY) -m pytest -q
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict fails on a broken link.
-# tests/unit/test_docs.py runs the same build inside `make test`.
+# tests/unit/test_docs.py runs the same build inside `make test`, and fails on a stale reference.
+# The reference pages (API, CLI, configuration) are regenerated from the code first.
 docs: $(STAMP)
+	$(PY) -m ops.docs_reference
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 docs-serve: $(STAMP)
+	$(PY) -m ops.docs_reference
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict -a 127.0.0.1:$(or $(DOCS_PORT),8001)
 
 format: $(STAMP)

@@ -314,3 +314,423 @@ def encode_concurrency_cap() -> int | None:
     event sources accept (2 to 1,000), or None (uncapped) when it is not set."""
     wanted = graph_settings().encode_concurrency
     return min(1000, max(2, wanted)) if wanted > 0 else None
+
+
+# --- the configuration reference -------------------------------------------------------
+# Every OE_* variable the code reads, with its default and meaning: docs/reference/
+# configuration.md is generated from this table (ops/docs_reference.py), and
+# tests/unit/test_docs.py fails when a variable is read but not listed here, or when a
+# listed default is not what the code falls back to.
+
+
+@dataclass(frozen=True)
+class Documented:
+    """One environment variable as the configuration reference lists it."""
+
+    name: str
+    default: str | None  # what the code falls back to ("<stage>" is the stage); None: empty
+    meaning: str
+    reads: str | None = None  # "settings.field" etc.: the test compares `default` to it
+    note: str = ""  # said after the default, e.g. "(7 days)"
+    group: str = "stage"  # stage | local | cli
+
+
+REFERENCE: tuple[Documented, ...] = (
+    Documented("OE_STAGE", "dev", "stage name; prefixes every resource", "settings.stage"),
+    Documented(
+        "OE_TABLE_PREFIX",
+        "openencoder-<stage>",
+        "tables `<prefix>-users`, `-presets`, `-jobs`, `-tasks`, `-system`, ...",
+        "settings.table_prefix",
+    ),
+    Documented(
+        "OE_INPUT_BUCKET",
+        "openencoder-<stage>-input",
+        "the stage's input bucket (set it: bucket names are global)",
+        "settings.input_bucket",
+    ),
+    Documented(
+        "OE_OUTPUT_BUCKET",
+        "openencoder-<stage>-output",
+        "the stage's output bucket (set it: bucket names are global)",
+        "settings.output_bucket",
+    ),
+    Documented(
+        "OE_WATCH_PREFIX", "incoming/", "drops under it start jobs", "settings.watch_prefix"
+    ),
+    Documented(
+        "OE_ENCODE_QUEUE",
+        "openencoder-<stage>-encode",
+        "SQS queue of the encode function",
+        "settings.encode_queue",
+    ),
+    Documented(
+        "OE_LONG_QUEUE",
+        "openencoder-<stage>-long",
+        "SQS queue of encodes too long for Lambda (droplets drain it)",
+        "settings.long_queue",
+    ),
+    Documented(
+        "OE_JWT_KEY_PARAMETER",
+        "/openencoder/<stage>/jwt-key",
+        "SSM SecureString with the signing key",
+        "settings.jwt_key_parameter",
+    ),
+    Documented(
+        "OE_DO_TOKEN_PARAMETER",
+        "/openencoder/<stage>/digitalocean-token",
+        "SSM SecureString with the DigitalOcean token",
+        "settings.do_token_parameter",
+    ),
+    Documented("OE_TOKEN_TTL_SECONDS", "3600", "token lifetime", "settings.token_ttl_seconds"),
+    Documented(
+        "OE_TOKEN_REFRESH_MAX_SECONDS",
+        "604800",
+        "how long after a login its tokens can still be refreshed",
+        "settings.token_refresh_max_seconds",
+        note="(7 days)",
+    ),
+    Documented("OE_BCRYPT_ROUNDS", "12", "bcrypt cost (tests use 4)", "settings.bcrypt_rounds"),
+    Documented(
+        "OE_REGISTRATION_OPEN",
+        "false",
+        "allow `POST /api/register` (`dev` and `local` open it)",
+        "settings.registration_open",
+    ),
+    Documented("OE_DEFAULT_ROLE", "guest", "role of registered users", "settings.default_role"),
+    Documented(
+        "OE_LOGIN_MAX_FAILURES",
+        "5",
+        "login attempts per (username, client address) per window",
+        "settings.login_max_failures",
+    ),
+    Documented(
+        "OE_LOGIN_LOCKOUT_SECONDS",
+        "300",
+        "the login attempts' window",
+        "settings.login_lockout_seconds",
+    ),
+    Documented(
+        "OE_LOGIN_USER_SLOWDOWN_AFTER",
+        "50",
+        "failures per username (all addresses) after which its logins are slowed",
+        "settings.login_user_slowdown_after",
+    ),
+    Documented(
+        "OE_LOGIN_TRUSTED_NETWORKS",
+        None,
+        "CIDRs (comma-separated) that skip the per-username slowdown (the admin's known place)",
+        "settings.login_trusted_networks",
+    ),
+    Documented(
+        "OE_MAX_BODY_BYTES", "65536", "larger request bodies get 413", "settings.max_body_bytes"
+    ),
+    Documented(
+        "OE_DEFAULT_PRESETS",
+        "h264_baseline_360p_600",
+        "presets (comma-separated) for files dropped directly under the watch prefix",
+        "settings.default_presets",
+    ),
+    Documented(
+        "OE_SCRATCH_DIR",
+        "/tmp/openencoder",  # noqa: S108 - Lambda's /tmp
+        "where sources and outputs are kept while encoding",
+        "runtime.scratch_dir",
+    ),
+    Documented(
+        "OE_SCRATCH_BYTES",
+        "0",
+        "room in the scratch folder",
+        "runtime.scratch_bytes",
+        note="(the free space)",
+    ),
+    Documented("OE_LEASE_SECONDS", "30", "how long a job's lease lasts", "runtime.lease_seconds"),
+    Documented(
+        "OE_HEARTBEAT_SECONDS",
+        "2",
+        "how often the heartbeat renews the lease",
+        "runtime.heartbeat_seconds",
+    ),
+    Documented(
+        "OE_QUEUED_RESEND_SECONDS",
+        "900",
+        "a job waiting this long past its message's due time gets its message again",
+        "runtime.queued_resend_seconds",
+    ),
+    Documented(
+        "OE_ENCODE_SPEED",
+        "2.0",
+        "measured realtime factor of a 720p libx264 encode on the encode function "
+        "(`make bench-encode`)",
+        "runtime.encode_speed",
+    ),
+    Documented("OE_FFMPEG", None, "path of ffmpeg", note="(the layer's, then imageio-ffmpeg's)"),
+    Documented(
+        "OE_FFMPEG_MAX_SECONDS",
+        "0",
+        "how long one ffmpeg run may take on droplets and the local worker before it is "
+        "killed and the job fails (Lambda: the function's remaining time)",
+        "settings.ffmpeg_max_seconds",
+        note="(4x the estimate + 600 s)",
+    ),
+    Documented(
+        "OE_FFMPEG_MAX_FILE_BYTES",
+        "53687091200",
+        "largest file one ffmpeg run may write (RLIMIT_FSIZE); past it ffmpeg is stopped "
+        "and the job fails saying so",
+        "settings.ffmpeg_max_file_bytes",
+        note="(50 GiB)",
+    ),
+    Documented(
+        "OE_CHUNK_MIN_SECONDS",
+        "60",
+        "sources at least this long are chunked",
+        "graph.chunk_min_seconds",
+    ),
+    Documented("OE_CHUNK_SECONDS", "20", "about this long each chunk", "graph.chunk_seconds"),
+    Documented(
+        "OE_ENCODE_THREADS",
+        "0",
+        "threads per graph encode (1 measures one Lambda vCPU)",
+        "graph.encode_threads",
+        note="(ffmpeg decides)",
+    ),
+    Documented(
+        "OE_ENCODE_CONCURRENCY",
+        "0",
+        "at most this many encode invocations at once: deploy sets it as the encode "
+        "queue's event-source maximum concurrency (2 to 1,000), so a large graph waits in "
+        "SQS instead of taking the region's concurrency from the API; plans fit their "
+        "tasks to it",
+        "graph.encode_concurrency",
+        note="(uncapped; `100` in the dev/prod stages of `.chalice/config.json`; the "
+        "local stack's slots)",
+    ),
+    Documented(
+        "OE_LAMBDA_BUDGET_SECONDS",
+        "780",
+        "encoding one invocation may do (planning)",
+        "graph.lambda_budget_seconds",
+    ),
+    Documented(
+        "OE_LAMBDA_USD_PER_SECOND",
+        "0.00004896",
+        "price of an encode-function second the plan's cost estimate uses",
+        "graph.lambda_usd_per_second",
+    ),
+    Documented(
+        "OE_DROPLET_USD_PER_HOUR",
+        "0.125",
+        "price of a droplet hour the plan's cost estimate uses",
+        "graph.droplet_usd_per_hour",
+    ),
+    Documented("OE_TASK_RETRIES", "3", "transient retries of a task", "graph.task_retries"),
+    Documented(
+        "OE_TASK_LEASE_RECOVERIES",
+        "3",
+        "recoveries of a task whose host died",
+        "graph.task_lease_recoveries",
+    ),
+    Documented(
+        "OE_DROPLET_REGION",
+        "nyc3",
+        "region of the droplets the reconcile creates",
+        "settings.droplet_region",
+    ),
+    Documented(
+        "OE_DROPLET_SIZE",
+        "c-4",
+        "size of the droplets the reconcile creates",
+        "settings.droplet_size",
+    ),
+    Documented("OE_DROPLET_IMAGE", "ubuntu-24-04-x64", "image of the droplets"),
+    Documented("OE_DROPLETS_MIN", "0", "pool lower bound", "settings.droplet_min"),
+    Documented("OE_DROPLETS_MAX", "3", "pool upper bound", "settings.droplet_max"),
+    Documented("OE_JOBS_PER_DROPLET", "1", "backlog per droplet", "settings.jobs_per_droplet"),
+    Documented(
+        "OE_DROPLETS_HOURLY_BUDGET",
+        "1.0",
+        "USD per hour the pool may cost",
+        "settings.hourly_budget",
+    ),
+    Documented(
+        "OE_DROPLET_IDLE_GRACE_SECONDS",
+        "600",
+        "when idle droplets go",
+        "settings.idle_grace_seconds",
+    ),
+    Documented(
+        "OE_DROPLET_BOOT_TIMEOUT_SECONDS",
+        "900",
+        "when droplets whose worker never reported (or went silent) are replaced",
+        "settings.boot_timeout_seconds",
+    ),
+    Documented(
+        "OE_WORKER_ROLE_NAME",
+        "openencoder-<stage>-worker",
+        "the droplets' role",
+        "settings.worker_role_name",
+    ),
+    Documented(
+        "OE_WORKER_CREDENTIALS_SECONDS",
+        "3600",
+        "how long the role's credentials last",
+        "settings.worker_credentials_seconds",
+    ),
+    Documented("OE_WORKER_QUEUE", "long", "the queue a long-queue worker drains"),
+    Documented(
+        "OE_WORKER_BUNDLE",
+        "s3://openencoder-<stage>-input/_openencoder/system/worker.tar.gz",
+        "the worker code droplets download (`s3://<input bucket>/...`)",
+        "settings.worker_bundle",
+    ),
+    Documented(
+        "OE_API_URL", None, "where droplets reach the API (ending in `/api`)", "settings.api_url"
+    ),
+    Documented(
+        "OE_API_URL_PARAMETER",
+        "/openencoder/<stage>/api-url",
+        "deploy stores the API's URL in this parameter",
+        "settings.api_url_parameter",
+    ),
+    Documented(
+        "OE_DROPLET_METADATA_URL",
+        None,
+        "where a droplet worker asks its own droplet id",
+        "settings.droplet_metadata_url",
+        note="(cloud-init sets `http://169.254.169.254/metadata/v1`)",
+    ),
+    Documented(
+        "OE_DROPLET_SECRET_FILE",
+        "/etc/openencoder/droplet-secret",
+        "on a droplet: its secret",
+        "settings.droplet_secret_file",
+    ),
+    Documented(
+        "OE_DROPLET_CREDENTIALS_CACHE",
+        "/run/openencoder/credentials.json",
+        "on a droplet: the credentials cache",
+        "settings.droplet_credentials_cache",
+    ),
+    Documented(
+        "OE_LOG_LEVEL",
+        "INFO",
+        "the app's log level (`DEBUG` also shows library chatter)",
+        "settings.log_level",
+    ),
+    Documented("OE_LOG_FORMAT", "json", "`text` for readable lines", "settings.log_format"),
+    Documented(
+        "OE_UPLOAD_SINGLE_MAX",
+        "104857600",
+        "larger uploads are multipart",
+        "settings.upload_single_max",
+        note="(100 MiB)",
+    ),
+    Documented(
+        "OE_UPLOAD_PART_SIZE",
+        "8388608",
+        "multipart part size (at least 5 MiB; grown so no upload has over 1,000 parts)",
+        "settings.upload_part_size",
+        note="(8 MiB)",
+    ),
+    Documented(
+        "OE_UPLOAD_MAX_BYTES",
+        "53687091200",
+        "largest upload",
+        "settings.upload_max_bytes",
+        note="(50 GiB)",
+    ),
+    Documented(
+        "OE_UPLOAD_URL_SECONDS", "3600", "life of upload URLs", "settings.upload_url_seconds"
+    ),
+    Documented(
+        "OE_DOWNLOAD_URL_SECONDS", "3600", "life of download links", "settings.download_url_seconds"
+    ),
+    Documented(
+        "OE_DASHBOARD_ORIGINS",
+        None,
+        "more browser origins (comma-separated, e.g. a custom domain) the buckets' CORS "
+        "rules allow, besides the stage's own API origin",
+        "settings.dashboard_origins",
+        note="(the local stack sets its own)",
+    ),
+    Documented(
+        "OE_WEBHOOK_QUEUE",
+        "openencoder-<stage>-webhooks",
+        "the webhooks function's queue (with a `-dlq`)",
+        "settings.webhook_queue",
+    ),
+    Documented(
+        "OE_WEBHOOK_BACKOFF_SECONDS",
+        "5",
+        "retry n waits base x 4^(n-1) (at most 10 h)",
+        "settings.webhook_backoff_seconds",
+    ),
+    Documented(
+        "OE_WEBHOOK_MAX_ATTEMPTS",
+        "10",
+        "then the dead-letter queue",
+        "settings.webhook_max_attempts",
+    ),
+    Documented(
+        "OE_WEBHOOK_TIMEOUT_SECONDS", "10", "per attempt", "settings.webhook_timeout_seconds"
+    ),
+    Documented(
+        "OE_WEBHOOK_ALLOW_LOOPBACK",
+        "false",
+        "also call `http://` loopback receivers",
+        "settings.webhook_allow_loopback",
+        note="(`true` in the local stack)",
+    ),
+    Documented(
+        "OE_SLACK_URL_PARAMETER",
+        "/openencoder/<stage>/slack-webhook-url",
+        "SSM SecureString set through `PUT /api/settings`",
+        "settings.slack_url_parameter",
+    ),
+    # The local stack's own (`make run`).
+    Documented(
+        "OE_STATE_DIR",
+        None,
+        "state, scratch and `stack.json`",
+        "local.state_dir",
+        note="(`.local` in the checkout)",
+        group="local",
+    ),
+    Documented(
+        "OE_STATE_SAVE_SECONDS",
+        "60",
+        "periodic save (0 saves only at stop)",
+        "local.save_seconds",
+        group="local",
+    ),
+    Documented(
+        "OE_LOCAL_CONCURRENCY",
+        None,
+        "invocations of each handler at once",
+        note="(the CPU count)",
+        group="local",
+    ),
+    Documented(
+        "OE_LOCAL_AWS_ENDPOINT",
+        None,
+        "the stack's clients use this endpoint instead of the one it starts, e.g. a "
+        "fault-injecting proxy in tests",
+        "local.aws_endpoint",
+        group="local",
+    ),
+    Documented(
+        "OE_SCHEDULE_SECONDS",
+        None,
+        "tick schedules this often instead of their rate",
+        "local.schedule_seconds",
+        group="local",
+    ),
+    # The command line's (`openencoder`).
+    Documented("OE_API", None, "the API the CLI talks to (`--api` wins)", group="cli"),
+    Documented("OE_TOKEN", None, "a token the CLI sends instead of the saved one", group="cli"),
+    Documented("OE_USERNAME", None, "`openencoder login`'s username", group="cli"),
+    Documented("OE_PASSWORD", None, "`openencoder login`'s password", group="cli"),
+    Documented("OE_NEW_PASSWORD", None, "`openencoder password`'s new password", group="cli"),
+    Documented("OE_DEBUG", None, "the CLI prints a traceback on an unexpected error", group="cli"),
+)
