@@ -22,7 +22,7 @@ from chalicelib.errors import Gone, InvalidInput, NotFound, Unavailable
 from chalicelib.ffmpeg import parse_preset_data
 from chalicelib.lifecycle import Status, TaskStatus
 from chalicelib.models import Job, rfc3339
-from chalicelib.output_files import name_of
+from chalicelib.output_files import kind_of, name_of
 from chalicelib.presets import get_preset_by_name
 from chalicelib.storage import (
     INTERNAL_PREFIX,
@@ -234,6 +234,7 @@ def output_view(output: Any, dest: str | None = None) -> dict[str, Any]:
     view = dict(output)
     if dest and view.get("key"):
         view.setdefault("name", name_of(view["key"], from_uri(dest).key))
+    view["kind"] = kind_of(view)
     if view.get("uri"):
         url, expires = download_link(from_uri(view["uri"]), view.get("version_id"))
         view.update({"url": url, "url_expires": rfc3339(expires)})

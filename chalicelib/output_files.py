@@ -28,6 +28,13 @@ def name_of(key: str, dest_key: str) -> str:
     return key[len(dest_key) :] if dest_key and key.startswith(dest_key) else key
 
 
+def kind_of(record: dict[str, Any]) -> str:
+    """What an output is; outputs recorded before kinds were (single-file presets) get one."""
+    if record.get("kind"):
+        return str(record["kind"])
+    return "video" if record.get("width") else "audio" if record.get("codec") else "file"
+
+
 def _cursor(index: int, token: str | None) -> str:
     raw = json.dumps({"o": index, "t": token}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

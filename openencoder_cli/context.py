@@ -44,6 +44,19 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the API's JSON answer unchanged (for scripts).")
 ]
 
+LinksOption = Annotated[
+    bool, typer.Option("--links", help="Also print each output's download link (presigned).")
+]
+OnlyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--only",
+        metavar="NAME",
+        help="With --download: only this output (its name in the outputs table, e.g. "
+        "master.m3u8 or 360p/). Repeat for more.",
+    ),
+]
+
 
 def example(*lines: str) -> str:
     """A command's help epilog: one example per line."""

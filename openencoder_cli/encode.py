@@ -86,8 +86,13 @@ def encode(
     ] = True,
     download: Annotated[
         Path | None,
-        typer.Option(file_okay=False, help="Download the outputs into this folder (waits)."),
+        typer.Option(
+            file_okay=False,
+            help="Download every file of the outputs (segments too) into this folder (waits).",
+        ),
     ] = None,
+    only: context.OnlyOption = None,
+    links: context.LinksOption = False,
     json_output: context.JsonOption = False,
 ) -> None:
     """Encode local files: upload, encode with a preset, show progress, list the outputs.
@@ -108,12 +113,15 @@ def encode(
             output.err.print("follow them with `openencoder jobs watch ID`")
         return
     finals, followed = watch.follow_or_cancel(api, jobs, labels)
-    code = conclude(api, finals, labels, followed=followed, download_to=download, as_json=as_json)
+    code = conclude(api, finals, labels, followed=followed, download_to=download,
+                    only=only or (), links=links, as_json=as_json)  # fmt: skip
     raise typer.Exit(code)
 
 
 EPILOG = context.example(
     "openencoder encode clip.mp4 --preset h264_baseline_360p_600",
     "openencoder encode a.mov b.mov -p h264_main_720p_3000 --download out/",
+    "openencoder encode clip.mp4 -p h264_ladder_hls_dash --download out/ --only master.m3u8 "
+    "--only 360p/ --only audio/",
     "openencoder encode talk.mp4 -p webm_vp9_720p_3000 --dest s3:///talks/2026/ --no-wait",
 )

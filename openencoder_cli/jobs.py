@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from openencoder_cli import context, output, views, watch
-from openencoder_cli.context import JsonOption, example
+from openencoder_cli.context import JsonOption, LinksOption, OnlyOption, example
 from openencoder_cli.outcome import conclude, save_outputs
 
 app = typer.Typer(
@@ -62,13 +62,15 @@ def list_jobs(
 
 
 @app.command(epilog=example("openencoder jobs show 12", "openencoder jobs show 12 --json"))
-def show(ctx: typer.Context, job: JobRef, json_output: JsonOption = False) -> None:
-    """Show one job: status, progress, plan, source media, outputs with links, error."""
+def show(
+    ctx: typer.Context, job: JobRef, links: LinksOption = False, json_output: JsonOption = False
+) -> None:
+    """Show one job: status, progress, plan, source media, outputs, error."""
     answer = context.api(ctx).get(f"/jobs/{job}")
     if context.wants_json(ctx, json_output):
         output.print_json(answer)
         return
-    views.show_job(answer)
+    views.show_job(answer, links=links)
 
 
 @app.command(
@@ -81,6 +83,8 @@ def watch_jobs(
     download: Annotated[
         Path | None, typer.Option(file_okay=False, help="Download the outputs into this folder.")
     ] = None,
+    only: OnlyOption = None,
+    links: LinksOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Follow jobs with a live progress bar each until they end (exit 0 when all completed)."""
@@ -88,6 +92,7 @@ def watch_jobs(
     views_now = [api.get(f"/jobs/{ref}") for ref in jobs]
     finals, followed = watch.follow_or_cancel(api, views_now, {})
     raise typer.Exit(conclude(api, finals, {}, followed=followed, download_to=download,
+                              only=only or (), links=links,
                               as_json=context.wants_json(ctx, json_output)))  # fmt: skip
 
 
@@ -126,26 +131,37 @@ def restart(
 
 
 @app.command(
-    epilog=example("openencoder jobs outputs 12", "openencoder jobs outputs 12 --download out/")
+    epilog=example(
+        "openencoder jobs outputs 12",
+        "openencoder jobs outputs 12 --links",
+        "openencoder jobs outputs 12 --download out/",
+        "openencoder jobs outputs 12 --download out/ --only master.m3u8 --only 360p/",
+    )
 )
 def outputs(
     ctx: typer.Context,
     job: JobRef,
     download: Annotated[
-        Path | None, typer.Option(file_okay=False, help="Download them into this folder.")
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="Download every file of the outputs (segments too) into this folder; "
+            "files already there are skipped, so an interrupted download resumes.",
+        ),
     ] = None,
+    only: OnlyOption = None,
+    links: LinksOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """List a job's outputs with fresh download links (or download them)."""
+    """A job's outputs: name, kind, resolution, bitrate, size, duration (or download them)."""
     api = context.api(ctx)
     answer = api.get(f"/jobs/{job}/outputs")
     if download is not None:
-        for path in save_outputs(api, api.get(f"/jobs/{job}"), download):
-            output.err.print(f"saved {path}")
+        save_outputs(api, api.get(f"/jobs/{job}"), download, only or ())
     if context.wants_json(ctx, json_output):
         output.print_json(answer)
-    elif download is None:
-        views.show_outputs(answer.get("items") or [])
+    elif download is None or links:
+        views.show_outputs(answer.get("items") or [], links=links)
 
 
 @app.command(epilog=example("openencoder jobs tasks 12", "openencoder jobs tasks 12 --json"))

@@ -59,6 +59,16 @@ def size(count: Any) -> str:
     return ""
 
 
+def bitrate(bits_per_second: Any) -> str:
+    try:
+        value = float(bits_per_second)
+    except (TypeError, ValueError):
+        return ""
+    if value <= 0:
+        return ""
+    return f"{value / 1e6:.2f} Mb/s" if value >= 1e6 else f"{value / 1e3:.0f} kb/s"
+
+
 def seconds(value: Any) -> str:
     return f"{float(value):.1f} s" if isinstance(value, (int, float)) else ""
 

@@ -1,4 +1,4 @@
-"""Moving bytes: uploads through the uploads API and downloads of outputs, with progress.
+"""Moving bytes up: uploads through the uploads API, with progress (downloads: download.py).
 
 Bytes go straight to storage through the presigned URLs the API hands out; the API
 itself only sees the small JSON calls around them.
@@ -7,7 +7,6 @@ itself only sees the small JSON calls around them.
 from __future__ import annotations
 
 import mimetypes
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -132,28 +131,3 @@ def _put_parts(created: dict[str, Any], path: Path, size: int,
         # On a failure or Ctrl-C, parts not yet started are dropped rather than sent, and
         # the caller aborts the upload without waiting for the ones in flight.
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-def download(url: str, target: Path, bars: Progress, label: str) -> Path:
-    """Fetch one output link into `target` (written beside it, then renamed into place)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    try:
-        with requests.get(url, stream=True, timeout=TRANSFER_TIMEOUT) as response:
-            if response.status_code >= 300:
-                raise TransferFailed(
-                    f"downloading {label} failed (HTTP {response.status_code}): the link may "
-                    "have expired; `openencoder jobs outputs` gives fresh ones"
-                )
-            total = int(response.headers.get("Content-Length") or 0) or None
-            task = bars.add_task(f"download {label}", total=total)
-            with partial.open("wb") as handle:
-                for block in response.iter_content(chunk_size=256 * 1024):
-                    handle.write(block)
-                    bars.advance(task, len(block))
-    except requests.RequestException as exc:
-        with suppress(OSError):
-            partial.unlink()
-        raise TransferFailed(f"downloading {label} failed: {exc}") from None
-    os.replace(partial, target)
-    return target

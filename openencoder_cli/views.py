@@ -29,7 +29,7 @@ def resolution(item: dict[str, Any]) -> str:
     return f"{width}x{height}" if width and height else ""
 
 
-def show_job(job: dict[str, Any]) -> None:
+def show_job(job: dict[str, Any], *, links: bool = False) -> None:
     probe = job.get("probe") or {}
     output.fields(
         [
@@ -49,7 +49,7 @@ def show_job(job: dict[str, Any]) -> None:
         ]
     )
     if job.get("outputs"):
-        show_outputs(job["outputs"])
+        show_outputs(job["outputs"], links=links)
     if job.get("error"):
         show_failure(job)
 
@@ -74,22 +74,32 @@ def _probe(probe: dict[str, Any]) -> str:
     return ", ".join(b for b in bits if b)
 
 
-def show_outputs(items: list[dict[str, Any]]) -> None:
-    """Each output on one line, its link (long, presigned) in full on the next."""
-    output.out.print(Text("outputs", style="bold"))
+def output_row(item: dict[str, Any]) -> tuple[str, ...]:
+    """name, kind, resolution, bitrate, size, duration: one output as the table shows it."""
+    kind = str(item.get("kind") or "")
+    if item.get("count") is not None and not item.get("uri"):
+        kind += f" ({item['count']})"  # a folder: its segments or numbered pictures
+    return (
+        str(item.get("name") or item.get("key") or ""),
+        kind,
+        resolution(item) or str(item.get("rendition") or ""),
+        output.bitrate(item.get("bit_rate")),
+        output.size(item.get("size")),
+        output.seconds(item.get("duration")),
+    )
+
+
+def show_outputs(items: list[dict[str, Any]], *, links: bool = False) -> None:
+    """One row per output; with `links`, each output's (long, presigned) link after it."""
+    output.table(["name", "kind", "resolution", "bitrate", "size", "duration"],
+                 [output_row(item) for item in items], title=f"{len(items)} outputs")  # fmt: skip
+    if not links:
+        return
     for item in items:
-        facts = [
-            output.size(item.get("size")),
-            output.seconds(item.get("duration")),
-            resolution(item),
-            str(item.get("codec") or ""),
-        ]
-        line = Text("  ")
-        line.append(str(item.get("key")), style="cyan")
-        line.append("  " + "  ".join(f for f in facts if f))
-        output.out.print(line)
         if item.get("url"):
-            output.out.print(Text(f"    {item['url']}"), soft_wrap=True)
+            name = str(item.get("name") or item.get("key"))
+            output.out.print(Text.assemble((name, "cyan"), f"  (until {item.get('url_expires')})"))
+            output.out.print(Text(f"  {item['url']}"), soft_wrap=True)
 
 
 def show_failure(job: dict[str, Any]) -> None:

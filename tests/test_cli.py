@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from chalicelib.probe import probe
+from chalicelib.probe import ffmpeg_exe, probe
 from ops.local_stack import free_port, running
 from tests import media
 from tests.polling import wait_until
@@ -98,6 +98,8 @@ def clips(tmp_path_factory) -> dict[str, Path]:
         "small": media.av_clip(root / "small.mp4", seconds=2, size="320x240"),
         "chunked": media.av_clip(root / "chunked.mp4", seconds=9, size="320x240"),
         "long": media.av_clip(root / "long.mp4", seconds=20, size="1280x720", bitrate="1M"),
+        # Two renditions of the ladder (480p, 360p), two 4 s segments each.
+        "ladder": media.av_clip(root / "ladder.mp4", seconds=6, size="640x480"),
         "not_video": not_video,
     }
 
@@ -384,8 +386,9 @@ def test_encode_uploads_in_parts_shows_live_progress_and_downloads_a_playable_fi
     upload = cli.api("GET", f"/uploads/{upload_id}").json()["upload"]
     assert upload["method"] == "multipart" and upload["part_count"] == 3
     assert upload["status"] == "complete" and upload["size"] == clips["big"].stat().st_size
-    # The outputs were listed with their links, and the download plays as a 360p H.264 file.
-    assert "h264_baseline_360p_600.mp4" in text and "http" in text
+    # The outputs were shown as a table (links only with --links), and the download plays
+    # as a 360p H.264 file.
+    assert "h264_baseline_360p_600.mp4" in text and "X-Amz-Signature" not in text
     saved = out / "h264_baseline_360p_600.mp4"
     info = probe(saved)
     assert info.video is not None and info.video.codec == "h264" and info.video.height == 360
@@ -406,6 +409,93 @@ def test_encode_with_json_prints_the_jobs_as_the_api_shows_them(cli, clips, tmp_
     ok(cli("jobs", "outputs", job_id, "--download", str(tmp_path)))
     saved = tmp_path / "h264_baseline_360p_600.mp4"
     assert saved.stat().st_size == listed["items"][0]["size"] and probe(saved).video is not None
+
+
+def read_to_the_end(manifest: Path) -> float:
+    """Read every stream of an HLS or DASH package from disk with ffmpeg; its duration."""
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-v", "warning", "-protocol_whitelist", "file",
+         "-i", str(manifest), "-map", "0", "-f", "null", "-", "-progress", "pipe:1"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    # A missing segment is only logged ("Failed to open segment"): nothing may be logged.
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr[-2000:]
+    return int(re.findall(r"out_time_us=(\d+)", result.stdout)[-1]) / 1e6
+
+
+def referenced(folder: Path) -> set[str]:
+    """Every file the playlists and the MPD name, as paths under `folder`."""
+    names = set()
+    for playlist in folder.rglob("*.m3u8"):
+        base = playlist.parent.relative_to(folder)
+        for line in playlist.read_text().splitlines():
+            uri = re.search(r'URI="([^"]+)"', line)
+            target = uri.group(1) if uri else (line if line and not line.startswith("#") else None)
+            if target:
+                names.add((base / target).as_posix())
+    mpd = (folder / "manifest.mpd").read_text()
+    names |= set(re.findall(r'(?:sourceURL|media)="([^"$]+)"', mpd))
+    return names
+
+
+def on_disk(folder: Path) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*")
+            if p.is_file() and p.name != ".openencoder-downloads.jsonl"}  # fmt: skip
+
+
+def test_a_downloaded_ladder_plays_from_disk_to_the_end_and_resumes(cli, clips):
+    out = cli.checkout / "ladder-out"
+    result = ok(cli("encode", str(clips["ladder"]), "-p", "h264_ladder_hls_dash",
+                    "--download", str(out)))  # fmt: skip
+    job = job_by_dest_prefix(cli, "encodes/ladder-")
+    # One row per output, no links; folders show how many files they hold.
+    for name in ("master.m3u8", "manifest.mpd", "480p/", "360p.mp4", "thumbnails/"):
+        assert name in result, result
+    assert "segments (2)" in result and "640x480" in result and "X-Amz-Signature" not in result
+    # Every object of every output is on disk, in the dest's layout, nothing else.
+    listed, cursor = [], None
+    while True:
+        query = {"cursor": cursor} if cursor else {}
+        page = cli.api("GET", f"/jobs/{job['id']}/files", params=query).json()
+        listed += page["items"]
+        if not (cursor := page["next"]):
+            break
+    files = on_disk(out)
+    assert files == {item["name"]: item["size"] for item in listed}
+    for folder in ("480p", "360p", "audio"):
+        assert f"{folder}/init.mp4" in files and f"{folder}/index.m3u8" in files
+        assert len([n for n in files if n.startswith(folder) and n.endswith(".m4s")]) == 2
+    assert "thumbnails/0001.jpg" in files and "thumbnails/0002.jpg" in files
+    assert not [p for p in out.rglob("*.part")]
+    # Every segment the playlists and the MPD name was saved; ffmpeg reads both to the end.
+    assert len([n for n in referenced(out) if n.endswith(".m4s")]) == 6
+    assert referenced(out) <= set(files), referenced(out) - set(files)
+    source = probe(clips["ladder"]).duration
+    for manifest in ("master.m3u8", "manifest.mpd"):
+        assert read_to_the_end(out / manifest) == pytest.approx(source, abs=4)  # one segment
+
+    # Again: everything is there already, nothing is fetched.
+    again = cli("jobs", "outputs", str(job["id"]), "--download", str(out))
+    assert f"saved {len(files)} files" in again.stderr
+    assert f"{len(files)} were there already" in again.stderr, again.stderr
+    # A file cut short and a missing one (an interrupted download) are fetched again, alone.
+    (out / "480p" / "index.m3u8").unlink()
+    segment = sorted((out / "360p").glob("*.m4s"))[0]
+    segment.write_bytes(segment.read_bytes()[:100])
+    resumed = cli("jobs", "outputs", str(job["id"]), "--download", str(out))
+    assert f"{len(files) - 2} were there already" in resumed.stderr, resumed.stderr
+    assert on_disk(out) == files
+
+    # --only picks outputs by the names the table shows.
+    part = cli.checkout / "ladder-only"
+    ok(cli("jobs", "outputs", str(job["id"]), "--download", str(part),
+           "--only", "360p", "--only", "master.m3u8"))  # fmt: skip
+    assert set(on_disk(part)) == {"master.m3u8"} | {n for n in files if n.startswith("360p/")
+                                                     and n != "360p/index.m3u8"}  # fmt: skip
+    # Links only on request: one per output of one object (a folder has none of its own).
+    outputs = cli.api("GET", f"/jobs/{job['id']}/outputs").json()["items"]
+    links = ok(cli("jobs", "outputs", str(job["id"]), "--links"))
+    assert links.count("X-Amz-Signature") == len([o for o in outputs if o.get("url")]) > 0
 
 
 def test_failed_encodes_are_exit_1_with_the_error_and_ffmpeg_tail(cli, clips):

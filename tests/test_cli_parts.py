@@ -2,26 +2,93 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 
 import pytest
 
-from openencoder_cli import watch
+from openencoder_cli import download, watch
 from openencoder_cli.client import Api, Unreachable
+from openencoder_cli.download import safe_name
 from openencoder_cli.encode import dest_for, labels_for
-from openencoder_cli.outcome import relative_name
+from openencoder_cli.transfer import TransferFailed
 from ops.local_stack import free_port
 
 
-def test_outputs_are_saved_under_their_path_below_the_dest():
-    dest = "s3://openencoder-local-output/encodes/clip-0abc/"
-    assert relative_name("encodes/clip-0abc/video.mp4", dest) == PurePosixPath("video.mp4")
-    assert relative_name("encodes/clip-0abc/hls/720p/seg1.m4s", dest) == PurePosixPath(
-        "hls/720p/seg1.m4s"
-    )
-    # Never outside the folder asked for, whatever the key says.
-    assert relative_name("elsewhere/../../etc/passwd", dest) == PurePosixPath("passwd")
-    assert relative_name("encodes/clip-0abc/../../x.mp4", dest) == PurePosixPath("x.mp4")
+def test_outputs_are_saved_under_their_name_and_never_outside_the_folder():
+    assert safe_name("hls/720p/seg1.m4s") == PurePosixPath("hls/720p/seg1.m4s")
+    assert safe_name("../../etc/passwd") == PurePosixPath("etc/passwd")
+    assert safe_name("/abs/./x.mp4") == PurePosixPath("abs/x.mp4")
+    assert safe_name("..", fallback="x.mp4") == PurePosixPath("x.mp4")
+
+
+class FlakyStorage:
+    """A loopback HTTP server whose object's body is cut short the first `cuts` times."""
+
+    def __init__(self, body: bytes, cuts: int) -> None:
+        storage = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                short = storage.cuts > 0
+                storage.cuts -= 1
+                self.wfile.write(body[: len(body) // 3] if short else body)
+                self.wfile.flush()
+                self.close_connection = True
+
+        self.cuts = cuts
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/seg.m4s"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("cuts, whole", [(download.ATTEMPTS - 1, True), (download.ATTEMPTS, False)])
+def test_a_cut_download_never_takes_the_real_name(tmp_path, cuts, whole):
+    body = bytes(range(256)) * 4000
+    storage = FlakyStorage(body, cuts)
+    remote = download.Remote(PurePosixPath("360p/seg.m4s"), len(body), "etag", storage.url)
+    target = tmp_path / "360p" / "seg.m4s"
+    try:
+        with download.download_bar() as bars:
+            task = bars.add_task("test", total=len(body), files="")
+            fetcher = download.Fetcher(tmp_path, bars, task)
+            if whole:
+                assert fetcher.fetch(remote) == target and target.read_bytes() == body
+                assert bars.tasks[0].completed == len(body)  # a cut attempt's bytes taken back
+            else:
+                with pytest.raises(TransferFailed, match=r"360p/seg\.m4s"):
+                    fetcher.fetch(remote)
+                assert not target.exists()
+    finally:
+        storage.close()
+    assert [p.name for p in (tmp_path / "360p").iterdir()] == (["seg.m4s"] if whole else [])
+
+
+def test_a_file_already_there_with_its_size_and_etag_is_kept(tmp_path):
+    data = b"segment bytes"
+    (tmp_path / "a.m4s").write_bytes(data)
+    ledger = download.Ledger(tmp_path)
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    same = download.Remote(PurePosixPath("a.m4s"), len(data), md5, "http://unused")
+    assert ledger.has(same, tmp_path / "a.m4s")  # its MD5 is a single-part ETag
+    multipart = download.Remote(PurePosixPath("a.m4s"), len(data), "abc-2", "http://unused")
+    assert not ledger.has(multipart, tmp_path / "a.m4s")
+    ledger.note(multipart, tmp_path / "a.m4s")  # as a download notes what it saved
+    assert download.Ledger(tmp_path).has(multipart, tmp_path / "a.m4s")
+    (tmp_path / "a.m4s").write_bytes(b"other, longer bytes")
+    assert not download.Ledger(tmp_path).has(multipart, tmp_path / "a.m4s")
 
 
 def test_several_files_get_a_folder_each_under_one_dest():
