@@ -176,12 +176,19 @@ def package_hls(
         inputs += own_input(path)
         maps += ["-map", f"{index}:v:0"]
         streams.append(f"v:{index},agroup:audio,name:{name}")
+    trim: list[str] = []
     if audio is not None:
         inputs += own_input(audio)
         maps += ["-map", f"{len(videos)}:a:0"]
         streams.append("a:0,agroup:audio,name:audio")
+        # AAC's priming frame sits before time 0 (the MP4's edit list hides it). Kept, the
+        # muxer shifts every stream to start it at 0: the audio then runs one frame past
+        # the video, in one more segment than the video, that starts after the MPD's end,
+        # and the video gets an edit list DASH players ignore. Dropped, audio and video
+        # start together at 0 and are cut alike.
+        trim = ["-copypriorss:a", "0"]
     return [
-        *inputs, *maps, "-c", "copy",
+        *inputs, *maps, "-c", "copy", *trim,
         "-f", "hls", "-hls_time", str(segment_seconds), "-hls_playlist_type", "vod",
         "-hls_segment_type", "fmp4", "-hls_flags", "independent_segments",
         "-hls_fmp4_init_filename", "init.mp4", "-hls_segment_filename", "%v/seg_%05d.m4s",
