@@ -193,13 +193,34 @@ def upload(
         if should_stop():
             raise Stopped("upload interrupted")
 
-    s3().upload_file(
-        str(path),
-        location.bucket,
-        location.key,
-        ExtraArgs={"ContentType": content_type(path.name), "Metadata": writer.metadata()},
-        Callback=progress,
+    extra = {"ContentType": content_type(path.name), "Metadata": writer.metadata()}
+    stoppable(
+        lambda: s3().upload_file(
+            str(path), location.bucket, location.key, ExtraArgs=extra, Callback=progress
+        ),
+        should_stop,
+        "upload interrupted",
     )
+
+
+def stoppable(transfer: Callable[[], Any], should_stop: Callable[[], bool], why: str) -> None:
+    """Run `transfer`; if it failed because it was asked to stop, raise `Stopped`.
+
+    s3transfer and botocore wrap the callback's `Stopped` (botocore as an HTTPClientError,
+    which reads as a network fault): retried as one, a stopped transfer would start again
+    and be stopped again until its retries ran out, long after the host's stop.
+    """
+    try:
+        transfer()
+        return
+    except Stopped:
+        raise
+    except Exception:
+        if not should_stop():
+            raise
+    # Raised after the handler, so the wrapped network error is not its context
+    # (`faults.classify` follows the context and would call it transient again).
+    raise Stopped(why)
 
 
 def written_version(location: S3Location, writer: Writer) -> str | None:

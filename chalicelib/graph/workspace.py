@@ -18,8 +18,8 @@ from chalicelib.config import settings
 WORK_PREFIX = "_openencoder/work/"
 
 
-class Stopped(Exception):
-    """A transfer stopped because the task must stop."""
+class Stopped(storage.Stopped):
+    """A transfer stopped because the task must stop (a `storage.Stopped`, as hosts catch)."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,11 @@ class Workspace:
                 raise Stopped(f"upload of {name} interrupted")
 
         key = self.key(name)
-        storage.s3().upload_file(str(path), self.bucket, key, Callback=progress)
+        storage.stoppable(
+            lambda: storage.s3().upload_file(str(path), self.bucket, key, Callback=progress),
+            should_stop,
+            f"upload of {name} interrupted",
+        )
         return key
 
     def get(self, name: str, path: Path, should_stop: Callable[[], bool] = bool) -> Path:
