@@ -394,6 +394,19 @@ def on_drop(event):
     drops.handle_event(event.to_dict())
 
 
+# A single upload's PUT completes it (chalicelib/uploads.py owns the `uploads/` prefix).
+@app.on_s3_event(
+    bucket=settings().input_bucket,
+    events=["s3:ObjectCreated:*"],
+    prefix="uploads/",
+    name="uploads",
+)
+def on_upload(event):
+    from chalicelib import uploads
+
+    uploads.handle_event(event.to_dict())
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reconcile")
 def reconcile(event):
     from chalicelib import reconcile as fleet

@@ -299,6 +299,8 @@ class Upload(Model):
     part_size = NumberAttribute(null=True)
     part_count = NumberAttribute(null=True)
     url_expires = UTCDateTimeAttribute()
+    etag = UnicodeAttribute(null=True)  # of the object it completed with
+    refused = UnicodeAttribute(null=True)  # why the object was removed (size or type not declared)
     created = UTCDateTimeAttribute(default=utcnow)
     updated = UTCDateTimeAttribute(default=utcnow)
     expires = TTLAttribute(null=True)  # pending records go a day after their URLs expire

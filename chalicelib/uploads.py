@@ -1,13 +1,16 @@
 """Direct uploads: presigned PUT or multipart URLs into the input bucket, checked on completion.
 
 The bytes never pass through the API. A client declares the file (name, size,
-content type), PUTs it to the URLs it is given, then calls complete; only then
-does the upload become a job source (`"upload:<id>"`). Keys are
-`uploads/<username>/<id>/<filename>`, outside the watch prefix, so an upload never
-starts a drop job by itself. Each URL is signed for the declared content type and
-exact length, so S3 refuses other bytes; the local emulator does not check
-signatures, so completion checks size and type again and removes an object that
-does not match.
+content type) and PUTs it to the URLs it is given; once complete, the upload is a job
+source (`"upload:<id>"`). A single PUT completes itself: S3's ObjectCreated event on
+the key completes it (`handle_event`), and so does a job made from it while it is
+still pending (a HEAD, for a race with the event or a stack with no events).
+`POST .../complete` stays and is idempotent; a multipart upload needs it, with the
+part list S3 assembles. Keys are `uploads/<username>/<id>/<filename>`, outside the
+watch prefix, so an upload never starts a drop job by itself. Each URL is signed for
+the declared content type and exact length, so S3 refuses other bytes; the local
+emulator does not check signatures, so completion checks size and type again and
+removes an object that does not match (the upload is then refused, with the reason).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote_plus
 
 from pynamodb.exceptions import UpdateError
 
@@ -139,26 +143,67 @@ def get(upload_id: str, principal: Principal) -> Upload:
     return upload
 
 
-def _set_status(upload: Upload, status: str) -> None:
+def _set_status(upload: Upload, status: str, **fields: str) -> Upload:
+    """Move a pending upload on; the loser of a race (event, job, complete) reads the winner's."""
+    actions = [
+        Upload.status.set(status),
+        Upload.updated.set(utcnow()),
+        Upload.expires.remove(),  # the record now names an object: keep it
+        *(getattr(Upload, name).set(value) for name, value in fields.items()),
+    ]
     try:
-        upload.update(
-            actions=[
-                Upload.status.set(status),
-                Upload.updated.set(utcnow()),
-                Upload.expires.remove(),  # the record now names an object: keep it
-            ],
-            condition=Upload.status == PENDING,
-        )
-    except UpdateError:
+        upload.update(actions=actions, condition=Upload.status == PENDING)
+    except UpdateError as exc:
+        if "ConditionalCheckFailed" not in str(getattr(exc, "cause_response_code", "") or exc):
+            raise
         current = Upload.get(upload.id, consistent_read=True)
-        raise Conflict(f"upload {upload.id} is already {current.status}") from None
+        if current.status != status:
+            raise Conflict(f"upload {upload.id} is already {current.status}") from None
+        return current
+    return upload
 
 
-def _reject(upload: Upload, message: str) -> None:
-    """Remove what was written and end the upload: the client starts a new one."""
+def _head(upload: Upload) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return storage.s3().head_object(Bucket=upload.bucket, Key=upload.key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def _mismatch(upload: Upload, head: dict[str, Any]) -> str | None:
+    """What about the object is not what the client declared, or None."""
+    size, content_type = int(head["ContentLength"]), head.get("ContentType", "")
+    if size != int(upload.size):
+        return f"{size} bytes arrived but {int(upload.size)} were declared"
+    if content_type.lower() != upload.content_type:
+        return f"sent as {content_type!r} but declared {upload.content_type!r}"
+    return None
+
+
+def _settle(upload: Upload, head: dict[str, Any]) -> tuple[Upload, str | None]:
+    """Complete a pending upload from its object's HEAD, or refuse it; the reason if refused.
+
+    A refused upload's object is removed, so nothing else can read bytes nobody declared.
+    """
+    reason = _mismatch(upload, head)
+    if reason is None:
+        etag = str(head.get("ETag", "")).strip('"')
+        return _set_status(upload, COMPLETE, etag=etag), None
     storage.delete([storage.S3Location(upload.bucket, upload.key)])
-    _set_status(upload, ABORTED)
-    raise InvalidInput(f"{message}; the upload was removed: start a new one")
+    return _set_status(upload, ABORTED, refused=reason), reason
+
+
+def _refused(upload: Upload) -> Conflict:
+    if upload.refused:
+        return Conflict(
+            f"upload {upload.id} was refused: {upload.refused}; the upload was removed: "
+            "start a new one"
+        )
+    return Conflict(f"upload {upload.id} was aborted: start a new one")
 
 
 def _parse_parts(upload: Upload, parts: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -176,9 +221,11 @@ def _parse_parts(upload: Upload, parts: list[dict[str, Any]] | None) -> list[dic
 
 
 def complete(upload: Upload, parts: list[dict[str, Any]] | None) -> Upload:
-    """Finish the upload and check the object is what the client declared."""
+    """Finish the upload and check the object is what the client declared; idempotent."""
     from botocore.exceptions import ClientError
 
+    if upload.status == COMPLETE:
+        return upload  # a retry, or the S3 event (or a job) completed it first
     if upload.status != PENDING:
         raise Conflict(f"upload {upload.id} is already {upload.status}")
     s3 = storage.s3()
@@ -194,24 +241,61 @@ def complete(upload: Upload, parts: list[dict[str, Any]] | None) -> Upload:
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
             if code == "NoSuchUpload":
+                current = Upload.get(upload.id, consistent_read=True)
+                if current.status == COMPLETE:
+                    return current  # a retry of a call whose answer was lost
                 raise Conflict(f"upload {upload.id} was aborted or has expired") from None
             raise InvalidInput(
                 f"S3 refused to assemble the parts ({code}): check every part was sent "
                 "and each etag is the ETag header its PUT answered"
             ) from None
-    try:
-        head = s3.head_object(Bucket=upload.bucket, Key=upload.key)
-    except ClientError:
+    head = _head(upload)
+    if head is None:
         raise InvalidInput(
             f"nothing was uploaded yet: PUT the file to the upload's url, then complete {upload.id}"
-        ) from None
-    size, content_type = int(head["ContentLength"]), head.get("ContentType", "")
-    if size != int(upload.size):
-        _reject(upload, f"{size} bytes arrived but {int(upload.size)} were declared")
-    if content_type.lower() != upload.content_type:
-        _reject(upload, f"sent as {content_type!r} but declared {upload.content_type!r}")
-    _set_status(upload, COMPLETE)
-    return Upload.get(upload.id, consistent_read=True)
+        )
+    settled, reason = _settle(upload, head)
+    if reason is not None:
+        raise InvalidInput(f"{reason}; the upload was removed: start a new one")
+    return Upload.get(settled.id, consistent_read=True)
+
+
+def handle_record(record: dict[str, Any]) -> str | None:
+    """Complete the single upload an S3 ObjectCreated record names; its status, or None.
+
+    Records of other keys, of multipart uploads (their complete call has the part list)
+    and of uploads no longer pending change nothing, so a redelivered event is harmless.
+    """
+    s3 = record.get("s3") or {}
+    bucket = (s3.get("bucket") or {}).get("name", "")
+    key = unquote_plus((s3.get("object") or {}).get("key", ""))
+    parts = key.split("/")
+    if not key.startswith(PREFIX) or len(parts) < 4 or not re.fullmatch(r"[0-9a-v]{20}", parts[2]):
+        return None
+    try:
+        upload = Upload.get(parts[2], consistent_read=True)
+    except Upload.DoesNotExist:
+        return None
+    if (upload.bucket, upload.key) != (bucket, key) or upload.method == "multipart":
+        return None
+    if upload.status != PENDING:
+        return upload.status
+    head = _head(upload)
+    if head is None:
+        return None  # removed since (aborted): nothing to complete
+    try:
+        settled, reason = _settle(upload, head)
+    except Conflict:
+        return Upload.get(upload.id, consistent_read=True).status  # aborted meanwhile
+    if reason is not None:
+        log.warning("upload %s refused: %s", upload.id, reason, extra={"upload_id": upload.id})
+    else:
+        log.info("upload %s completed by its S3 event", upload.id, extra={"upload_id": upload.id})
+    return str(settled.status)
+
+
+def handle_event(event: dict[str, Any]) -> list[str | None]:
+    return [handle_record(record) for record in event.get("Records", [])]
 
 
 def abort(upload: Upload) -> Upload:
@@ -234,7 +318,12 @@ def abort(upload: Upload) -> Upload:
 
 
 def resolve_source(source: str, owner: str, *, is_admin: bool = False) -> str:
-    """`upload:<id>` → the uploaded object's s3:// URI; any other source is returned as is."""
+    """`upload:<id>` → the uploaded object's s3:// URI; any other source is returned as is.
+
+    A single upload still pending (its S3 event not handled yet, or a stack with none)
+    is checked with a HEAD and completed now; one whose bytes are not what was declared
+    is refused (409), as the event would.
+    """
     if not isinstance(source, str) or not source.startswith(SOURCE_SCHEME):
         return source
     upload_id = source[len(SOURCE_SCHEME) :].strip()
@@ -242,10 +331,23 @@ def resolve_source(source: str, owner: str, *, is_admin: bool = False) -> str:
         upload = get(upload_id, Principal(username=owner, role="admin" if is_admin else "guest"))
     except NotFound:
         raise InvalidInput(f"no upload {upload_id!r} of yours: check the id") from None
+    if upload.status == PENDING and upload.method != "multipart":
+        head = _head(upload)
+        if head is None:
+            raise InvalidInput(
+                f"upload {upload_id} has no bytes yet: PUT the file to its url first (it then "
+                f"completes by itself, or POST /api/uploads/{upload_id}/complete)"
+            )
+        try:
+            upload, _reason = _settle(upload, head)
+        except Conflict:
+            upload = Upload.get(upload.id, consistent_read=True)  # aborted meanwhile
+    if upload.status == ABORTED:
+        raise _refused(upload)
     if upload.status != COMPLETE:
         raise InvalidInput(
             f"upload {upload_id} is {upload.status}: "
-            f"POST /api/uploads/{upload_id}/complete before using it as a source"
+            f"POST /api/uploads/{upload_id}/complete with its parts before using it as a source"
         )
     return storage.S3Location(upload.bucket, upload.key).uri
 
@@ -265,6 +367,10 @@ def public_view(upload: Upload) -> dict[str, Any]:
         "owner": upload.owner,
         "created": rfc3339(upload.created),
     }
+    if upload.etag:
+        view["etag"] = upload.etag
+    if upload.refused:
+        view["refused"] = upload.refused
     if upload.method == "multipart":
         view["part_size"] = int(upload.part_size)
         view["part_count"] = int(upload.part_count)

@@ -16,7 +16,7 @@ from pathlib import Path
 from chalicelib.config import SYSTEM_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ("api_handler", "jwt_auth", "encode", "drops", "reconcile", "webhooks")
+FUNCTIONS = ("api_handler", "jwt_auth", "encode", "drops", "uploads", "reconcile", "webhooks")
 
 
 def _arns(s: Settings, region: str, account: str) -> dict[str, list[str]]:
@@ -195,6 +195,13 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
             _statement("Tables", _READ_WRITE_ITEMS, a["jobs"] + a["system"] + a["presets"]),
             _statement("Queue", _SEND, a["queues"]),
             events,
+            logs,
+        ],
+        # A single upload's ObjectCreated event completes it: a HEAD of its object, which is
+        # removed if it is not what was declared.
+        "uploads": [
+            _statement("Uploads", _READ_WRITE_ITEMS, a["uploads"]),
+            _statement("UploadObjects", ["s3:GetObject", "s3:DeleteObject"], a["upload_objects"]),
             logs,
         ],
         "reconcile": [

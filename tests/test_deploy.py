@@ -71,7 +71,7 @@ def test_functions_exist_with_their_settings_and_the_layer(deployed):
     lam = deployed["aws"]["lambda"]
     names = {f["FunctionName"] for f in lam.list_functions()["Functions"]}
     assert {
-        f"openencoder-{STAGE}-{n}" for n in ("encode", "drops", "reconcile", "jwt_auth")
+        f"openencoder-{STAGE}-{n}" for n in ("encode", "drops", "uploads", "reconcile", "jwt_auth")
     } <= names
     encode = lam.get_function_configuration(FunctionName=f"openencoder-{STAGE}-encode")
     assert (encode["Timeout"], encode["MemorySize"]) == (900, 3008)
@@ -105,9 +105,14 @@ def test_drops_and_schedule_are_wired(deployed):
     notification = deployed["aws"]["s3"].get_bucket_notification_configuration(
         Bucket=f"openencoder-{STAGE}-input"
     )
-    (config,) = notification["LambdaFunctionConfigurations"]
-    assert config["LambdaFunctionArn"].endswith(f"openencoder-{STAGE}-drops")
-    assert config["Filter"]["Key"]["FilterRules"][0]["Value"] == "incoming/"
+    # Drops under the watch prefix make jobs; a single upload's PUT completes it.
+    prefixes = {
+        config["LambdaFunctionArn"].rsplit("-", 1)[-1]: config["Filter"]["Key"]["FilterRules"][0][
+            "Value"
+        ]
+        for config in notification["LambdaFunctionConfigurations"]
+    }
+    assert prefixes == {"drops": "incoming/", "uploads": "uploads/"}
     rules = deployed["aws"]["events"].list_rules()["Rules"]
     (rule,) = [r for r in rules if "reconcile" in r["Name"]]
     assert rule["ScheduleExpression"] == "rate(1 minute)"
@@ -140,7 +145,7 @@ def test_droplets_get_a_worker_role_and_the_api_url(deployed):
 def test_functions_run_with_their_own_least_privilege_policies(deployed):
     config = json.loads((deployed["project"] / ".chalice/config.json").read_text())["stages"][STAGE]
     assert config["autogen_policy"] is False
-    for name in ("api_handler", "encode", "drops", "reconcile", "jwt_auth"):
+    for name in ("api_handler", "encode", "drops", "uploads", "reconcile", "jwt_auth"):
         policy_file = (
             deployed["project"] / ".chalice" / config["lambda_functions"][name]["iam_policy_file"]
         )

@@ -112,6 +112,48 @@ def test_a_clip_uploaded_with_one_presigned_put_is_encoded_by_its_upload_id(stac
     assert job["outputs"][0]["key"] == "from-put/h264_baseline_360p_600.mp4"
 
 
+def put_bytes(upload, data):
+    put = requests.put(upload["url"], data=data, headers=upload["headers"], timeout=60)
+    assert put.status_code == 200, put.text
+    return put
+
+
+def job_from(stack, auth, upload_id, dest):
+    body = {"preset": "h264_baseline_360p_600", "source": f"upload:{upload_id}", "dest": dest}
+    return requests.post(f"{stack['api']}/jobs", json=body, headers=auth, timeout=30)
+
+
+def test_a_job_made_right_after_a_put_finds_the_upload_complete(stack, auth, clips):
+    upload = start_upload(stack, auth, clips["small"], "video/mp4")
+    put_bytes(upload, clips["small"].read_bytes())
+    r = job_from(stack, auth, upload["id"], "s3:///at-once/")  # racing the S3 event: either wins
+    assert r.status_code == 200, r.text
+    assert wait_for(stack, auth, r.json()["job"]["id"])["source"].endswith(upload["key"])
+
+
+def test_a_put_completes_its_upload_by_the_s3_event(stack, auth, clips):
+    upload = start_upload(stack, auth, clips["small"], "video/mp4")
+    put = put_bytes(upload, clips["small"].read_bytes())
+    url = f"{stack['api']}/uploads/{upload['id']}"
+
+    def completed():
+        view = requests.get(url, headers=auth, timeout=10).json()["upload"]
+        return view if view["status"] == "complete" else None
+
+    view = wait_until(completed, 30, "the upload's S3 event to complete it")
+    assert view["etag"] == put.headers["ETag"].strip('"')
+    assert job_from(stack, auth, upload["id"], "s3:///after-event/").status_code == 200
+
+
+def test_a_put_of_fewer_bytes_than_declared_is_a_clear_409(stack, auth, clips):
+    upload = start_upload(stack, auth, clips["small"], "video/mp4")
+    put_bytes(upload, clips["small"].read_bytes()[:-100])
+    r = job_from(stack, auth, upload["id"], "s3:///short/")
+    assert r.status_code == 409, r.text
+    declared = clips["small"].stat().st_size
+    assert f"{declared - 100} bytes arrived but {declared} were declared" in r.json()["message"]
+
+
 def test_a_clip_uploaded_in_three_presigned_parts_is_encoded_by_its_upload_id(stack, auth, clips):
     data = clips["raw"].read_bytes()
     upload = start_upload(stack, auth, clips["raw"], "video/x-matroska")

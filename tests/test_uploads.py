@@ -36,7 +36,7 @@ def test_a_small_file_gets_one_presigned_put_under_the_users_uploads_prefix(api)
     done = api.call("POST", f"/api/uploads/{upload['id']}/complete", {}, token=token)
     assert done.status_code == 200 and done.data["upload"]["status"] == "complete"
     again = api.call("POST", f"/api/uploads/{upload['id']}/complete", {}, token=token)
-    assert again.status_code == 409
+    assert again.status_code == 200 and again.data["upload"] == done.data["upload"]  # idempotent
 
 
 def test_a_job_names_a_completed_upload_as_its_source(api):
@@ -186,3 +186,99 @@ def test_provisioning_sets_a_rule_that_aborts_abandoned_multipart_uploads_keepin
     provision.provision(stage="local", log=lambda _m: None)  # a second run changes nothing
     ids = {r["ID"] for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
     assert ids >= {"someone-elses", provision.ABORT_ABANDONED_UPLOADS["ID"]}
+
+
+def upload_event(client, upload):
+    return client.events.generate_s3_event(
+        bucket=upload["bucket"], key=upload["key"].replace(" ", "+"), event_name="ObjectCreated:Put"
+    )
+
+
+JOB = {"preset": "h264_baseline_360p_600", "dest": "d/"}
+
+
+def test_a_job_made_at_once_after_the_put_completes_the_upload_itself(api):
+    token = api.user("uploader", "operator")
+    upload = new_upload(api, token, size=3).data["upload"]
+    put = requests.put(upload["url"], data=b"abc", headers=upload["headers"], timeout=10)
+    r = api.call("POST", "/api/jobs", {**JOB, "source": f"upload:{upload['id']}"}, token=token)
+    assert r.status_code == 200, r.data
+    view = api.call("GET", f"/api/uploads/{upload['id']}", token=token).data["upload"]
+    assert view["status"] == "complete" and view["etag"] == put.headers["ETag"].strip('"')
+    # complete stays, and answers a completed upload as it is.
+    done = api.call("POST", f"/api/uploads/{upload['id']}/complete", token=token)
+    assert done.status_code == 200 and done.data["upload"] == view
+
+
+def test_the_uploads_s3_event_completes_a_single_upload_once(api):
+    from chalice.test import Client
+
+    from app import app
+
+    token = api.user("uploader", "operator")
+    upload = new_upload(api, token, size=3).data["upload"]
+    requests.put(upload["url"], data=b"abc", headers=upload["headers"], timeout=10)
+    with Client(app, stage_name="local") as client:
+        event = upload_event(client, upload)
+        client.lambda_.invoke("uploads", event)
+        client.lambda_.invoke("uploads", event)  # S3 delivers at least once
+    view = api.call("GET", f"/api/uploads/{upload['id']}", token=token).data["upload"]
+    assert view["status"] == "complete" and view["etag"]
+    r = api.call("POST", "/api/jobs", {**JOB, "source": f"upload:{upload['id']}"}, token=token)
+    assert r.status_code == 200, r.data
+
+
+def test_fewer_bytes_than_declared_are_a_clear_409_by_event_or_by_job(api):
+    from chalice.test import Client
+
+    from app import app
+
+    token = api.user("uploader", "operator")
+    by_job = new_upload(api, token, size=10).data["upload"]
+    by_event = new_upload(api, token, size=10).data["upload"]
+    for upload in (by_job, by_event):
+        requests.put(upload["url"], data=b"short", headers=upload["headers"], timeout=10)
+    with Client(app, stage_name="local") as client:
+        client.lambda_.invoke("uploads", upload_event(client, by_event))
+    for upload in (by_job, by_event, by_job):
+        r = api.call("POST", "/api/jobs", {**JOB, "source": f"upload:{upload['id']}"}, token=token)
+        assert r.status_code == 409, r.data
+        assert "5 bytes arrived but 10 were declared" in r.data["message"]
+        assert "start a new one" in r.data["message"]
+        with pytest.raises(storage.SourceMissing):
+            storage.object_size(storage.S3Location(settings().input_bucket, upload["key"]))
+    view = api.call("GET", f"/api/uploads/{by_event['id']}", token=token).data["upload"]
+    assert view["status"] == "aborted" and view["refused"].startswith("5 bytes arrived")
+
+
+def test_a_multipart_upload_is_left_to_its_complete_call(api, monkeypatch):
+    from chalice.test import Client
+
+    from app import app
+
+    token = api.user("uploader", "operator")
+    monkeypatch.setitem(settings().__dict__, "upload_single_max", 1)
+    upload = new_upload(api, token, size=3).data["upload"]
+    with Client(app, stage_name="local") as client:
+        client.lambda_.invoke("uploads", upload_event(client, upload))
+    assert (
+        api.call("GET", f"/api/uploads/{upload['id']}", token=token).data["upload"]["status"]
+        == "pending"
+    )
+    r = api.call("POST", "/api/jobs", {**JOB, "source": f"upload:{upload['id']}"}, token=token)
+    assert r.status_code == 400 and "with its parts" in r.data["message"]
+
+
+def test_events_of_other_keys_change_nothing(api):
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import uploads
+
+    with Client(app, stage_name="local") as client:
+        for key in ("uploads/x", "uploads/someone/" + "0" * 20 + "/a.mp4", "uploads/a/b/c/d"):
+            event = client.events.generate_s3_event(bucket=settings().input_bucket, key=key)
+            assert uploads.handle_event(
+                event.to_dict() if hasattr(event, "to_dict") else event
+            ) == [None]
+            client.lambda_.invoke("uploads", event)
