@@ -113,7 +113,7 @@ def update_user(user_id):
 
 
 @app.route("/api/presets", methods=["POST"], authorizer=jwt_auth)
-@doc("operator", "Create a preset (operator)", body="PresetCreate")
+@doc("operator", "Create a preset (operator)", body="PresetCreate", headers=("Idempotency-Key",))
 def create_preset():
     return api.presets.create(app.current_request)
 
@@ -148,7 +148,7 @@ def update_preset(preset_id):
 
 @app.route("/api/jobs", methods=["POST"], authorizer=jwt_auth)
 @app.route("/api/job", methods=["POST"], authorizer=jwt_auth)
-@doc("operator", "Create an encode job (operator)", body="JobCreate")
+@doc("operator", "Create an encode job (operator)", body="JobCreate", headers=("Idempotency-Key",))
 def create_job():
     return api.jobs.create(app.current_request)
 
@@ -206,7 +206,8 @@ def restart_job(job_id):
 
 
 @app.route("/api/uploads", methods=["POST"], authorizer=jwt_auth)
-@doc("operator", "Start a direct upload (operator)", body="UploadCreate", status=201)
+@doc("operator", "Start a direct upload (operator)", body="UploadCreate", status=201,
+     headers=("Idempotency-Key",))  # fmt: skip
 def create_upload():
     return api.uploads.create(app.current_request)
 

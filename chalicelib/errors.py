@@ -36,6 +36,10 @@ class Gone(OpenEncoderError):
     status = 410
 
 
+class Unprocessable(OpenEncoderError):
+    status = 422
+
+
 class PayloadTooLarge(OpenEncoderError):
     status = 413
 

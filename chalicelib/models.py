@@ -354,6 +354,22 @@ class Delivery(Model):
     expires = TTLAttribute(null=True)
 
 
+class IdempotencyRecord(Model):
+    """One Idempotency-Key of one user on one route: written and read by Powertools'
+    DynamoDBPersistenceLayer (chalicelib/api/idempotency.py), with its attribute names;
+    declared here so provisioning creates the table, with TTL on `expiration`."""
+
+    class Meta(_Meta):
+        table_name = _settings.table("idempotency")
+
+    id = UnicodeAttribute(hash_key=True)  # "<route>#<sha256 of user, route and key>"
+    status = UnicodeAttribute(null=True)  # INPROGRESS | COMPLETED
+    data = UnicodeAttribute(null=True)  # the first answer, JSON
+    validation = UnicodeAttribute(null=True)  # sha256 of the first request's body
+    in_progress_expiration = NumberAttribute(null=True)  # ms: a crashed first request frees it
+    expiration = TTLAttribute(null=True)  # 24 h after the first answer
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     User,
     Preset,
@@ -364,4 +380,5 @@ ALL_MODELS: tuple[type[Model], ...] = (
     Upload,
     Webhook,
     Delivery,
+    IdempotencyRecord,
 )

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import jobs, output_files, uploads, webhooks
+from chalicelib.api import idempotency
 from chalicelib.api.http import endpoint, parse_body, query_int
 from chalicelib.api.schemas import JobCreate
 from chalicelib.auth import Principal
 
 
 @endpoint(role="operator")
+@idempotency.once("jobs")
 def create(request: Any, principal: Principal) -> Any:
     body = parse_body(request, JobCreate)
     is_admin = principal.can("admin")

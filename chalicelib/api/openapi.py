@@ -32,6 +32,22 @@ QUERY: dict[str, dict[str, Any]] = {
     "cursor": {"type": "string"},
     "output": {"type": "string", "minLength": 1, "maxLength": 1100},
 }
+HEADERS: dict[str, dict[str, Any]] = {
+    "Idempotency-Key": {
+        "description": (
+            "Makes a retry safe: the same key with the same body within 24 h returns the "
+            "first answer (with `Idempotent-Replayed: true`) and creates nothing; the same key "
+            "with another body is a 422. Keys are the caller's own. A retry while the first "
+            "request still runs waits for its answer, or gets a 409 with Retry-After."
+        ),
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "pattern": "^[\\x21-\\x7e]+$",
+        },
+    },
+}
 # Routes of the app that are web pages, not API operations: left out of the document.
 NON_API_PATHS = frozenset({"/dashboard", "/dashboard/assets/{version}/{name}"})
 _built: dict[int, dict[str, Any]] = {}
@@ -64,6 +80,7 @@ def _operation(meta: routedoc.RouteDoc, path: str) -> dict[str, Any]:
          "schema": PATH_PARAMS.get(name, {"type": "string"})}
         for name in re.findall(r"{(\w+)}", path)
     ] + [{"name": name, "in": "query", "schema": QUERY[name]} for name in meta.query]  # fmt: skip
+    params += [{"name": name, "in": "header", **HEADERS[name]} for name in meta.headers]
     if params:
         op["parameters"] = params
     if meta.body is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import presets
+from chalicelib.api import idempotency
 from chalicelib.api.http import endpoint, parse_body, path_int
 from chalicelib.api.schemas import PresetCreate, PresetUpdate
 from chalicelib.auth import Principal
@@ -12,6 +13,7 @@ from chalicelib.errors import InvalidInput
 
 
 @endpoint(role="operator")
+@idempotency.once("presets")
 def create(request: Any, principal: Principal) -> Any:
     body = parse_body(request, PresetCreate)
     preset = presets.create_preset(presets.PresetInput(**body.model_dump()))

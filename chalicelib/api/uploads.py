@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import uploads
+from chalicelib.api import idempotency
 from chalicelib.api.http import endpoint, ok, parse_body
 from chalicelib.api.schemas import UploadComplete, UploadCreate
 from chalicelib.auth import Principal
 
 
 @endpoint(role="operator")
+@idempotency.once("uploads")
 def create(request: Any, principal: Principal) -> Any:
     body = parse_body(request, UploadCreate)
     upload, where = uploads.create(principal.username, body.filename, body.size, body.content_type)
