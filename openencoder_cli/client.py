@@ -6,6 +6,9 @@ the local stack and a deployed stage.
 
 from __future__ import annotations
 
+import itertools
+import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +17,10 @@ import requests
 
 TIMEOUT = (10, 60)  # connect, read (seconds)
 RENEW_WITHIN = timedelta(minutes=15)
+# POSTs the API makes idempotent with an Idempotency-Key: only these are retried, with
+# the same key, after a timeout or a 5xx (the first try may have created the resource).
+KEYED = frozenset({"/jobs", "/job", "/uploads", "/presets"})
+RETRY_DELAYS = (0.5, 1.0, 2.0)
 
 
 class CliError(Exception):
@@ -83,6 +90,8 @@ class Api:
         self.renew = renew
         self.relogin = relogin
         self.http = session or requests.Session()
+        # One key per command: a random base, and a number for each create it sends.
+        self._keys = (f"cli-{uuid.uuid4()}-{n}" for n in itertools.count(1))
 
     def _renew_if_due(self) -> None:
         if self.renew is None or self.token is None or self.expires is None:
@@ -121,12 +130,17 @@ class Api:
         if body is not None:
             kwargs["json"] = body
         self._renew_if_due()
-        response = self.raw(method, path, **kwargs)
+        if method.upper() == "POST" and "/" + path.strip("/") in KEYED:
+            kwargs["headers"] = {
+                **(kwargs.get("headers") or {}),
+                "Idempotency-Key": next(self._keys),
+            }
+        response = self._send(method, path, **kwargs)
         if response.status_code == 401 and self.relogin is not None:
             # A cached token the server no longer accepts (a restarted local stack signs
             # with a new key): log in again once and repeat the call.
             (self.token, self.expires), self.relogin = self.relogin(), None
-            response = self.raw(method, path, **kwargs)
+            response = self._send(method, path, **kwargs)
         if response.status_code >= 400:
             raise error_of(response)
         if not response.content:
@@ -137,6 +151,23 @@ class Api:
             raise ApiError(
                 response.status_code, f"the API answered {path} with something that is not JSON"
             ) from None
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """`raw`, retried with its Idempotency-Key (if it has one) after a timeout or a 5xx."""
+        keyed = "Idempotency-Key" in (kwargs.get("headers") or {})
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                response = self.raw(method, path, **kwargs)
+            except Unreachable:
+                if not keyed or delay is None:
+                    raise
+            else:
+                # A 409 with Retry-After: the first try with this key is still running.
+                busy = response.status_code == 409 and "Retry-After" in response.headers
+                if not keyed or delay is None or not (response.status_code >= 500 or busy):
+                    return response
+            time.sleep(delay)
+        raise AssertionError("unreachable")  # the last round returns or raises
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.call("GET", path, **kwargs)
