@@ -13,6 +13,8 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -93,6 +95,30 @@ def test_a_job_created_over_http_is_stored_and_queued_on_the_aws_endpoint(stack)
         "Item"
     ]
     assert item["guid"]["S"] == job["guid"]
+
+
+def test_twenty_concurrent_identical_posts_with_one_idempotency_key_make_one_job(stack):
+    facts = stack["facts"]
+    headers = {"Authorization": f"Bearer {token(facts)}", "Idempotency-Key": "burst-over-http"}
+    body = {
+        "preset": "h264_main_720p_3000",
+        "source": "s3:///src/burst.mp4",
+        "dest": "s3:///burst/",
+    }
+    start = threading.Barrier(20)
+
+    def post(_i: int) -> requests.Response:
+        start.wait()
+        return requests.post(f"{facts['api']}/jobs", json=body, headers=headers, timeout=60)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(post, range(20)))
+    assert [r.status_code for r in answers] == [200] * 20, [r.text for r in answers]
+    assert len({r.json()["job"]["id"] for r in answers}) == 1
+    ddb = boto3.client("dynamodb", endpoint_url=facts["aws_endpoint"], region_name=facts["region"],
+                       aws_access_key_id="x", aws_secret_access_key="y")  # fmt: skip
+    items = ddb.scan(TableName="openencoder-local-jobs")["Items"]
+    assert sum(item["dest"]["S"].endswith("/burst/") for item in items) == 1
 
 
 def test_unauthenticated_and_bad_requests_are_4xx_json(stack):
