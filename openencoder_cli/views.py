@@ -90,7 +90,8 @@ def output_row(item: dict[str, Any]) -> tuple[str, ...]:
 
 
 def show_outputs(items: list[dict[str, Any]], *, links: bool = False) -> None:
-    """One row per output; with `links`, each output's (long, presigned) link after it."""
+    """One row per output, by name; with `links`, each output's (presigned) link after it."""
+    items = sorted(items, key=lambda item: str(item.get("name") or item.get("key") or ""))
     output.table(["name", "kind", "resolution", "bitrate", "size", "duration"],
                  [output_row(item) for item in items], title=f"{len(items)} outputs")  # fmt: skip
     if not links:

@@ -477,6 +477,53 @@ def test_a_dropped_clip_is_uploaded_encoded_and_played_in_the_page(page, stack, 
     assert video.evaluate("v => v.videoWidth") == 640
 
 
+def test_a_ladders_outputs_are_a_table_of_one_row_each_as_the_cli_prints_them(page, stack, media):
+    from playwright.sync_api import expect
+
+    from openencoder_cli.views import output_row
+    from tests.polling import wait_until
+
+    facts = stack
+    auth = {"Authorization": f"Bearer {api_token(facts, *admin(facts))}"}
+    s3(facts).upload_file(str(media["clip"]), facts["buckets"]["input"], "src/ladder.mp4")
+    body = {"preset": "h264_ladder_hls_dash", "source": "s3:///src/ladder.mp4",
+            "dest": "s3:///ladder-table/"}  # fmt: skip
+    job_id = requests.post(f"{facts['api']}/jobs", json=body, headers=auth, timeout=10).json()[
+        "job"
+    ]["id"]
+
+    def status() -> str | None:
+        got = requests.get(f"{facts['api']}/jobs/{job_id}", headers=auth, timeout=10).json()
+        return got["status"] if got["status"] in ("completed", "error", "cancelled") else None
+
+    assert wait_until(status, 240, f"ladder job {job_id} to end") == "completed"
+    outputs = requests.get(f"{facts['api']}/jobs/{job_id}/outputs", headers=auth,
+                           timeout=10).json()["items"]  # fmt: skip
+    login(page, facts, *admin(facts))
+    page.goto(f"{facts['dashboard']}#/jobs/{job_id}")
+    grid = page.locator("#job-outputs table")
+    expect(grid.locator("tbody tr")).to_have_count(len(outputs))
+    headers = grid.locator("thead th").all_inner_texts()
+    assert headers == ["Name", "Kind", "Resolution", "Bitrate", "Size", "Duration", "Link"]
+    # Name, kind, resolution and bitrate read as `openencoder jobs outputs` prints them.
+    shown = [row.locator("td").all_inner_texts() for row in grid.locator("tbody tr").all()]
+    assert [[c.strip().replace("\u00d7", "x") for c in cells[:4]] for cells in shown] == [
+        list(output_row(o)[:4]) for o in sorted(outputs, key=lambda o: o["name"])
+    ]  # by name, as the CLI sorts them
+    names = [cells[0].strip() for cells in shown]
+    assert {"master.m3u8", "manifest.mpd", "720p/", "360p.mp4", "thumbnails/"} <= set(names)
+    assert any(cells[1].strip() == "segments (1)" for cells in shown), shown
+    # A link for each output of one object, each serving its bytes; a folder names its files.
+    links = grid.get_by_role("link")
+    expect(links).to_have_count(len([o for o in outputs if o.get("url")]))
+    href = grid.get_by_role("link", name="Download master.m3u8").get_attribute("href")
+    assert requests.get(href, timeout=10).text.startswith("#EXTM3U")
+    folder = grid.get_by_role("row", name=re.compile(r"^720p\/ segments"))
+    expect(folder).to_contain_text("save with CLI --download")
+    expect(page.locator("#job-outputs video.preview")).to_have_count(1)
+    shoot(page, "job-ladder-outputs")
+
+
 def test_a_large_file_goes_up_in_parts_whose_etags_the_page_can_read(page, stack, tmp_path):
     from playwright.sync_api import expect
 

@@ -1,5 +1,5 @@
 // One job: its facts, source probe, phase timeline, task grid (chunked plans),
-// outputs with download links and a preview, the error, cancel and restart.
+// outputs (a table with download links) and a preview, the error, cancel and restart.
 
 import * as api from "./api.js";
 import {
@@ -106,34 +106,44 @@ function taskGrid(tasks) {
   ];
 }
 
-function outputsView(outputs) {
-  return h(
-    "ul",
-    { class: "outputs" },
-    outputs.map((output) => {
-      const name = String(output.key || "").split("/").pop();
-      const facts = [
-        output.codec,
-        output.width && output.height ? `${output.width}×${output.height}` : null,
-        output.duration ? seconds(output.duration) : null,
-        bytes(output.size),
-      ].filter(Boolean);
-      const playable = output.url && /\.mp4$/i.test(name);
-      return h(
-        "li",
-        { class: "output" },
-        h("p", null, h("strong", null, name), " ", h("span", { class: "muted" }, facts.join(" · "))),
-        h("p", { class: "muted key" }, output.key),
-        output.url
-          ? h("p", null, h("a", { href: output.url, class: "btn", download: name, rel: "noopener" }, `Download ${name}`),
-              output.url_expires ? h("span", { class: "muted" }, ` link valid until ${when(output.url_expires)}`) : null)
-          : null,
-        playable
-          ? h("video", { src: output.url, controls: true, preload: "metadata", class: "preview", "aria-label": `Preview of ${name}` })
-          : null,
-      );
-    }),
-  );
+function bitrate(bps) {
+  const value = Number(bps);
+  if (!Number.isFinite(value) || value <= 0) return "";
+  return value >= 1e6 ? `${(value / 1e6).toFixed(2)} Mb/s` : `${Math.round(value / 1e3)} kb/s`;
+}
+
+// One row per output, as `openencoder jobs outputs` prints it: name, kind, resolution,
+// bitrate, size, duration, and its link. A folder (a rendition's segments, the numbered
+// thumbnails) is one row: its files are listed by GET /api/jobs/:id/files, and the CLI's
+// --download saves them all.
+function outputsView(outputs, jobId) {
+  const name = (output) => output.name || String(output.key || "").split("/").pop();
+  const sorted = [...outputs].sort((a, b) => (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0));
+  const rows = sorted.map((output) => {
+    const folder = !output.uri && output.count != null;
+    return [
+      h("span", { class: "key" }, name(output)),
+      folder ? `${output.kind} (${output.count})` : output.kind || "",
+      output.width && output.height ? `${output.width}×${output.height}` : output.rendition || "",
+      bitrate(output.bit_rate),
+      bytes(output.size),
+      output.duration ? seconds(output.duration) : "",
+      output.url
+        ? h("a", { href: output.url, download: name(output), rel: "noopener", "aria-label": `Download ${name(output)}` }, "Download")
+        : folder
+          ? h("span", { class: "muted", title: `openencoder jobs outputs ${jobId} --download DIR` }, "save with CLI --download")
+          : "",
+    ];
+  });
+  const expiries = outputs.map((o) => o.url_expires).filter(Boolean).sort();
+  const preview = sorted.find((o) => o.url && /\.mp4$/i.test(name(o)));
+  return [
+    table("Outputs", ["Name", "Kind", "Resolution", "Bitrate", "Size", "Duration", "Link"], rows),
+    expiries.length ? h("p", { class: "muted" }, `Links valid until ${when(expiries[0])}.`) : null,
+    preview
+      ? h("video", { src: preview.url, controls: true, preload: "metadata", class: "preview", "aria-label": `Preview of ${name(preview)}` })
+      : null,
+  ];
 }
 
 export async function render(main, { ctx, session }, id) {
@@ -208,7 +218,7 @@ export async function render(main, { ctx, session }, id) {
       e.log ? h("details", { open: true }, h("summary", null, "ffmpeg output (last lines)"), h("pre", { class: "log" }, e.log)) : null,
     ]);
     outputs.draw(job.outputs?.length ? job.outputs.map(({ url_expires, ...o }) => ({ ...o, url: o.url?.split("?")[0] })) : null,
-      () => outputsView(job.outputs));
+      () => outputsView(job.outputs, job.id));
     phases.draw({ phases: job.phases, status: job.status }, () => timeline(job.phases, job.status, job.updated_date));
     const p = job.plan;
     plan.draw(p || null, () => dl([
