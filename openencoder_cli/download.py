@@ -42,6 +42,7 @@ PARALLEL = 8  # files fetched at once: enough to hide per-request latency of sma
 ATTEMPTS = 3  # a dropped connection or a short body is fetched again, from the start
 BLOCK = 256 * 1024
 LEDGER = ".openencoder-downloads.jsonl"
+RESUME = "the files saved so far are kept: run the same command again to resume"
 
 
 def safe_name(name: str, fallback: str = "output") -> PurePosixPath:
@@ -249,6 +250,11 @@ def save(api: Api, job: dict[str, Any], folder: Path, only: Iterable[str] = ()) 
             finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
             for future in finished:
                 future.result()  # the first failure, raised here
+        except TransferFailed as exc:
+            raise TransferFailed(f"{exc.message}; {RESUME}") from None
+        except KeyboardInterrupt:
+            output.err.print(f"download stopped; {RESUME}")
+            raise
         finally:
             # A failure or Ctrl-C: files not started are dropped, those in flight stop at
             # their next block and remove their temporary file; finished ones stay noted.
