@@ -247,6 +247,8 @@ def parse_preset_data(data: str) -> PresetSpec:
     """Parse a preset's `data` JSON string; every option must be on the allow-list."""
     try:
         document = json.loads(data)
+    except RecursionError:
+        raise InvalidInput("preset data is not valid JSON: it nests too deeply") from None
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"preset data is not valid JSON: {exc}") from None
     if not isinstance(document, dict):

@@ -160,7 +160,7 @@ def _decode_cursor(cursor: str) -> int:
         if not isinstance(value, int):
             raise TypeError
         return value
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         raise InvalidInput("cursor is not one this API returned") from None
 
 

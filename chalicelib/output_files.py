@@ -48,7 +48,7 @@ def _parse_cursor(cursor: str | None) -> tuple[int, str | None]:
         index, token = int(raw["o"]), raw["t"]
         if index < 0 or not (token is None or isinstance(token, str)):
             raise ValueError
-    except (binascii.Error, ValueError, TypeError, KeyError):
+    except (binascii.Error, ValueError, TypeError, KeyError, RecursionError):
         raise InvalidInput("cursor is not one this route returned: start without it") from None
     return index, token
 

@@ -42,7 +42,7 @@ NO_PROOF = "send 'Authorization: Bearer <token>', or username with current_passw
 def _names_a_user(request: Any) -> bool:
     try:
         document = json.loads(request.raw_body or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return False
     return isinstance(document, dict) and "username" in document
 

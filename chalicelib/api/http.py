@@ -144,7 +144,7 @@ def parse_body(request: Any, model: type[M]) -> M:
     raw = request.raw_body or b""  # its size is checked once, for every route, by `guard`
     try:
         document = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # "[[[[..." nests past the stack
         raise InvalidInput("request body is not valid JSON") from None
     if not isinstance(document, dict):
         raise InvalidInput("request body must be a JSON object")

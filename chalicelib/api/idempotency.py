@@ -69,7 +69,7 @@ def _body_of(request: Any) -> Any:
     raw = request.raw_body or b""
     try:
         return json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {"raw": raw.decode("utf-8", "replace")}  # the controller refuses it: not kept
 
 
