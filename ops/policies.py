@@ -34,6 +34,7 @@ def _arns(s: Settings, region: str, account: str) -> dict[str, list[str]]:
         "system": table("system"),
         "workers": table("workers"),
         "uploads": table("uploads"),
+        "idempotency": table("idempotency"),
         "tasks": table("tasks"),
         "webhooks": table("webhooks") + table("deliveries"),
         "queues": [queue(s.encode_queue), queue(s.long_queue)],
@@ -125,6 +126,7 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
         + a["jobs"]
         + a["system"]
         + a["uploads"]
+        + a["idempotency"]  # Idempotency-Key records (chalicelib/api/idempotency.py)
         + a["webhooks"]
         + a["tasks"]
     )

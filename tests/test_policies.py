@@ -139,3 +139,27 @@ def _assumed_role_of_worker(sts) -> dict:
     c = sts.assume_role(RoleArn=arn, RoleSessionName="droplet-1")["Credentials"]
     return {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
             "aws_session_token": c["SessionToken"]}  # fmt: skip
+
+
+def _allows(document: dict, action: str, resource: str) -> bool:
+    return any(
+        statement["Effect"] == "Allow"
+        and action in statement["Action"]
+        and resource in statement["Resource"]
+        for statement in document["Statement"]
+    )
+
+
+def test_the_api_keeps_idempotency_keys_and_the_uploads_function_completes_uploads():
+    s = settings()
+    docs = documents()
+    keys = f"arn:aws:dynamodb:us-east-1:123456789012:table/{s.table('idempotency')}"
+    for action in ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem",
+                   "dynamodb:DeleteItem"):  # fmt: skip
+        assert _allows(docs["api_handler"], action, keys), action
+    uploads = f"arn:aws:dynamodb:us-east-1:123456789012:table/{s.table('uploads')}"
+    objects = f"arn:aws:s3:::{s.input_bucket}/uploads/*"
+    assert _allows(docs["uploads"], "dynamodb:UpdateItem", uploads)
+    assert _allows(docs["uploads"], "s3:GetObject", objects)  # HeadObject
+    assert _allows(docs["uploads"], "s3:DeleteObject", objects)  # a refused upload's bytes
+    assert not _allows(docs["uploads"], "dynamodb:PutItem", keys)
