@@ -2,7 +2,10 @@
 
 What the AWS endpoint holds in memory (tables and their items, bucket objects, SSM
 parameters, queue messages not yet processed) is written under `.local/state/` when
-the stack stops, and every OE_STATE_SAVE_SECONDS while it runs. The next start puts
+the stack stops, and every OE_STATE_SAVE_SECONDS while it runs. In between, `mirror`
+copies each new object into `.local/state.cache/` within seconds of its writing, so
+a save (above all the one at stop, which must be quick) only links bodies already on
+disk instead of reading hundreds of MB through the endpoint. The next start puts
 it back with the same calls any AWS client makes (BatchWriteItem, PutObject,
 PutParameter, SendMessage), into resources that the provisioning code has just
 created; nothing of the emulator's internals is read or written. It is generic:
@@ -28,7 +31,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,14 @@ class Incompatible(Exception):
 
 class LoadFailed(Exception):
     """Restoring failed part-way: the endpoint holds part of the state and must be reset."""
+
+
+class Cancelled(Exception):
+    """A save or mirror pass given up because the stack is stopping (nothing is replaced)."""
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass
@@ -135,10 +146,10 @@ def _previous_objects(previous: Path | None) -> dict[tuple, tuple[dict, Path]]:
 
 
 def _save_objects(s3: Any, into: Path, previous: Path | None, manifest: dict,
-                  counts: Counts) -> None:  # fmt: skip
+                  counts: Counts, should_stop: Callable[[], bool]) -> None:  # fmt: skip
     blobs = into / "blobs"
     blobs.mkdir()
-    known = _previous_objects(previous)
+    known = _previous_objects(previous) | _previous_objects(cache_of(into))
     with (into / "objects.jsonl").open("w") as index:
         for bucket in s3.list_buckets().get("Buckets", []):
             name = bucket["Name"]
@@ -154,15 +165,56 @@ def _save_objects(s3: Any, into: Path, previous: Path | None, manifest: dict,
                     entry = {**entry, "version_id": obj.get("VersionId")}
                     _link(blob, blobs)
                 else:
-                    head = s3.head_object(Bucket=name, Key=key)
-                    entry = {"bucket": name, "key": key, "etag": etag, "size": size,
-                             "headers": {h: head[h] for h in _OBJECT_HEADERS if head.get(h)},
-                             "metadata": head.get("Metadata", {}),
-                             "blob": _download(s3, name, key, blobs),
-                             "version_id": obj.get("VersionId")}  # fmt: skip
+                    entry = _read_object(s3, name, obj, blobs, should_stop)
                 index.write(json.dumps(entry) + "\n")
                 counts.objects += 1
                 counts.bytes += size
+
+
+def _read_object(s3: Any, bucket: str, listed: dict, blobs: Path,
+                 should_stop: Callable[[], bool]) -> dict[str, Any]:  # fmt: skip
+    """One object's index entry, its body read into `blobs`."""
+    key = listed["Key"]
+    head = s3.head_object(Bucket=bucket, Key=key)
+    return {"bucket": bucket, "key": key, "etag": listed["ETag"], "size": listed["Size"],
+            "headers": {h: head[h] for h in _OBJECT_HEADERS if head.get(h)},
+            "metadata": head.get("Metadata", {}),
+            "blob": _download(s3, bucket, key, blobs, should_stop),
+            "version_id": listed.get("VersionId")}  # fmt: skip
+
+
+def cache_of(root: Path) -> Path:
+    """Where `mirror` keeps bodies between saves, beside the state (and its `.saving`)."""
+    name = root.name.removesuffix(".saving")
+    return root.with_name(name + ".cache")
+
+
+def mirror(root: Path, *, region: str, should_stop: Callable[[], bool] = _never) -> int:
+    """Copy every object body that neither the saved state nor the cache holds yet into
+    the cache; the bytes copied. Cheap when nothing is new: one listing per bucket."""
+    cache = cache_of(root)
+    (cache / "blobs").mkdir(parents=True, exist_ok=True)
+    known = _previous_objects(root if root.is_dir() else None) | _previous_objects(cache)
+    s3 = boto3.client("s3", region_name=region)
+    copied = 0
+    with (cache / "objects.jsonl").open("a") as index:
+        for bucket in s3.list_buckets().get("Buckets", []):
+            name = bucket["Name"]
+            for obj in _pages(s3, "list_object_versions", "Versions", Bucket=name):
+                if not obj.get("IsLatest") or (name, obj["Key"], obj["ETag"], obj["Size"]) in known:
+                    continue
+                if should_stop():
+                    raise Cancelled("the stack is stopping")
+                try:
+                    entry = _read_object(s3, name, obj, cache / "blobs", should_stop)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                        continue  # removed since the listing (a job's intermediates)
+                    raise
+                index.write(json.dumps(entry) + "\n")
+                index.flush()  # each entry stands alone: a stop keeps those before it
+                copied += int(obj["Size"])
+    return copied
 
 
 def _link(blob: Path, blobs: Path) -> str:
@@ -175,12 +227,16 @@ def _link(blob: Path, blobs: Path) -> str:
     return blob.name
 
 
-def _download(s3: Any, bucket: str, key: str, blobs: Path) -> str:
+def _download(s3: Any, bucket: str, key: str, blobs: Path,
+              should_stop: Callable[[], bool] = _never) -> str:  # fmt: skip
     partial = blobs / ".partial"
     digest = hashlib.sha256()
     with partial.open("wb") as out:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
         for chunk in iter(lambda: body.read(_CHUNK), b""):
+            if should_stop():
+                body.close()
+                raise Cancelled("the stack is stopping")
             digest.update(chunk)
             out.write(chunk)
     name = digest.hexdigest()
@@ -224,8 +280,13 @@ def _save_queues(sqs: Any, into: Path, manifest: dict, counts: Counts) -> None:
                     counts.messages += 1
 
 
-def save(root: Path, *, region: str, include_queues: bool) -> Counts:
-    """Write the endpoint's state to `root`, replacing what was there only once complete."""
+def save(root: Path, *, region: str, include_queues: bool,
+         should_stop: Callable[[], bool] = _never) -> Counts:  # fmt: skip
+    """Write the endpoint's state to `root`, replacing what was there only once complete.
+
+    `should_stop` gives up a save that runs while the stack works (Cancelled, and the
+    last complete state stays): the stop saves on its own, and must not wait for it.
+    """
     recover(root)
     into = root.with_name(root.name + ".saving")
     shutil.rmtree(into, ignore_errors=True)
@@ -235,8 +296,14 @@ def save(root: Path, *, region: str, include_queues: bool) -> Counts:
     manifest: dict[str, Any] = {"format": FORMAT, "project": "openencoder",
                                 "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                 "tables": {}, "buckets": [], "queues": []}  # fmt: skip
-    _save_tables(ddb, into, manifest, counts)
-    _save_objects(s3, into, root if root.is_dir() else None, manifest, counts)
+    try:
+        _save_tables(ddb, into, manifest, counts)
+        if should_stop():
+            raise Cancelled("the stack is stopping")
+        _save_objects(s3, into, root if root.is_dir() else None, manifest, counts, should_stop)
+    except Cancelled:
+        shutil.rmtree(into, ignore_errors=True)
+        raise
     _save_parameters(ssm, into, counts)
     if include_queues:
         _save_queues(sqs, into, manifest, counts)
@@ -252,6 +319,9 @@ def save(root: Path, *, region: str, include_queues: bool) -> Counts:
         root.rename(old)
     into.rename(root)
     shutil.rmtree(old, ignore_errors=True)
+    # The cache's bodies are linked into the state now; what it held beyond that was
+    # removed from the endpoint since (a finished job's intermediates).
+    shutil.rmtree(cache_of(root), ignore_errors=True)
     return counts
 
 

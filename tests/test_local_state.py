@@ -91,6 +91,38 @@ def test_a_second_save_reuses_unchanged_objects(aws, tmp_path):
     assert not root.with_name("state.old").exists() and not root.with_name("state.saving").exists()
 
 
+def test_objects_mirrored_while_running_are_not_read_again_by_the_save(aws, tmp_path, monkeypatch):
+    fill()
+    root = tmp_path / "state"
+    assert local_state.mirror(root, region=REGION) > 0
+    assert local_state.mirror(root, region=REGION) == 0  # nothing new: nothing copied
+
+    def no_reads(*_args, **_kwargs):
+        raise AssertionError("a mirrored body was read through the endpoint again")
+
+    monkeypatch.setattr(local_state, "_download", no_reads)
+    counts = local_state.save(root, region=REGION, include_queues=False)
+    assert counts.objects >= 1
+    entry = next(json.loads(line) for line in (root / "objects.jsonl").read_text().splitlines()
+                 if json.loads(line)["key"] == "out/a b+c.mp4")  # fmt: skip
+    assert (root / "blobs" / entry["blob"]).read_bytes() == b"video bytes"
+    assert not local_state.cache_of(root).exists()  # linked into the state, then dropped
+
+
+def test_a_save_or_mirror_given_up_at_stop_keeps_the_last_complete_state(aws, tmp_path):
+    fill()
+    root = tmp_path / "state"
+    local_state.save(root, region=REGION, include_queues=False)
+    before = (root / "manifest.json").read_text()
+    boto3.client("s3").put_object(Bucket=settings().output_bucket, Key="out/new.mp4", Body=b"n")
+    with pytest.raises(local_state.Cancelled):
+        local_state.save(root, region=REGION, include_queues=False, should_stop=lambda: True)
+    with pytest.raises(local_state.Cancelled):
+        local_state.mirror(root, region=REGION, should_stop=lambda: True)
+    assert (root / "manifest.json").read_text() == before
+    assert not root.with_name("state.saving").exists()
+
+
 def test_a_state_of_another_format_is_refused_before_anything_is_loaded(aws, tmp_path):
     root = tmp_path / "state"
     local_state.save(root, region=REGION, include_queues=False)
