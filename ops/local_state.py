@@ -154,15 +154,15 @@ def _save_objects(s3: Any, into: Path, previous: Path | None, manifest: dict,
         for bucket in s3.list_buckets().get("Buckets", []):
             name = bucket["Name"]
             manifest["buckets"].append(name)
-            # The current version of each key (and its id: jobs record the version they
-            # wrote, and their download links name it; see `_load_objects`).
-            for obj in _pages(s3, "list_object_versions", "Versions", Bucket=name):
-                if not obj.get("IsLatest"):
-                    continue
+            versioned = _versioned(s3, name)
+            for obj in _current_objects(s3, name):
                 key, etag, size = obj["Key"], obj["ETag"], obj["Size"]
                 if (name, key, etag, size) in known:
                     entry, blob = known[(name, key, etag, size)]
-                    entry = {**entry, "version_id": obj.get("VersionId")}
+                    # The current version's id: jobs record the version they wrote, and
+                    # their download links name it (see `_load_objects`).
+                    version = s3.head_object(Bucket=name, Key=key).get("VersionId")
+                    entry = {**entry, "version_id": version if versioned else None}
                     _link(blob, blobs)
                 else:
                     entry = _read_object(s3, name, obj, blobs, should_stop)
@@ -171,16 +171,32 @@ def _save_objects(s3: Any, into: Path, previous: Path | None, manifest: dict,
                 counts.bytes += size
 
 
+def _current_objects(s3: Any, bucket: str) -> Iterator[dict[str, Any]]:
+    """The current object of each key: Key, ETag, Size.
+
+    ListObjectsV2, never ListObjectVersions: moto answers the latter by deep-copying
+    every version of every key in the bucket, bodies included, so each listing costs as
+    much as copying the whole bucket (seconds per GB of sources, outputs and
+    intermediates, at every save and at stop).
+    """
+    yield from _pages(s3, "list_objects_v2", "Contents", Bucket=bucket)
+
+
+def _versioned(s3: Any, bucket: str) -> bool:
+    return s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
+
+
 def _read_object(s3: Any, bucket: str, listed: dict, blobs: Path,
                  should_stop: Callable[[], bool]) -> dict[str, Any]:  # fmt: skip
     """One object's index entry, its body read into `blobs`."""
     key = listed["Key"]
     head = s3.head_object(Bucket=bucket, Key=key)
+    version = head.get("VersionId")
     return {"bucket": bucket, "key": key, "etag": listed["ETag"], "size": listed["Size"],
             "headers": {h: head[h] for h in _OBJECT_HEADERS if head.get(h)},
             "metadata": head.get("Metadata", {}),
             "blob": _download(s3, bucket, key, blobs, should_stop),
-            "version_id": listed.get("VersionId")}  # fmt: skip
+            "version_id": None if version in (None, "null") else version}  # fmt: skip
 
 
 def cache_of(root: Path) -> Path:
@@ -200,8 +216,8 @@ def mirror(root: Path, *, region: str, should_stop: Callable[[], bool] = _never)
     with (cache / "objects.jsonl").open("a") as index:
         for bucket in s3.list_buckets().get("Buckets", []):
             name = bucket["Name"]
-            for obj in _pages(s3, "list_object_versions", "Versions", Bucket=name):
-                if not obj.get("IsLatest") or (name, obj["Key"], obj["ETag"], obj["Size"]) in known:
+            for obj in _current_objects(s3, name):
+                if (name, obj["Key"], obj["ETag"], obj["Size"]) in known:
                     continue
                 if should_stop():
                     raise Cancelled("the stack is stopping")
