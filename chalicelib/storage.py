@@ -213,13 +213,12 @@ def stoppable(transfer: Callable[[], Any], should_stop: Callable[[], bool], why:
     try:
         transfer()
         return
-    except Stopped:
-        raise
-    except Exception:
-        if not should_stop():
+    except Exception as exc:
+        if not (isinstance(exc, Stopped) or should_stop()):
             raise
-    # Raised after the handler, so the wrapped network error is not its context
-    # (`faults.classify` follows the context and would call it transient again).
+    # A new one, raised after the handler: s3transfer re-raises the callback's own
+    # `Stopped` with botocore's HTTPClientError as its context, and `faults.classify`
+    # follows the context (it would call the stop a network fault again).
     raise Stopped(why)
 
 

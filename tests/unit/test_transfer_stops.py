@@ -12,7 +12,14 @@ from chalicelib.graph.workspace import Stopped as WorkspaceStopped
 def interrupted_upload(stop_wanted: bool) -> None:
     # What botocore raises when the upload's progress callback raises mid-body.
     def upload() -> None:
-        raise HTTPClientError(error=storage.Stopped("upload interrupted"))
+        # s3transfer re-raises the callback's own Stopped, with botocore's error as context.
+        stopped = storage.Stopped("upload interrupted")
+        try:
+            raise HTTPClientError(error=stopped)
+        except HTTPClientError:
+            if stop_wanted:
+                raise stopped from None
+            raise
 
     storage.stoppable(upload, lambda: stop_wanted, "upload interrupted")
 
