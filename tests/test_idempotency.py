@@ -140,3 +140,18 @@ def test_importing_the_app_does_not_load_the_idempotency_utility():
     code = "import sys, app; print('aws_lambda_powertools.utilities.idempotency' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_a_key_past_its_24_hours_makes_a_new_job_even_before_ttl_removes_it(api):
+    from datetime import UTC, datetime, timedelta
+
+    token = api.user("maker", "operator")
+    first = api.call("POST", "/api/jobs", JOB, token=token, headers=keyed("old-key"))
+    (record,) = list(IdempotencyRecord.scan())
+    # DynamoDB's TTL removes items up to days late: the expiry itself is what counts.
+    record.update(
+        actions=[IdempotencyRecord.expiration.set(datetime.now(UTC) - timedelta(hours=1))]
+    )
+    later = api.call("POST", "/api/jobs", JOB, token=token, headers=keyed("old-key"))
+    assert later.status_code == 200 and "Idempotent-Replayed" not in later.headers
+    assert later.data["job"]["id"] != first.data["job"]["id"]
