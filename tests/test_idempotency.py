@@ -155,3 +155,22 @@ def test_a_key_past_its_24_hours_makes_a_new_job_even_before_ttl_removes_it(api)
     later = api.call("POST", "/api/jobs", JOB, token=token, headers=keyed("old-key"))
     assert later.status_code == 200 and "Idempotent-Replayed" not in later.headers
     assert later.data["job"]["id"] != first.data["job"]["id"]
+
+
+def test_a_first_request_still_running_holds_its_key_and_a_crashed_one_frees_it(api, monkeypatch):
+    from chalicelib.api import idempotency
+
+    monkeypatch.setattr(idempotency, "WAIT_SECONDS", 0.3)
+    token = api.user("maker", "operator")
+    first = api.call("POST", "/api/jobs", JOB, token=token, headers=keyed("held"))
+    (record,) = list(IdempotencyRecord.scan())
+    now_ms = int(time.time() * 1000)
+    record.update(actions=[IdempotencyRecord.status.set("INPROGRESS"),
+                           IdempotencyRecord.in_progress_expiration.set(now_ms + 60_000)])  # fmt: skip
+    busy = api.call("POST", "/api/jobs", JOB, token=token, headers=keyed("held"))
+    assert busy.status_code == 409 and busy.headers["Retry-After"] == "1"
+    assert "still in progress" in busy.data["message"]
+    # Its invocation ended without an answer (a crash, a timeout): the key is free again.
+    record.update(actions=[IdempotencyRecord.in_progress_expiration.set(now_ms - 1_000)])
+    retried = api.call("POST", "/api/jobs", JOB, token=token, headers=keyed("held"))
+    assert retried.status_code == 200 and retried.data["job"]["id"] != first.data["job"]["id"]
