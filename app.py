@@ -378,7 +378,7 @@ def delete_machine(machine_id):
 @app.on_sqs_message(queue=settings().encode_queue, batch_size=1, name="encode",
                     maximum_concurrency=encode_concurrency_cap())  # fmt: skip
 def encode(event):
-    from chalicelib import encode_queue
+    from chalicelib.graph import encode_queue
 
     return encode_queue.handle_batch(event.to_dict(), event.context)
 
@@ -390,12 +390,12 @@ def encode(event):
     name="drops",
 )
 def on_drop(event):
-    from chalicelib import drops
+    from chalicelib.jobs import drops
 
     drops.handle_event(event.to_dict())
 
 
-# A single upload's PUT completes it (chalicelib/uploads.py owns the `uploads/` prefix).
+# A single upload's PUT completes it (chalicelib/jobs/uploads.py owns the `uploads/` prefix).
 @app.on_s3_event(
     bucket=settings().input_bucket,
     events=["s3:ObjectCreated:*"],
@@ -403,20 +403,20 @@ def on_drop(event):
     name="uploads",
 )
 def on_upload(event):
-    from chalicelib import uploads
+    from chalicelib.jobs import uploads
 
     uploads.handle_event(event.to_dict())
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="reconcile")
 def reconcile(event):
-    from chalicelib import reconcile as fleet
+    from chalicelib.fleet import reconcile as fleet
 
     fleet.run()
 
 
 @app.on_sqs_message(queue=settings().webhook_queue, batch_size=5, name="webhooks")
 def deliver_webhooks(event):
-    from chalicelib import deliveries
+    from chalicelib.delivery import deliveries
 
     return deliveries.handle_batch(event.to_dict(), event.context)

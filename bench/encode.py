@@ -18,9 +18,9 @@ from pathlib import Path
 import boto3
 import requests
 
-from chalicelib.ffmpeg import parse_preset_data
-from chalicelib.presets import SEEDED
-from chalicelib.probe import ffmpeg_exe
+from chalicelib.media.probe import ffmpeg_exe
+from chalicelib.presets.catalog import SEEDED
+from chalicelib.presets.spec import parse_preset_data
 from ops.local_stack import running
 from tests.media import av_clip
 

@@ -32,10 +32,10 @@ from typing import Any
 import boto3
 import requests
 
-from chalicelib.ffmpeg import parse_preset_data
-from chalicelib.media.recipe import ladder_recipe
-from chalicelib.presets import LADDERS, SEEDED
-from chalicelib.probe import ffmpeg_exe, fill_video_bit_rate, probe
+from chalicelib.media.probe import ffmpeg_exe, fill_video_bit_rate, probe
+from chalicelib.presets.catalog import LADDERS, SEEDED
+from chalicelib.presets.recipe import ladder_recipe
+from chalicelib.presets.spec import parse_preset_data
 from ops.local_stack import running
 from tests.media import av_clip
 

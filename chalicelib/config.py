@@ -82,13 +82,13 @@ class Settings:
     default_presets: tuple[str, ...]
     log_level: str
     log_format: str
-    # Direct uploads and download links (chalicelib/uploads.py, storage.download_link)
+    # Direct uploads and download links (chalicelib/jobs/uploads.py, storage.download_link)
     upload_single_max: int
     upload_part_size: int
     upload_max_bytes: int
     upload_url_seconds: int
     download_url_seconds: int
-    # Webhooks (chalicelib/webhooks.py)
+    # Webhooks (chalicelib/delivery/webhooks.py)
     webhook_queue: str
     webhook_backoff_seconds: float
     webhook_max_attempts: int

@@ -11,8 +11,8 @@ import io
 import tarfile
 from pathlib import Path
 
-from chalicelib import storage
 from chalicelib.config import settings
+from chalicelib.store import storage
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ("requirements.txt", "requirements-worker.txt")

@@ -221,7 +221,7 @@ def destroy(stage: str, *, delete_buckets: bool) -> None:
     from botocore.exceptions import ClientError
 
     from chalicelib.config import settings
-    from chalicelib.models import ALL_MODELS
+    from chalicelib.store.models import ALL_MODELS
 
     s = settings()
     subprocess.run([str(CHALICE), "delete", "--stage", stage], cwd=ROOT, check=False)

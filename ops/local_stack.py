@@ -324,7 +324,7 @@ class LocalStack:
         threading.Thread(target=self.server.server.serve_forever, name="api", daemon=True).start()
         # boto3 builds clients on its default session, which is not safe for threads that
         # build them at the same moment: the shared clients exist before handlers run at once.
-        from chalicelib import queues, storage
+        from chalicelib.store import queues, storage
 
         queues.sqs()
         storage.s3()
@@ -337,7 +337,7 @@ class LocalStack:
             concurrency=local.concurrency,
         )
         self.pump.start()
-        worker = Supervised("long-queue worker", [sys.executable, "-m", "chalicelib.worker"])
+        worker = Supervised("long-queue worker", [sys.executable, "-m", "chalicelib.fleet.worker"])
         worker.start()
         self.workers.append(worker)
         wait_for_http(f"http://127.0.0.1:{self.port}/api/health")
@@ -405,7 +405,7 @@ class LocalStack:
             urllib.request.urlopen(
                 urllib.request.Request(f"http://127.0.0.1:{self.aws_port}/moto-api/reset",
                                        method="POST"), timeout=30).read()  # fmt: skip
-            from chalicelib import queues
+            from chalicelib.store import queues
 
             queues.queue_url.cache_clear()
             provision.provision(**kwargs)
@@ -423,8 +423,8 @@ class LocalStack:
 
     def _renew_admin_token(self) -> None:
         """A fresh admin token, signed with the stack's own key, into stack.json."""
-        from chalicelib import auth, users
-        from chalicelib.models import rfc3339
+        from chalicelib.accounts import auth, users
+        from chalicelib.store.models import rfc3339
 
         token, expires = auth.issue_token(users.get_user(self.facts["admin"]["username"]))
         self.facts["admin_token"] = {"token": token, "expire": rfc3339(expires)}

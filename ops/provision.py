@@ -45,7 +45,7 @@ def encode_timeout(stage: str) -> int:
 def _tables(log: Callable[[str], None]) -> list[str]:
     from pynamodb.attributes import TTLAttribute
 
-    from chalicelib.models import ALL_MODELS
+    from chalicelib.store.models import ALL_MODELS
 
     ddb = boto3.client("dynamodb", region_name=settings().region)
     names = []
@@ -333,7 +333,8 @@ def provision(
 
 
 def seed(log: Callable[[str], None] = print) -> None:
-    from chalicelib import presets, users
+    from chalicelib.accounts import users
+    from chalicelib.presets import catalog as presets
 
     made = presets.seed_presets()
     if made:
@@ -343,7 +344,7 @@ def seed(log: Callable[[str], None] = print) -> None:
 
 def ensure_admin(username: str, password: str | None) -> tuple[str, str | None]:
     """Create the first admin; returns the password if one was generated or set now."""
-    from chalicelib import users
+    from chalicelib.accounts import users
     from chalicelib.errors import Conflict
 
     password = password or secrets.token_urlsafe(18)

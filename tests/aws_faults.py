@@ -74,7 +74,7 @@ def _response(service: str, request: Any, error: tuple[str, int]) -> AWSResponse
 
 def _clients() -> list[tuple[str, Any]]:
     """Every botocore client chalicelib uses (PynamoDB's per model, boto3's cached ones)."""
-    from chalicelib import models, queues, storage
+    from chalicelib.store import models, queues, storage
 
     clients = [("dynamodb", m._get_connection().connection.client) for m in models.ALL_MODELS]
     clients.append(("dynamodb", models.connection().client))

@@ -55,7 +55,7 @@ ADMIN = ("root-admin", "admin-password-1")
 def _clear_caches() -> None:
     from aws_lambda_powertools.utilities import parameters
 
-    from chalicelib import queues
+    from chalicelib.store import queues
 
     parameters.clear_caches()
     queues.sqs.cache_clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from chalicelib.probe import ffmpeg_exe
+from chalicelib.media.probe import ffmpeg_exe
 
 
 def generate(path: Path, *args: str) -> Path:

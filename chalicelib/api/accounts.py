@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalicelib import auth, users
+from chalicelib.accounts import auth, users
+from chalicelib.accounts.auth import Principal
 from chalicelib.api.http import client_address, endpoint, ok, parse_body
 from chalicelib.api.schemas import Credentials, PasswordChange, UserUpdate
-from chalicelib.auth import Principal
 from chalicelib.errors import InvalidInput, Unauthorized
-from chalicelib.models import rfc3339
+from chalicelib.store.models import rfc3339
 
 
 @endpoint()

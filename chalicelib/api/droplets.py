@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import droplet_credentials
 from chalicelib.api.http import endpoint, parse_body
 from chalicelib.api.schemas import WorkerCredentialsRequest
+from chalicelib.fleet import droplet_credentials
 
 
 @endpoint()

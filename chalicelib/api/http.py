@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 from chalice import AuthResponse, Response
 from pydantic import BaseModel, ValidationError
 
-from chalicelib import auth, faults
-from chalicelib.auth import Principal
+from chalicelib.accounts import auth
+from chalicelib.accounts.auth import Principal
 from chalicelib.config import settings
 from chalicelib.errors import (
     Forbidden,
@@ -21,6 +21,7 @@ from chalicelib.errors import (
     Unauthorized,
     Unavailable,
 )
+from chalicelib.store import faults
 
 log = logging.getLogger("openencoder.api")
 M = TypeVar("M", bound=BaseModel)

@@ -24,9 +24,9 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib import faults
 from chalicelib.config import settings
 from chalicelib.errors import Conflict, InvalidInput, Unprocessable
+from chalicelib.store import faults
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"

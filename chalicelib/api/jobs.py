@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import jobs, output_files, uploads, webhooks
+from chalicelib.accounts.auth import Principal
 from chalicelib.api import idempotency
 from chalicelib.api.http import endpoint, parse_body, query_int
 from chalicelib.api.schemas import JobCreate
-from chalicelib.auth import Principal
+from chalicelib.delivery import webhooks
+from chalicelib.jobs import output_files, uploads
+from chalicelib.jobs import records as jobs
 
 
 @endpoint(role="operator")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import digitalocean, droplet_pool
+from chalicelib.accounts.auth import Principal
 from chalicelib.api.http import endpoint, parse_body, path_int
 from chalicelib.api.schemas import MachineCreate
-from chalicelib.auth import Principal
+from chalicelib.fleet import digitalocean, droplet_pool
 
 
 @endpoint(role="operator")

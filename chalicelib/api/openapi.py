@@ -103,7 +103,7 @@ def document(routes: dict[str, dict[str, Any]]) -> dict[str, Any]:
         for method, entry in methods.items():
             meta = routedoc.of(entry.view_function)
             if meta is None:
-                # tests/test_openapi.py fails on it; the document still serves the rest.
+                # tests/integration/test_openapi.py fails on it; the document still serves the rest.
                 log.warning("%s %s has no @doc stamp in app.py: left out of the document",
                             method, path)  # fmt: skip
                 continue

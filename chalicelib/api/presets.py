@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import presets
+from chalicelib.accounts.auth import Principal
 from chalicelib.api import idempotency
 from chalicelib.api.http import endpoint, parse_body, path_int
 from chalicelib.api.schemas import PresetCreate, PresetUpdate
-from chalicelib.auth import Principal
 from chalicelib.errors import InvalidInput
+from chalicelib.presets import catalog as presets
 
 
 @endpoint(role="operator")

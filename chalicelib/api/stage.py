@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import health, heartbeats, runtime_settings
+from chalicelib.accounts.auth import Principal
 from chalicelib.api.http import endpoint, ok, parse_body
 from chalicelib.api.schemas import SettingsUpdate
-from chalicelib.auth import Principal
-from chalicelib.models import rfc3339
+from chalicelib.fleet import heartbeats
+from chalicelib.jobs import runtime_settings
+from chalicelib.store import health
+from chalicelib.store.models import rfc3339
 
 
 @endpoint()

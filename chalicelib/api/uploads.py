@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import uploads
+from chalicelib.accounts.auth import Principal
 from chalicelib.api import idempotency
 from chalicelib.api.http import endpoint, ok, parse_body
 from chalicelib.api.schemas import UploadComplete, UploadCreate
-from chalicelib.auth import Principal
+from chalicelib.jobs import uploads
 
 
 @endpoint(role="operator")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import deliveries, webhooks
+from chalicelib.accounts.auth import Principal
 from chalicelib.api.http import endpoint, ok, parse_body
 from chalicelib.api.schemas import WebhookCreate, WebhookUpdate
-from chalicelib.auth import Principal
+from chalicelib.delivery import deliveries, webhooks
 
 
 @endpoint(role="operator")

@@ -18,16 +18,16 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from chalicelib import messages, queues
 from chalicelib.config import graph_settings
-from chalicelib.ffmpeg import parse_preset_data
 from chalicelib.graph.plan import Kind, Limits, Mode, Options, Plan, Source, TaskSpec, plan
 from chalicelib.graph.workspace import Workspace
-from chalicelib.ladder import Ladder
 from chalicelib.media import argv, steps
-from chalicelib.media.recipe import Recipe, VideoRecipe, ladder_recipe, single_recipe
-from chalicelib.models import Job, Task
-from chalicelib.probe import MediaError, MediaInfo, fill_video_bit_rate, probe
+from chalicelib.media.probe import MediaError, MediaInfo, fill_video_bit_rate, probe
+from chalicelib.presets.ladder import Ladder
+from chalicelib.presets.recipe import Recipe, VideoRecipe, ladder_recipe, single_recipe
+from chalicelib.presets.spec import parse_preset_data
+from chalicelib.store import messages, queues
+from chalicelib.store.models import Job, Task
 
 log = logging.getLogger("openencoder.graph")
 AUDIO_PIECE = "pieces/audio.mka"
@@ -118,7 +118,7 @@ def plan_job(job: Job, info: MediaInfo) -> tuple[Plan, Recipe]:
 def _droplets_configured() -> bool:
     """DigitalOcean has a token and the pool may grow (only asked for priority cost)."""
     from chalicelib.config import settings
-    from chalicelib.secret_params import digitalocean_token
+    from chalicelib.store.secret_params import digitalocean_token
 
     return settings().droplet_max > 0 and bool(digitalocean_token())
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from chalicelib.graph import build
 from chalicelib.graph.plan import Kind, TaskSpec, encode_task_id
 from chalicelib.media import steps
+from chalicelib.media.scratch import Scratch
 from chalicelib.media.steps import MediaFailed
-from chalicelib.scratch import Scratch
 
 Fetch = Callable[[str, Path], Path]  # workspace name → local path
 Store = Callable[[Path, str], str]  # local path → workspace name

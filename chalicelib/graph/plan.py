@@ -19,6 +19,8 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
+from chalicelib.presets.work import Work
+
 
 class Mode(StrEnum):
     SINGLE = "single"  # one task on one Lambda
@@ -43,22 +45,6 @@ class Source:
     has_video: bool = True
     has_audio: bool = True
     start: float = 0.0  # the first timestamp (MPEG-TS sources rarely start at 0)
-
-
-@dataclass(frozen=True)
-class Work:
-    """What the preset asks for, as far as planning cares (built by chalicelib.media.recipe)."""
-
-    renditions: tuple[str, ...]  # names: "720p", ... or the single output's name
-    cost: float  # CPU seconds per source second on one vCPU, all renditions together
-    chunk_safe: bool
-    why_not_chunk_safe: str = ""
-    gop_frames: int | None = None  # fixed closed GOP: seams must fall on its multiples
-    audio: bool = True
-    thumbnails: bool = False
-    graph: bool = False  # ladders always run as a graph (packaging needs assembling)
-    # `cost` per rendition (each with its own decode of the source); () = equal shares.
-    rendition_costs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

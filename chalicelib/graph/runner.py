@@ -22,21 +22,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chalicelib import faults, lifecycle, messages, queues, storage
 from chalicelib.config import graph_settings, runtime
-from chalicelib.ffmpeg_process import FfmpegRunner, Progress
 from chalicelib.graph import build, kinds
+from chalicelib.graph.lease import Heartbeat
+from chalicelib.graph.pipeline import Outcome, Result
 from chalicelib.graph.plan import Kind
+from chalicelib.graph.run_record import Stop, StopReason, Stops
 from chalicelib.graph.workspace import Stopped, Workspace
-from chalicelib.lease import Heartbeat
-from chalicelib.lifecycle import Lost, NotYet, Status, TaskLease, TaskStatus
+from chalicelib.jobs import lifecycle
+from chalicelib.jobs.lifecycle import Lost, NotYet, Status, TaskLease, TaskStatus
+from chalicelib.jobs.outputs import record_versions
+from chalicelib.media.ffmpeg_process import FfmpegRunner, Progress
+from chalicelib.media.probe import MediaError
+from chalicelib.media.scratch import Scratch
 from chalicelib.media.steps import MediaFailed
-from chalicelib.models import Job, rfc3339, utcnow
-from chalicelib.outputs import record_versions
-from chalicelib.pipeline import Outcome, Result
-from chalicelib.probe import MediaError
-from chalicelib.run_record import Stop, StopReason, Stops
-from chalicelib.scratch import Scratch
+from chalicelib.store import faults, messages, queues, storage
+from chalicelib.store.models import Job, rfc3339, utcnow
 
 log = logging.getLogger("openencoder.graph")
 T = TypeVar("T")

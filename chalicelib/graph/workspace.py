@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib import storage
 from chalicelib.config import settings
+from chalicelib.store import storage
 
 WORK_PREFIX = "_openencoder/work/"
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from chalicelib.media.recipe import VideoRecipe
-from chalicelib.sandbox import INPUT_FENCE, OUTPUT_FENCE
+from chalicelib.media.sandbox import INPUT_FENCE, OUTPUT_FENCE
+from chalicelib.presets.recipe import VideoRecipe
 
 # Demuxers a source may be read with (the same list the probe uses).
 SOURCE_DEMUXERS = (

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from chalicelib import sandbox
-from chalicelib.media import argv, manifests
-from chalicelib.media.recipe import Recipe, VideoRecipe
-from chalicelib.probe import ffmpeg_exe, probe
+from chalicelib.media import argv, manifests, sandbox
+from chalicelib.media.probe import ffmpeg_exe, probe
+from chalicelib.presets.recipe import Recipe, VideoRecipe
 
 Run = Callable[[list[str], Path, "float | None"], None]
 FFMPEG_PREFIX = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning", "-y")

@@ -19,11 +19,11 @@ from mpegdash.parser import MPEGDASHParser
 
 from chalicelib.graph.plan import Limits
 from chalicelib.media import steps
-from chalicelib.media.recipe import ladder_recipe
-from chalicelib.presets import LADDERS
+from chalicelib.presets.catalog import LADDERS
+from chalicelib.presets.recipe import ladder_recipe
 from tests import cmaf
 from tests.media import generate
-from tests.test_media_graph import run_graph
+from tests.unit.test_media_graph import run_graph
 
 pytestmark = pytest.mark.slow
 FPS = Fraction(30)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import HTTPClientError
 
-from chalicelib import faults, storage
 from chalicelib.graph.workspace import Stopped as WorkspaceStopped
+from chalicelib.store import faults, storage
 
 
 def interrupted_upload(stop_wanted: bool) -> None:

@@ -1,0 +1,749 @@
+"""The job lifecycle: every write of a job's status, each one conditional, lives here.
+
+A status change is one DynamoDB transaction: the job's update, conditional on its
+current status (and attempt, and lease owner when a worker writes), plus the stats
+counters of the old and new status. A failed condition raises `Lost` (someone else
+changed the job); any other failure is raised as it came, for `faults.classify`.
+Nothing here reads and then writes without a condition.
+
+```
+queued ─► downloading ─► probing ─► encoding ─► uploading ─► completed
+   any non-terminal ─► error | cancelled
+   completed | error | cancelled ─► restarting ─► (claim) ─► downloading ...
+```
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from pynamodb.exceptions import PynamoDBException
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.errors import Conflict, NotFound
+from chalicelib.jobs import events
+from chalicelib.store import faults, stats
+from chalicelib.store.models import Job, SystemItem, Task, connection, rfc3339, utcnow
+
+log = logging.getLogger("openencoder.lifecycle")
+T = TypeVar("T")
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    RESTARTING = "restarting"
+    DOWNLOADING = "downloading"
+    PROBING = "probing"
+    ENCODING = "encoding"
+    UPLOADING = "uploading"
+    COMPLETED = "completed"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+WAITING = (Status.QUEUED, Status.RESTARTING)
+RUNNING = (Status.DOWNLOADING, Status.PROBING, Status.ENCODING, Status.UPLOADING)
+TERMINAL = (Status.COMPLETED, Status.ERROR, Status.CANCELLED)
+ACTIVE = WAITING + RUNNING
+_READ_RETRIES = 4  # optimistic loops: re-read and retry when another writer got in between
+_CONFLICT_RETRIES = 3  # TransactionConflict: botocore never retries it, so we do, briefly
+
+
+class Lost(Exception):
+    """A status write's condition no longer holds: another writer changed the job first."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a job while it runs: attempt, owner and how long a renewal lasts."""
+
+    job_id: int
+    attempt: int
+    owner: str
+    seconds: int
+
+    def condition(self) -> Any:
+        return (Job.attempt == self.attempt) & (Job.lease_owner == self.owner)
+
+    def renewal(self) -> Any:
+        return Job.lease_expires.set(int(time.time() + self.seconds))
+
+
+def _with_conflict_retries(call: Callable[[], T]) -> T:
+    for attempt in range(_CONFLICT_RETRIES):
+        try:
+            return call()
+        except PynamoDBException as exc:
+            if faults.error_code(exc) != "TransactionCanceledException":
+                raise
+            if faults.classify(exc) is not faults.Fault.TRANSIENT:
+                raise
+            if attempt == _CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(faults.backoff(attempt, first=0.05, cap=0.5))
+    raise AssertionError("unreachable")
+
+
+def _write(job_id: int, *, old: Status, new: Status, condition: Any, actions: list[Any]) -> None:
+    """Move job `job_id` from `old` to `new` if `condition` holds, counters included."""
+    changes = [Job.status.set(new.value), Job.updated_date.set(utcnow()), *actions]
+    full = (Job.status == old.value) & condition
+
+    def transact() -> None:
+        counters = stats.changes(old.value, new.value)
+        if not counters:
+            Job(job_id).update(actions=changes, condition=full)
+            return
+        with TransactWrite(connection=connection()) as tx:
+            tx.update(Job(job_id), actions=changes, condition=full)
+            for item, updates in counters:
+                tx.update(item, actions=updates)
+
+    try:
+        _with_conflict_retries(transact)
+    except PynamoDBException as exc:
+        if faults.is_lost(exc):
+            raise Lost(f"job {job_id} is no longer {old.value} as this writer expected") from exc
+        raise
+    log.info(
+        "job %s: %s -> %s",
+        job_id,
+        old.value,
+        new.value,
+        extra={"job_id": job_id, "status": new.value},
+    )
+    if new in TERMINAL:
+        events.job_finished(job_id, new.value)  # webhooks: job.completed/failed/cancelled
+
+
+def _sets(fields: dict[str, Any]) -> list[Any]:
+    return [getattr(Job, name).set(value) for name, value in fields.items()]
+
+
+def _releasing() -> list[Any]:
+    return [Job.lease_owner.remove(), Job.lease_expires.remove()]
+
+
+def current(job_id: int) -> Job | None:
+    """The job as stored now (a strongly consistent read), or None."""
+    try:
+        return Job.get(job_id, consistent_read=True)
+    except Job.DoesNotExist:
+        return None
+
+
+def status_of(job: Job) -> Status:
+    return Status(job.status)
+
+
+# --- creation ----------------------------------------------------------------
+
+
+def create(job: Job) -> None:
+    """Store a new job as queued, with the id and status counters, in one transaction."""
+    job.status = Status.QUEUED.value
+    job.queued_due = int(time.time())
+
+    def transact() -> None:
+        with TransactWrite(connection=connection()) as tx:
+            tx.save(job, condition=Job.id.does_not_exist())
+            tx.update(SystemItem("jobs-total"), actions=[SystemItem.value.add(1)])
+            for item, updates in stats.changes(None, Status.QUEUED.value):
+                tx.update(item, actions=updates)
+
+    _with_conflict_retries(transact)
+    log.info("job %s: created, queued", job.id, extra={"job_id": int(job.id), "attempt": 1})
+
+
+# --- a worker's writes (each conditional on its lease) -------------------------
+
+
+def claim(job_id: int, attempt: int, owner: str, lease_seconds: int) -> Job | None:
+    """Take the job for `owner` if it waits, or if its holder's lease lapsed; None if not."""
+    for _ in range(_READ_RETRIES):
+        job = current(job_id)
+        if job is None or int(job.attempt) != attempt:
+            return None
+        status = status_of(job)
+        now = time.time()
+        condition = Job.attempt == attempt
+        if status in RUNNING and job.lease_expires is not None and job.lease_expires < now:
+            condition &= Job.lease_expires == job.lease_expires  # exactly the lapsed lease
+        elif status not in WAITING:
+            return None
+        phases = {"claimed": rfc3339(utcnow())}
+        expires = int(now + lease_seconds)
+        try:
+            _write(
+                job_id,
+                old=status,
+                new=Status.DOWNLOADING,
+                condition=condition,
+                actions=[
+                    Job.lease_owner.set(owner),
+                    Job.lease_expires.set(expires),
+                    Job.progress.set(0),
+                    Job.phases.set(phases),
+                    Job.queued_due.remove(),
+                ],
+            )
+        except Lost:
+            continue
+        job.status, job.lease_owner, job.lease_expires = Status.DOWNLOADING.value, owner, expires
+        job.phases, job.progress, job.queued_due = phases, 0, None
+        return job
+    return None
+
+
+def advance(lease: Lease, old: Status, new: Status, fields: dict[str, Any]) -> None:
+    """The next phase of a running job (and fields that go with it), renewing the lease."""
+    _write(
+        lease.job_id,
+        old=old,
+        new=new,
+        condition=lease.condition(),
+        actions=[lease.renewal(), *_sets(fields)],
+    )
+
+
+def renew(lease: Lease, status: Status, fields: dict[str, Any]) -> None:
+    """Extend the lease (with progress fields); no status change, so no counters."""
+    try:
+        Job(lease.job_id).update(
+            actions=[lease.renewal(), Job.updated_date.set(utcnow()), *_sets(fields)],
+            condition=lease.condition() & (Job.status == status.value),
+        )
+    except PynamoDBException as exc:
+        if faults.is_lost(exc):
+            raise Lost(f"job {lease.job_id}: lease of {lease.owner} is gone") from exc
+        raise
+
+
+def complete(lease: Lease, old: Status, fields: dict[str, Any]) -> None:
+    """Completed, with outputs, and the lease dropped in the same write."""
+    _write(
+        lease.job_id,
+        old=old,
+        new=Status.COMPLETED,
+        condition=lease.condition(),
+        actions=[*_releasing(), *_sets(fields)],
+    )
+
+
+def fail_run(lease: Lease, old: Status, message: str, log_tail: str = "") -> None:
+    _write(
+        lease.job_id,
+        old=old,
+        new=Status.ERROR,
+        condition=lease.condition(),
+        actions=[Job.error.set({"message": message, "log": log_tail}), *_releasing()],
+    )
+
+
+def requeue(
+    lease: Lease, old: Status, *, queue: str, delay: int = 0, retries: int | None = None
+) -> None:
+    """Back to queued as the same attempt, lease released, its message due after `delay`."""
+    actions = [
+        *_releasing(),
+        Job.queue.set(queue),
+        Job.progress.set(0),
+        Job.queued_due.set(int(time.time()) + delay),
+    ]
+    if retries is not None:
+        actions.append(Job.retries.set(retries))
+    _write(lease.job_id, old=old, new=Status.QUEUED, condition=lease.condition(), actions=actions)
+
+
+def release(lease: Lease, cpu_seconds: float = 0.0) -> None:
+    """Drop the lease: the job was ended by someone else (cancelled), or its tasks hold
+    their own leases from here on (a fan-out, adding the CPU time its split took)."""
+    actions = _releasing()
+    if cpu_seconds:
+        actions.append(Job.cpu_seconds.add(round(cpu_seconds, 3)))
+    try:
+        Job(lease.job_id).update(actions=actions, condition=lease.condition())
+    except PynamoDBException as exc:
+        if not faults.is_lost(exc):
+            raise
+
+
+# --- the API's writes ---------------------------------------------------------------
+
+
+def _get(job_id: int) -> Job:
+    job = current(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    return job
+
+
+def cancel(job_id: int) -> Job:
+    """Cancelled from any non-terminal status; Conflict when it has already ended."""
+    for _ in range(_READ_RETRIES):
+        job = _get(job_id)
+        status = status_of(job)
+        if status not in ACTIVE:
+            raise Conflict(f"job {job.id} is already {status.value}: there is nothing to cancel")
+        try:
+            _write(
+                job_id,
+                old=status,
+                new=Status.CANCELLED,
+                condition=Job.attempt == job.attempt,
+                actions=[Job.queued_due.remove()],
+            )
+        except Lost:
+            continue
+        job.status = Status.CANCELLED.value
+        return job
+    raise Conflict(f"job {job_id} changed while it was being cancelled: try again")
+
+
+def restart(job_id: int) -> Job:
+    """A finished job as its next attempt, waiting for its message."""
+    for _ in range(_READ_RETRIES):
+        job = _get(job_id)
+        status = status_of(job)
+        if status not in TERMINAL:
+            raise Conflict(
+                f"job {job.id} is {status.value}: only a completed, failed or cancelled job "
+                "can be restarted"
+            )
+        due = int(time.time())
+        try:
+            _write(
+                job_id,
+                old=status,
+                new=Status.RESTARTING,
+                condition=Job.attempt == job.attempt,
+                actions=[
+                    Job.attempt.add(1),
+                    Job.progress.set(0),
+                    Job.retries.set(0),
+                    Job.phases.set({}),
+                    Job.outputs.set([]),
+                    Job.error.remove(),
+                    Job.probe.remove(),
+                    Job.speed.remove(),
+                    Job.fps.remove(),
+                    # A new attempt plans again; its tasks are keyed by the new attempt.
+                    Job.plan.remove(),
+                    Job.tasks_total.remove(),
+                    Job.tasks_done.remove(),
+                    Job.queued_due.set(due),
+                    *_releasing(),
+                ],
+            )
+        except Lost:
+            continue
+        job.status, job.attempt, job.queued_due = Status.RESTARTING.value, int(job.attempt) + 1, due
+        return job
+    raise Conflict(f"job {job_id} changed while it was being restarted: try again")
+
+
+def fail(
+    job_id: int, attempt: int, message: str, *, expect: tuple[Status, ...], log_tail: str = ""
+) -> bool:
+    """End a job in error if it is still in one of `expect` as `attempt`; False if not."""
+    for _ in range(_READ_RETRIES):
+        job = current(job_id)
+        if job is None or int(job.attempt) != attempt or status_of(job) not in expect:
+            return False
+        try:
+            _write(
+                job_id,
+                old=status_of(job),
+                new=Status.ERROR,
+                condition=Job.attempt == attempt,
+                actions=[
+                    Job.error.set({"message": message, "log": log_tail}),
+                    Job.queued_due.remove(),
+                    *_releasing(),
+                ],
+            )
+            return True
+        except Lost:
+            continue
+    return False
+
+
+# --- the reconcile's writes ------------------------------------------------------------
+
+
+def recover_lapsed(job: Job, *, max_recoveries: int) -> Status | None:
+    """A running job whose lease lapsed: queued again, or error past the bound; None if not."""
+    status = status_of(job)
+    if status not in RUNNING or job.lease_expires is None or job.lease_expires >= time.time():
+        return None
+    recoveries = int(job.retries or 0) + 1
+    condition = (Job.attempt == job.attempt) & (Job.lease_expires == job.lease_expires)
+    try:
+        if recoveries > max_recoveries:
+            message = f"its worker was lost {recoveries} times; restart it to try again"
+            _write(
+                int(job.id),
+                old=status,
+                new=Status.ERROR,
+                condition=condition,
+                actions=[Job.error.set({"message": message, "log": ""}), *_releasing()],
+            )
+            return Status.ERROR
+        _write(
+            int(job.id),
+            old=status,
+            new=Status.QUEUED,
+            condition=condition,
+            actions=[
+                *_releasing(),
+                Job.retries.set(recoveries),
+                Job.progress.set(0),
+                Job.queued_due.set(int(time.time())),
+            ],
+        )
+        return Status.QUEUED
+    except Lost:
+        return None  # the worker came back, or another run got there first
+
+
+def waiting_longer_than(seconds: float) -> list[Job]:
+    """Jobs queued or restarting whose message was due more than `seconds` ago (one Query)."""
+    before = int(time.time() - seconds)
+    return list(Job.by_queued.query("job", range_key_condition=Job.queued_due < before))
+
+
+def note_resent(job: Job) -> bool:
+    """Record that the waiting job's message was sent again; False if it moved on meanwhile."""
+    try:
+        Job(int(job.id)).update(
+            actions=[Job.queued_due.set(int(time.time()))],
+            condition=(Job.status == job.status)
+            & (Job.attempt == job.attempt)
+            & (Job.queued_due == job.queued_due),
+        )
+        return True
+    except PynamoDBException as exc:
+        if faults.is_lost(exc):
+            return False
+        raise
+
+
+# --- the job graph: a graph job's own writes and every task status write -----------------
+#
+# A graph job holds no lease while its tasks run (each task holds its own). Its writes are
+# conditional on (status, attempt); a task's on (status, attempt, its lease owner) plus a
+# check that its job is still running that attempt, so a cancel, a failure elsewhere or a
+# restart stops every task at its next beat.
+#
+# ```
+# waiting (assemble) ─► queued ─► running ─► done
+#                          ▲        ├─► queued (transient failure, host stop, lapsed lease)
+#                          └────────┤─► failed (the job fails with it)
+#                                   └─► cancelled (the job ended: cancelled, failed, restarted)
+# ```
+
+
+class TaskStatus(StrEnum):
+    WAITING = "waiting"  # the assemble, until the fan-in releases it
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+GRAPH_RUNNING = (Status.ENCODING, Status.UPLOADING)
+
+
+class NotYet(Exception):
+    """A task's job is still being planned (its fan-out is in flight): try again shortly."""
+
+
+@dataclass(frozen=True)
+class TaskLease:
+    job_id: int
+    attempt: int
+    task_id: str
+    owner: str
+    seconds: int
+
+    @property
+    def key(self) -> str:
+        return Task.make_key(self.attempt, self.task_id)
+
+    def item(self) -> Task:
+        return Task(self.job_id, self.key)
+
+    def condition(self) -> Any:
+        return (Task.status == TaskStatus.RUNNING.value) & (Task.lease_owner == self.owner)
+
+    def renewal(self) -> Any:
+        return Task.lease_expires.set(int(time.time() + self.seconds))
+
+
+def _job_running(attempt: int) -> Any:
+    return (Job.attempt == attempt) & Job.status.is_in(*(s.value for s in GRAPH_RUNNING))
+
+
+def _task_write(
+    job_id: int,
+    key: str,
+    *,
+    actions: list[Any],
+    condition: Any,
+    job_condition: Any = None,
+    job_actions: list[Any] | None = None,
+) -> None:
+    """A task's write, with its job checked (or updated) in the same transaction."""
+
+    def transact() -> None:
+        with TransactWrite(connection=connection()) as tx:
+            tx.update(Task(job_id, key), actions=actions, condition=condition)
+            if job_actions:
+                tx.update(Job(job_id), actions=job_actions, condition=job_condition)
+            elif job_condition is not None:
+                tx.condition_check(Job, job_id, condition=job_condition)
+
+    try:
+        _with_conflict_retries(transact)
+    except PynamoDBException as exc:
+        if faults.is_lost(exc):
+            raise Lost(f"task {key} of job {job_id} is no longer as this writer expected") from exc
+        raise
+
+
+def task(job_id: int, attempt: int, task_id: str) -> Task | None:
+    try:
+        return Task.get(job_id, Task.make_key(attempt, task_id), consistent_read=True)
+    except Task.DoesNotExist:
+        return None
+
+
+def tasks_of(job_id: int, attempt: int) -> list[Task]:
+    """The tasks of one attempt, in plan order (one Query on the job's partition)."""
+    rows = Task.query(job_id, Task.key.startswith(f"{attempt:04d}#"), consistent_read=True)
+    return sorted(rows, key=lambda t: int(t.order))
+
+
+def fan_out(lease: Lease, old: Status, fields: dict[str, Any]) -> None:
+    """The job starts running as a graph: encoding, with its plan and a zeroed fan-in counter."""
+    advance(lease, old, Status.ENCODING, {**fields, "tasks_done": 0})
+
+
+def plant(tasks: list[Task]) -> None:
+    """Store an attempt's tasks (queued; the assemble waiting). A re-plan overwrites them."""
+    with Task.batch_write() as batch:
+        for item in tasks:
+            batch.save(item)
+
+
+def claim_task(
+    job_id: int, attempt: int, task_id: str, owner: str, lease_seconds: int
+) -> Task | None:
+    """Run the task for `owner` if it is queued or its holder's lease lapsed; None if not.
+
+    Raises NotYet while the job is still planning this attempt (its messages can arrive
+    before the job's own fan-out write is visible).
+    """
+    for _ in range(_READ_RETRIES):
+        item = task(job_id, attempt, task_id)
+        if item is None:
+            job = current(job_id)
+            if (
+                job is not None
+                and int(job.attempt) == attempt
+                and status_of(job)
+                in (
+                    Status.DOWNLOADING,
+                    Status.PROBING,
+                    Status.ENCODING,
+                )
+            ):
+                raise NotYet(f"job {job_id} is still planning")
+            return None
+        now = time.time()
+        status = TaskStatus(item.status)
+        if status is TaskStatus.QUEUED:
+            condition = Task.status == TaskStatus.QUEUED.value
+        elif status is TaskStatus.RUNNING and (item.lease_expires or 0) < now:
+            condition = (Task.status == TaskStatus.RUNNING.value) & (
+                Task.lease_expires == item.lease_expires
+            )
+        else:
+            return None
+        started = utcnow()
+        expires = int(now + lease_seconds)
+        try:
+            _task_write(
+                job_id,
+                item.key,
+                actions=[
+                    Task.status.set(TaskStatus.RUNNING.value),
+                    Task.lease_owner.set(owner),
+                    Task.lease_expires.set(expires),
+                    Task.started.set(started),
+                    Task.progress.set(0),
+                ],
+                condition=condition,
+                job_condition=_job_running(attempt),
+            )
+        except Lost:
+            job = current(job_id)
+            if job is None or int(job.attempt) != attempt:
+                return None
+            if status_of(job) in (Status.DOWNLOADING, Status.PROBING):
+                raise NotYet(f"job {job_id} is still planning") from None
+            if status_of(job) not in GRAPH_RUNNING:
+                return None
+            continue  # the task changed under us: look again
+        item.status, item.lease_owner, item.lease_expires = TaskStatus.RUNNING.value, owner, expires
+        item.started = started
+        return item
+    return None
+
+
+def renew_task(lease: TaskLease, fields: dict[str, Any]) -> None:
+    """Extend the task's lease (with progress); Lost when the task or its job moved on."""
+    _task_write(
+        lease.job_id,
+        lease.key,
+        actions=[lease.renewal(), *[getattr(Task, k).set(v) for k, v in fields.items()]],
+        condition=lease.condition(),
+        job_condition=_job_running(lease.attempt),
+    )
+
+
+def finish_task(
+    lease: TaskLease, outputs: list[str], share: float, seconds: float, cpu_seconds: float = 0.0
+) -> tuple[int, int]:
+    """Done, counted once on the job (one transaction); (tasks_done, tasks_total) after it.
+
+    The counter and the task's own status change commit together, so a duplicate or a
+    retried finish can never count twice.
+    """
+    _task_write(
+        lease.job_id,
+        lease.key,
+        actions=[
+            Task.status.set(TaskStatus.DONE.value),
+            Task.outputs.set(outputs),
+            Task.finished.set(utcnow()),
+            Task.seconds.set(round(seconds, 3)),
+            Task.cpu_seconds.set(round(cpu_seconds, 3)),
+            Task.progress.set(100),
+            Task.lease_owner.remove(),
+            Task.lease_expires.remove(),
+        ],
+        condition=lease.condition(),
+        job_condition=(Job.attempt == lease.attempt) & (Job.status == Status.ENCODING.value),
+        job_actions=[
+            Job.tasks_done.add(1),
+            Job.progress.add(round(share, 3)),
+            Job.cpu_seconds.add(round(cpu_seconds, 3)),
+            Job.updated_date.set(utcnow()),
+        ],
+    )
+    job = current(lease.job_id)
+    if job is None:
+        return 0, 1
+    return int(job.tasks_done or 0), int(job.tasks_total or 0)
+
+
+def release_assemble(job_id: int, attempt: int) -> bool:
+    """The assemble goes from waiting to queued: True for exactly one caller per attempt."""
+    try:
+        _task_write(
+            job_id,
+            Task.make_key(attempt, "assemble"),
+            actions=[Task.status.set(TaskStatus.QUEUED.value)],
+            condition=Task.status == TaskStatus.WAITING.value,
+            job_condition=(Job.attempt == attempt) & (Job.status == Status.ENCODING.value),
+        )
+        return True
+    except Lost:
+        return False
+
+
+def requeue_task(lease: TaskLease, *, retries: int | None = None) -> None:
+    """Back to queued (its message is re-sent by the caller), lease dropped."""
+    actions = [
+        Task.status.set(TaskStatus.QUEUED.value),
+        Task.lease_owner.remove(),
+        Task.lease_expires.remove(),
+        Task.progress.set(0),
+    ]
+    if retries is not None:
+        actions.append(Task.retries.set(retries))
+    _task_write(lease.job_id, lease.key, actions=actions, condition=lease.condition())
+
+
+def end_task(
+    lease: TaskLease,
+    status: TaskStatus,
+    message: str = "",
+    log_tail: str = "",
+    seconds: float | None = None,
+    cpu_seconds: float | None = None,
+) -> None:
+    """Ended without counting on the job: failed or cancelled (see `fail_graph`), or the
+    assemble done (the job's completion counted it)."""
+    actions = [
+        Task.status.set(status.value),
+        Task.finished.set(utcnow()),
+        Task.lease_owner.remove(),
+        Task.lease_expires.remove(),
+    ]
+    if seconds is not None:
+        actions += [Task.seconds.set(round(seconds, 3)), Task.progress.set(100)]
+    if cpu_seconds is not None:
+        actions.append(Task.cpu_seconds.set(round(cpu_seconds, 3)))
+    if message:
+        actions.append(Task.error.set({"message": message, "log": log_tail}))
+    _task_write(lease.job_id, lease.key, actions=actions, condition=lease.condition())
+
+
+def graph_advance(
+    job_id: int, attempt: int, old: Status, new: Status, fields: dict[str, Any]
+) -> None:
+    """A graph job's own step (encoding → uploading → completed), on (status, attempt)."""
+    _write(job_id, old=old, new=new, condition=Job.attempt == attempt, actions=_sets(fields))
+
+
+def fail_graph(job_id: int, attempt: int, message: str, log_tail: str = "") -> bool:
+    """The job fails with one task's error and ffmpeg tail; False if it already ended."""
+    return fail(job_id, attempt, message, expect=ACTIVE, log_tail=log_tail)
+
+
+def lapsed_tasks(now: float) -> list[Task]:
+    """Running tasks whose lease lapsed (one Query of the sparse lease index)."""
+    return list(Task.by_lease.query("task", range_key_condition=Task.lease_expires < now))
+
+
+def recover_lapsed_task(item: Task, *, max_recoveries: int) -> TaskStatus | None:
+    """A task whose host died: queued again (its message re-sent by the caller), or failed."""
+    if item.status != TaskStatus.RUNNING.value or (item.lease_expires or 0) >= time.time():
+        return None
+    recoveries = int(item.recoveries or 0) + 1
+    condition = (Task.status == TaskStatus.RUNNING.value) & (
+        Task.lease_expires == item.lease_expires
+    )
+    new = TaskStatus.QUEUED if recoveries <= max_recoveries else TaskStatus.FAILED
+    actions = [
+        Task.status.set(new.value),
+        Task.recoveries.set(recoveries),
+        Task.lease_owner.remove(),
+        Task.lease_expires.remove(),
+    ]
+    if new is TaskStatus.FAILED:
+        message = f"task {item.task_id}: its host was lost {recoveries} times; restart the job"
+        actions.append(Task.error.set({"message": message, "log": ""}))
+    try:
+        _task_write(int(item.job_id), item.key, actions=actions, condition=condition)
+    except Lost:
+        return None
+    return new
