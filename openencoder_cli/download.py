@@ -128,6 +128,10 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+class LinkRefused(TransferFailed):
+    """Storage refused a link (4xx): it expired during a long download, most likely."""
+
+
 class _Short(Exception):
     """The body ended before the object's size (a dropped connection)."""
 
@@ -171,9 +175,9 @@ class Fetcher:
             if response.status_code >= 500:
                 raise _Short(f"storage answered HTTP {response.status_code}")
             if response.status_code >= 300:
-                raise TransferFailed(
+                raise LinkRefused(
                     f"downloading {remote.name} failed (HTTP {response.status_code}): the link "
-                    "may have expired; run the download again to get fresh ones"
+                    "may have expired"
                 )
             with partial.open("wb") as handle:
                 try:
@@ -218,31 +222,55 @@ class Saved:
 
 
 def save(api: Api, job: dict[str, Any], folder: Path, only: Iterable[str] = ()) -> Saved:
-    """Download every object of a job's outputs (or of `only`) into `folder`."""
-    remotes = listing(api, job, only)
-    if not remotes:
-        raise CliError(f"job {job['id']} has no outputs to download")
+    """Download every object of a job's outputs (or of `only`) into `folder`.
+
+    Links last an hour (OE_DOWNLOAD_URL_SECONDS): when storage refuses one, the objects
+    are listed again, with fresh links, and what is not there yet is fetched with those.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(folder)
-    target = {r.name: folder.joinpath(*r.name.parts) for r in remotes}
-    there = {r.name for r in remotes if ledger.has(r, target[r.name])}
-    kept = [r for r in remotes if r.name in there]
-    todo = [r for r in remotes if r.name not in there]
-    total = sum(r.size for r in remotes)
-    done_bytes = sum(r.size for r in kept)
-    with download_bar() as bars:
-        task = bars.add_task(f"download job {job['id']}", total=total, completed=done_bytes,
-                             files=f"{len(kept)}/{len(remotes)} files")  # fmt: skip
-        fetcher = Fetcher(folder, bars, task)
-        counted = [len(kept)]
+    fetched: list[Path] = []
+    for relist in range(2):
+        remotes = listing(api, job, only)
+        if not remotes:
+            raise CliError(f"job {job['id']} has no outputs to download")
+        target = {r.name: folder.joinpath(*r.name.parts) for r in remotes}
+        there = {r.name for r in remotes if ledger.has(r, target[r.name])}
+        todo = [r for r in remotes if r.name not in there]
+        try:
+            _fetch_all(job, folder, ledger, remotes, todo, fetched)
+        except LinkRefused as exc:
+            if relist:
+                raise LinkRefused(f"{exc.message}; {RESUME}") from None
+            continue
+        now = set(fetched)
+        kept = [target[r.name] for r in remotes if r.name in there and target[r.name] not in now]
+        return Saved(fetched, kept, sum(r.size for r in remotes))
+    raise AssertionError("unreachable")
 
-        def one(remote: Remote) -> Path:
+
+def _fetch_all(job: dict[str, Any], folder: Path, ledger: Ledger, remotes: list[Remote],
+               todo: list[Remote], fetched: list[Path]) -> None:  # fmt: skip
+    """Fetch `todo` (of `remotes`, the rest being there already) under one bar, adding
+    each file to `fetched` as it is saved."""
+    total = sum(r.size for r in remotes)
+    pending = {r.name for r in todo}
+    counted = [len(remotes) - len(todo)]
+    with download_bar() as bars:
+        task = bars.add_task(
+            f"download job {job['id']}", total=total,
+            completed=sum(r.size for r in remotes if r.name not in pending),
+            files=f"{counted[0]}/{len(remotes)} files",
+        )  # fmt: skip
+        fetcher = Fetcher(folder, bars, task)
+
+        def one(remote: Remote) -> None:
             path = fetcher.fetch(remote)
             ledger.note(remote, path)
             with ledger.lock:
                 counted[0] += 1
+                fetched.append(path)
                 bars.update(task, files=f"{counted[0]}/{len(remotes)} files")
-            return path
 
         pool = ThreadPoolExecutor(PARALLEL, thread_name_prefix="download")
         futures = [pool.submit(one, r) for r in todo]
@@ -250,6 +278,8 @@ def save(api: Api, job: dict[str, Any], folder: Path, only: Iterable[str] = ()) 
             finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
             for future in finished:
                 future.result()  # the first failure, raised here
+        except LinkRefused:
+            raise  # listed again with fresh links by the caller (once)
         except TransferFailed as exc:
             raise TransferFailed(f"{exc.message}; {RESUME}") from None
         except KeyboardInterrupt:
@@ -260,4 +290,3 @@ def save(api: Api, job: dict[str, Any], folder: Path, only: Iterable[str] = ()) 
             # their next block and remove their temporary file; finished ones stay noted.
             fetcher.stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
-    return Saved([target[r.name] for r in todo], [target[r.name] for r in kept], total)

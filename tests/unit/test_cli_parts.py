@@ -76,6 +76,55 @@ def test_a_cut_download_never_takes_the_real_name(tmp_path, cuts, whole):
     assert [p.name for p in (tmp_path / "360p").iterdir()] == (["seg.m4s"] if whole else [])
 
 
+class ExpiringStorage:
+    """Serves one body at /fresh; every other path is refused, as an expired link is."""
+
+    def __init__(self, body: bytes) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                fresh = self.path == "/fresh"
+                self.send_response(200 if fresh else 403)
+                self.send_header("Content-Length", str(len(body) if fresh else 0))
+                self.end_headers()
+                if fresh:
+                    self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_port}"
+
+
+class ListingApi:
+    """The files route: the first listing's links have expired, the next ones are fresh."""
+
+    def __init__(self, base: str, size: int) -> None:
+        self.base, self.size, self.listings = base, size, 0
+
+    def get(self, path: str, params: dict) -> dict:
+        assert path == "/jobs/7/files"
+        self.listings += 1
+        url = f"{self.base}/{'expired' if self.listings == 1 else 'fresh'}"
+        item = {"name": "360p/seg.m4s", "key": "d/360p/seg.m4s", "size": self.size,
+                "etag": "e", "url": url}  # fmt: skip
+        return {"count": 1, "items": [item], "next": None}
+
+
+def test_links_that_expire_during_a_download_are_listed_again_once(tmp_path):
+    body = b"segment" * 1000
+    storage = ExpiringStorage(body)
+    api = ListingApi(storage.base, len(body))
+    try:
+        saved = download.save(api, {"id": 7}, tmp_path)  # type: ignore[arg-type]
+    finally:
+        storage.server.shutdown()
+        storage.server.server_close()
+    assert api.listings == 2 and (tmp_path / "360p" / "seg.m4s").read_bytes() == body
+    assert saved.fetched == [tmp_path / "360p" / "seg.m4s"] and saved.kept == []
+
+
 def test_a_file_already_there_with_its_size_and_etag_is_kept(tmp_path):
     data = b"segment bytes"
     (tmp_path / "a.m4s").write_bytes(data)
