@@ -19,8 +19,8 @@ import requests
 from ops.local_stack import free_port, running
 from tests import media as make
 from tests.polling import wait_until
-from tests.test_local_stack import aws_client, wait_for_job
-from tests.test_local_stack_lifecycle import (
+from tests.e2e.test_local_stack import aws_client, wait_for_job
+from tests.e2e.test_local_stack_lifecycle import (
     FAST,
     create_job,
     ffmpegs_under,
