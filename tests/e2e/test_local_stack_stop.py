@@ -18,7 +18,6 @@ import requests
 
 from ops.local_stack import free_port, running
 from tests import media as make
-from tests.polling import wait_until
 from tests.e2e.test_local_stack import aws_client, wait_for_job
 from tests.e2e.test_local_stack_lifecycle import (
     FAST,
@@ -29,6 +28,7 @@ from tests.e2e.test_local_stack_lifecycle import (
     phase_lines,
     port_free,
 )
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.slow
 STOP_BOUND_SECONDS = 15  # what `make run` promises on SIGTERM, whatever its jobs are doing
