@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format docs docs-serve bench-api bench-encode bench-parallel layer deploy destroy clean
+.PHONY: run test lint format docs docs-serve package bench-api bench-encode bench-parallel layer deploy destroy clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ bench-parallel: $(STAMP)
 # Lambda layer zips with a static ffmpeg, for x86_64 and arm64, into dist/.
 layer: $(STAMP)
 	$(PY) layers/ffmpeg/build.py
+
+# The deploy artifact, offline: chalice package + the stage's own resources as one
+# CloudFormation (SAM) template, into dist/STAGE/ (see docs/guides/deploy.md).
+package: $(STAMP)
+	@test -n "$(STAGE)" || (echo "usage: make package STAGE=<name>" && exit 2)
+	$(PY) -m ops.package --stage $(STAGE)
 
 # Provision, publish the layer and deploy a stage: make deploy STAGE=dev
 deploy: $(STAMP)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".chalice" / "config.json"
@@ -109,6 +110,88 @@ def _function(stage: str, name: str) -> str:
     return f"openencoder-{stage}-{name}"
 
 
+ALARM_PERIOD_SECONDS = 300
+LOG_RETENTION_DAYS = 30  # CloudWatch keeps logs forever unless told
+
+
+def apply_log_retention(stage: str, report: Report) -> None:
+    """Each function's log group, made now if no invocation made it yet, keeps 30 days.
+
+    Not `log_retention_in_days` in .chalice/config.json: `chalice package --pkg-format
+    terraform` (tests/test_deploy.py reads it) refuses log groups."""
+    import boto3
+
+    from ops.policies import FUNCTIONS
+
+    logs = boto3.client("logs")
+    for name in FUNCTIONS:
+        group = f"/aws/lambda/{_function(stage, name)}"
+        found = logs.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
+        current = next((g for g in found if g["logGroupName"] == group), None)
+        if current is not None and current.get("retentionInDays") == LOG_RETENTION_DAYS:
+            report.note(False, f"{name}: logs kept {LOG_RETENTION_DAYS} days")
+            continue
+        if current is None:
+            logs.create_log_group(logGroupName=group)
+        logs.put_retention_policy(logGroupName=group, retentionInDays=LOG_RETENTION_DAYS)
+        report.note(True, f"{name}: logs kept {LOG_RETENTION_DAYS} days")
+
+
+def alarms(s: Any) -> list[dict[str, Any]]:
+    """Someone should look when a message is dead-lettered or the encode function fails.
+
+    CloudWatch's put_metric_alarm arguments; `make package` declares the same alarms."""
+
+    def alarm(name: str, about: str, namespace: str, metric: str, dimension: tuple[str, str],
+              statistic: str) -> dict[str, Any]:  # fmt: skip
+        return {
+            "AlarmName": name,
+            "AlarmDescription": about,
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Dimensions": [{"Name": dimension[0], "Value": dimension[1]}],
+            "Statistic": statistic,
+            "Period": ALARM_PERIOD_SECONDS,
+            "EvaluationPeriods": 1,
+            "Threshold": 0.0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        }
+
+    found = [
+        alarm(f"{queue}-dlq-not-empty", f"messages in {queue}-dlq: work that failed for good",
+              "AWS/SQS", "ApproximateNumberOfMessagesVisible", ("QueueName", f"{queue}-dlq"),
+              "Maximum")
+        for queue in (s.encode_queue, s.long_queue, s.webhook_queue)
+    ]  # fmt: skip
+    found.append(
+        alarm(f"{_function(s.stage, 'encode')}-errors",
+              "the encode function failed (not a job's error: a crash or a timeout)",
+              "AWS/Lambda", "Errors", ("FunctionName", _function(s.stage, "encode")), "Sum")
+    )  # fmt: skip
+    return found
+
+
+def apply_alarms(s: Any, report: Report) -> None:
+    import boto3
+
+    cloudwatch = boto3.client("cloudwatch")
+    wanted = alarms(s)
+    have = {
+        a["AlarmName"]: a
+        for a in cloudwatch.describe_alarms(AlarmNames=[a["AlarmName"] for a in wanted])[
+            "MetricAlarms"
+        ]
+    }
+    for alarm in wanted:
+        current = have.get(alarm["AlarmName"], {})
+        if all(current.get(k) == v for k, v in alarm.items()):
+            report.note(False, f"alarm {alarm['AlarmName']}")
+            continue
+        cloudwatch.put_metric_alarm(**alarm)
+        report.note(True, f"alarm {alarm['AlarmName']}")
+
+
 def post_deploy(stage: str, report: Report) -> None:
     """Settings Chalice cannot express; each is applied only if it differs."""
     import boto3
@@ -140,6 +223,10 @@ def post_deploy(stage: str, report: Report) -> None:
                 report.not_emulated.append("Lambda ephemeral storage (moto does not store it)")
     _gateway_responses(stage, report)
     _store_api_url(stage, report)
+    from chalicelib.config import settings
+
+    apply_alarms(settings(), report)
+    apply_log_retention(stage, report)
 
 
 def _store_api_url(stage: str, report: Report) -> None:

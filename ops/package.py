@@ -1,0 +1,515 @@
+"""`make package STAGE=<name>`: the stage's deploy artifact as one CloudFormation (SAM) template.
+
+dist/<stage>/ receives `sam.json` and `deployment.zip`: `chalice package` output (the
+functions, their least-privilege roles, the REST API, the SQS and schedule event sources)
+merged with the project's own resources, rendered from the same definitions that
+`ops/provision.py` applies and `ops/deploy.py` finishes with:
+
+- the DynamoDB tables with their indexes and TTL (from the PynamoDB models);
+- the input and output buckets: public access blocked, lifecycle rules, versioned
+  outputs, the dashboard's CORS rules and the drops notification;
+- the encode, long and webhooks queues, each with its dead-letter queue;
+- the ffmpeg layer (its zip named by the `LayerBucket`/`LayerKey` parameters), the encode
+  function's ephemeral storage, partial batch responses on the SQS event sources, the
+  gateway responses in the API's JSON shape, the API URL parameter, the worker role;
+- alarms on every dead-letter queue and on the encode function's errors (as deploy puts them).
+
+`make deploy` does not deploy this template: see docs/guides/deploy.md for why, and for
+what stays with provisioning (the SecureString secrets, the seeded presets, the worker
+bundle). tests/integration/test_package.py lints it (cfn-lint, cfn-lint-serverless,
+parliament) and checks that it names what provisioning makes.
+
+Chalice refuses to package `@app.on_s3_event` as CloudFormation, because a template cannot
+add a notification to a bucket made elsewhere. Here the bucket is in the same template, so
+the drops function gets a SAM S3 event on it instead (`StageTemplateGenerator`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYER_PLACEHOLDER = "arn:aws:lambda:us-east-1:000000000000:layer:openencoder-ffmpeg-package:1"
+# Rendered into the policies and names, and turned into Fn::Sub once the template is built.
+REGION, ACCOUNT = "${AWS::Region}", "${AWS::AccountId}"
+
+
+# --- the project's own resources ------------------------------------------------------
+
+
+def _cfn_name(*words: str) -> str:
+    return "".join(
+        w[:1].upper() + w[1:] for word in words for w in word.replace("-", "_").split("_")
+    )
+
+
+def hash_first(keys: list[dict[str, str]]) -> list[dict[str, str]]:
+    """CloudFormation wants the HASH key before the RANGE key."""
+    return sorted(keys, key=lambda k: k["KeyType"] != "HASH")
+
+
+def table_resources() -> dict[str, Any]:
+    """The tables as provisioning creates them (the same PynamoDB schemas)."""
+    from pynamodb.attributes import TTLAttribute
+
+    from chalicelib.models import ALL_MODELS
+
+    resources: dict[str, Any] = {}
+    for model in ALL_MODELS:
+        schema = model._get_schema()  # what model.create_table sends (ops/provision.py)
+        properties: dict[str, Any] = {
+            "TableName": model.Meta.table_name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": schema["attribute_definitions"],
+            "KeySchema": hash_first(schema["key_schema"]),
+        }
+        if schema.get("global_secondary_indexes"):
+            properties["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": i["index_name"],
+                    "KeySchema": hash_first(i["key_schema"]),
+                    "Projection": i["projection"],
+                }
+                for i in schema["global_secondary_indexes"]
+            ]
+        ttl = [n for n, a in model.get_attributes().items() if isinstance(a, TTLAttribute)]
+        if ttl:
+            properties["TimeToLiveSpecification"] = {"Enabled": True, "AttributeName": ttl[0]}
+        resources[_cfn_name(model.__name__, "table")] = {
+            "Type": "AWS::DynamoDB::Table",
+            "DeletionPolicy": "Retain",  # `make destroy` decides about data, not a stack update
+            "UpdateReplacePolicy": "Retain",
+            "Properties": properties,
+        }
+    return resources
+
+
+def lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A provisioning lifecycle rule (S3 API shape) in CloudFormation's shape."""
+    out: dict[str, Any] = {"Id": rule["ID"], "Status": rule["Status"]}
+    if rule["Filter"].get("Prefix"):
+        out["Prefix"] = rule["Filter"]["Prefix"]
+    if "AbortIncompleteMultipartUpload" in rule:
+        out["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
+    if "Expiration" in rule:
+        out["ExpirationInDays"] = rule["Expiration"]["Days"]
+    if "NoncurrentVersionExpiration" in rule:
+        days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        out["NoncurrentVersionExpiration"] = {"NoncurrentDays": days}
+    return out
+
+
+def bucket_resources(s: Any, gateway_stage: str) -> dict[str, Any]:
+    from ops import provision
+
+    # The dashboard's origins: the stage's own API (known once the stack makes it) and any
+    # configured ones, exactly as provision.bucket_cors allows them after `chalice deploy`.
+    origins = [{"Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.amazonaws.com"}]
+    origins += sorted(set(s.dashboard_origins))
+
+    def cors(methods: list[str]) -> dict[str, Any]:
+        return {
+            "CorsRules": [
+                {
+                    "AllowedOrigins": origins,
+                    "AllowedMethods": methods,
+                    "AllowedHeaders": ["Content-Type", "Range"],
+                    "ExposedHeaders": ["ETag", "Content-Length", "Content-Range"],
+                    "MaxAge": 3600,
+                }
+            ]
+        }
+
+    blocked = {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    common = {
+        "Type": "AWS::S3::Bucket",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+    }
+    return {
+        "InputBucket": {
+            **common,
+            "Properties": {
+                "BucketName": s.input_bucket,
+                "PublicAccessBlockConfiguration": blocked,
+                "LifecycleConfiguration": {
+                    "Rules": [
+                        lifecycle_rule(provision.ABORT_ABANDONED_UPLOADS),
+                        lifecycle_rule(provision.EXPIRE_GRAPH_WORK),
+                    ]
+                },
+                "CorsConfiguration": cors(["GET", "HEAD", "PUT"]),
+            },
+        },
+        "OutputBucket": {
+            **common,
+            "Properties": {
+                "BucketName": s.output_bucket,
+                "PublicAccessBlockConfiguration": blocked,
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "LifecycleConfiguration": {
+                    "Rules": [lifecycle_rule(provision.EXPIRE_OLD_OUTPUT_VERSIONS)]
+                },
+                "CorsConfiguration": cors(["GET", "HEAD"]),
+            },
+        },
+    }
+
+
+def queue_resources(s: Any, stage: str) -> dict[str, Any]:
+    from ops import provision
+
+    visibility = provision.VISIBILITY_FACTOR * provision.encode_timeout(stage)
+    resources: dict[str, Any] = {}
+    for name, seconds in (
+        (s.encode_queue, visibility),
+        (s.long_queue, visibility),
+        (s.webhook_queue, provision.WEBHOOK_VISIBILITY_SECONDS),
+    ):
+        logical = queue_logical_id(s, name)
+        # Explicit: `make destroy` removes the queues (and what they still hold) too.
+        kept = {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
+        resources[f"{logical}Dlq"] = {
+            "Type": "AWS::SQS::Queue",
+            **kept,
+            "Properties": {"QueueName": f"{name}-dlq", "MessageRetentionPeriod": 1209600},
+        }
+        resources[logical] = {
+            "Type": "AWS::SQS::Queue",
+            **kept,
+            "Properties": {
+                "QueueName": name,
+                "VisibilityTimeout": seconds,
+                "MessageRetentionPeriod": 1209600,
+                "RedrivePolicy": {
+                    "deadLetterTargetArn": {"Fn::GetAtt": [f"{logical}Dlq", "Arn"]},
+                    "maxReceiveCount": provision.DLQ_MAX_RECEIVES,
+                },
+            },
+        }
+    return resources
+
+
+def queue_logical_id(s: Any, name: str) -> str:
+    kinds = {s.encode_queue: "Encode", s.long_queue: "Long", s.webhook_queue: "Webhooks"}
+    return f"{kinds[name]}Queue"
+
+
+def alarm_resources(s: Any) -> dict[str, Any]:
+    """The alarms `make deploy` puts (ops/deploy.py)."""
+    from ops.deploy import alarms
+
+    return {
+        _cfn_name(a["AlarmName"], "alarm"): {"Type": "AWS::CloudWatch::Alarm", "Properties": a}
+        for a in alarms(s)
+    }
+
+
+def stage_resources(s: Any, stage: str, gateway_stage: str) -> dict[str, Any]:
+    """The template merged into `chalice package`'s: everything chalice does not make."""
+    from ops import deploy, policies
+
+    gateway_responses = {
+        f"GatewayResponse{_cfn_name(kind.lower())}": {
+            "Type": "AWS::ApiGateway::GatewayResponse",
+            "Properties": {
+                "RestApiId": {"Ref": "RestAPI"},
+                "ResponseType": kind,
+                "StatusCode": str(status),
+                "ResponseTemplates": {
+                    "application/json": json.dumps({"status": status, "message": message})
+                },
+            },
+        }
+        for kind, (status, message) in deploy.GATEWAY_RESPONSES.items()
+    }
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": f"Open Encoder, stage {stage}",
+        "Parameters": {
+            "LayerBucket": {
+                "Type": "String",
+                "Description": "bucket holding the ffmpeg layer zip (make layer builds it)",
+            },
+            "LayerKey": {
+                "Type": "String",
+                "Default": "layers/ffmpeg-layer-x86_64.zip",
+                "Description": "key of the ffmpeg layer zip in LayerBucket",
+            },
+        },
+        "Resources": {
+            **table_resources(),
+            **bucket_resources(s, gateway_stage),
+            **queue_resources(s, stage),
+            **alarm_resources(s),
+            **gateway_responses,
+            "FfmpegLayer": {
+                "Type": "AWS::Lambda::LayerVersion",
+                "Properties": {
+                    "LayerName": deploy.LAYER_NAME,
+                    "Description": "ffmpeg from the pinned imageio-ffmpeg wheel (make layer)",
+                    "Content": {"S3Bucket": {"Ref": "LayerBucket"}, "S3Key": {"Ref": "LayerKey"}},
+                    "CompatibleArchitectures": ["x86_64"],
+                    "CompatibleRuntimes": ["python3.11", "python3.12"],
+                },
+            },
+            "ApiUrlParameter": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {
+                    "Name": s.api_url_parameter,
+                    "Type": "String",
+                    "Description": "where droplets reach the API",
+                    "Value": {
+                        "Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.amazonaws.com/"
+                        f"{gateway_stage}/api"
+                    },
+                },
+            },
+            "WorkerRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "RoleName": s.worker_role_name,
+                    "Description": f"Open Encoder {stage} droplet workers"
+                    " (short-lived, via the API)",
+                    "MaxSessionDuration": max(3600, s.worker_credentials_seconds),
+                    "AssumeRolePolicyDocument": policies.worker_trust(ACCOUNT),
+                    "Policies": [
+                        {
+                            "PolicyName": "openencoder-worker",
+                            "PolicyDocument": policies.worker_document(s, REGION, ACCOUNT),
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+# --- chalice package, with the drops bucket in the same template ----------------------
+
+
+def _generator_class() -> type:
+    from chalice.package import SAMTemplateGenerator
+    from chalice.utils import to_cfn_resource_name
+
+    class StageTemplateGenerator(SAMTemplateGenerator):
+        """SAM output, where the drops function's S3 event names the template's own bucket."""
+
+        def _generate_s3bucketnotification(self, resource: Any, template: dict) -> None:
+            function = template["Resources"][
+                to_cfn_resource_name(resource.lambda_function.resource_name)
+            ]
+            rules = [{"Name": "prefix", "Value": resource.prefix}] if resource.prefix else []
+            if resource.suffix:
+                rules.append({"Name": "suffix", "Value": resource.suffix})
+            event: dict[str, Any] = {"Bucket": {"Ref": "InputBucket"}, "Events": resource.events}
+            if rules:
+                event["Filter"] = {"S3Key": {"Rules": rules}}
+            function["Properties"].setdefault("Events", {})[
+                to_cfn_resource_name(resource.resource_name)
+            ] = {"Type": "S3", "Properties": event}
+
+    return StageTemplateGenerator
+
+
+def chalice_package(project: Path, stage: str, merge: Path, out: Path) -> None:
+    """`chalice package --merge-template` with StageTemplateGenerator, in this process."""
+    from chalice.cli.factory import CLIFactory
+    from chalice.deploy.appgraph import ApplicationGraphBuilder, DependencyBuilder
+    from chalice.deploy.deployer import create_build_stage
+    from chalice.deploy.swagger import CFNSwaggerGenerator
+    from chalice.package import (
+        AppPackager,
+        CompositePostProcessor,
+        JSONTemplateSerializer,
+        ResourceBuilder,
+        SAMCodeLocationPostProcessor,
+        TemplateDeepMerger,
+        TemplateMergePostProcessor,
+    )
+    from chalice.utils import UI, OSUtils
+
+    factory = CLIFactory(str(project), environ=dict(os.environ))
+    config = factory.create_config_obj(stage)
+    options = factory.create_package_options()
+    osutils = OSUtils()
+    serializer = JSONTemplateSerializer()
+    packager = AppPackager(
+        _generator_class()(config, options),
+        ResourceBuilder(
+            ApplicationGraphBuilder(),
+            DependencyBuilder(),
+            create_build_stage(osutils, UI(), CFNSwaggerGenerator(), config),
+        ),
+        CompositePostProcessor(
+            [
+                SAMCodeLocationPostProcessor(osutils=osutils),
+                TemplateMergePostProcessor(
+                    osutils=osutils,
+                    merger=TemplateDeepMerger(),
+                    template_serializer=serializer,
+                    merge_template=str(merge),
+                ),
+            ]
+        ),
+        serializer,
+        osutils,
+    )
+    packager.package_app(config, str(out), stage)
+
+
+# --- what `chalice package` cannot say, applied to its template -----------------------
+
+
+def substitute(node: Any) -> Any:
+    """Strings that name ${AWS::Region} or ${AWS::AccountId} become Fn::Sub."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::Sub"}:
+            return node
+        return {k: substitute(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [substitute(v) for v in node]
+    if isinstance(node, str) and ("${AWS::Region}" in node or "${AWS::AccountId}" in node):
+        return {"Fn::Sub": node}
+    return node
+
+
+def finish(template: dict[str, Any], s: Any) -> dict[str, Any]:
+    """Settings ops/deploy.py applies after `chalice deploy`, here in the template."""
+    from ops.deploy import EPHEMERAL_MB
+
+    resources = template["Resources"]
+    queues = {
+        s.encode_queue: "EncodeQueue",
+        s.long_queue: "LongQueue",
+        s.webhook_queue: "WebhooksQueue",
+    }
+    for resource in resources.values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        properties = resource["Properties"]
+        if "Layers" in properties:
+            properties["Layers"] = [
+                {"Ref": "FfmpegLayer"} if layer == LAYER_PLACEHOLDER else layer
+                for layer in properties["Layers"]
+            ]
+        for event in properties.get("Events", {}).values():
+            if event["Type"] != "SQS":
+                continue
+            event["Properties"]["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
+            # Chalice names the queue by ARN text: wait for the queue the template makes.
+            arn = json.dumps(event["Properties"]["Queue"])
+            resource["DependsOn"] = sorted(
+                {*resource.get("DependsOn", []), *(q for n, q in queues.items() if f':{n}"' in arn)}
+            )
+    resources["Encode"]["Properties"]["EphemeralStorage"] = {"Size": EPHEMERAL_MB}
+    by_lower = {name.lower(): name for name in resources}
+    for resource in resources.values():
+        if resource["Type"] != "AWS::Logs::LogGroup":
+            continue
+        # Chalice names the API function's log group after `ApiHandler`, but the function
+        # itself `APIHandler` (cfn-lint: E3030): point it at the function that exists.
+        sub = resource["Properties"]["LogGroupName"]["Fn::Sub"]
+        named = sub.removeprefix("/aws/lambda/${").removesuffix("}")
+        resource["Properties"]["LogGroupName"]["Fn::Sub"] = sub.replace(
+            named, by_lower.get(named.lower(), named)
+        )
+        # Explicit, as `chalice delete` removes the log groups it made with the functions.
+        resource.update(DeletionPolicy="Delete", UpdateReplacePolicy="Delete")
+    return substitute(template)
+
+
+# --- the project copy chalice packages ------------------------------------------------
+
+
+def prepare_project(work: Path, stage: str) -> Path:
+    """A copy of the tracked files with the stage's policies and layer, as deploy writes them
+    into the checkout; chalice's wheel cache (.chalice/deployments) is kept between runs."""
+    from chalicelib.config import settings
+    from ops import policies
+    from ops.deploy import CONFIG, LOG_RETENTION_DAYS
+
+    project = work / "project"
+    cache = project / ".chalice" / "deployments"
+    kept = work / "deployments"
+    if cache.is_dir():
+        shutil.rmtree(kept, ignore_errors=True)
+        cache.rename(kept)
+    shutil.rmtree(project, ignore_errors=True)
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file() and not name.startswith(("docs/", "tests/", "bench/")):
+            (project / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, project / name)
+    if kept.is_dir():
+        kept.rename(cache)
+    config = json.loads(CONFIG.read_text())
+    stage_config = config["stages"][stage]
+    stage_config["autogen_policy"] = False
+    functions = stage_config.setdefault("lambda_functions", {})
+    for name, document in policies.documents(settings(), REGION, ACCOUNT).items():
+        policy = f"policy-{stage}-{name}.json"
+        (project / ".chalice" / policy).write_text(json.dumps(document, indent=2) + "\n")
+        functions.setdefault(name, {})["iam_policy_file"] = policy
+    functions.setdefault("encode", {})["layers"] = [LAYER_PLACEHOLDER]
+    # What deploy applies after `chalice deploy` (ops/deploy.py), here as chalice's own
+    # log groups in the template.
+    stage_config["log_retention_in_days"] = LOG_RETENTION_DAYS
+    (project / ".chalice" / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return project
+
+
+def package(stage: str, out: Path, work: Path) -> Path:
+    """Write the stage's artifact into `out` (sam.json, deployment.zip); returns the template."""
+    from chalicelib.config import settings
+    from ops.deploy import CONFIG, _stage_env
+
+    os.environ.update(_stage_env(stage))
+    os.environ.setdefault(
+        "AWS_DEFAULT_REGION", "us-east-1"
+    )  # chalice wants one; the template has none
+    settings.cache_clear()
+    s = settings()
+    gateway_stage = json.loads(CONFIG.read_text())["stages"][stage].get("api_gateway_stage", "api")
+    work.mkdir(parents=True, exist_ok=True)
+    project = prepare_project(work, stage)
+    merge = work / "resources.json"
+    merge.write_text(json.dumps(stage_resources(s, stage, gateway_stage), indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    chalice_package(project, stage, merge, out)
+    path = out / "sam.json"
+    path.write_text(json.dumps(finish(json.loads(path.read_text()), s), indent=2) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", required=True)
+    parser.add_argument("--out", type=Path, help="default dist/<stage>")
+    parser.add_argument("--work", type=Path, help="default .local/package/<stage>")
+    options = parser.parse_args(argv)
+    out = options.out or ROOT / "dist" / options.stage
+    work = options.work or ROOT / ".local" / "package" / options.stage
+    template = package(options.stage, out, work)
+    print(f"wrote {template} and {out / 'deployment.zip'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
