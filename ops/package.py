@@ -314,7 +314,16 @@ def _generator_class() -> type:
             rules = [{"Name": "prefix", "Value": resource.prefix}] if resource.prefix else []
             if resource.suffix:
                 rules.append({"Name": "suffix", "Value": resource.suffix})
-            event: dict[str, Any] = {"Bucket": {"Ref": "InputBucket"}, "Events": resource.events}
+            from chalicelib.config import settings
+
+            buckets = {
+                settings().input_bucket: "InputBucket",
+                settings().output_bucket: "OutputBucket",
+            }
+            if resource.bucket not in buckets:
+                raise ValueError(f"{resource.bucket} is not a bucket of this stage's template")
+            bucket = {"Ref": buckets[resource.bucket]}
+            event: dict[str, Any] = {"Bucket": bucket, "Events": resource.events}
             if rules:
                 event["Filter"] = {"S3Key": {"Rules": rules}}
             function["Properties"].setdefault("Events", {})[
