@@ -118,7 +118,7 @@ def apply_log_retention(stage: str, report: Report) -> None:
     """Each function's log group, made now if no invocation made it yet, keeps 30 days.
 
     Not `log_retention_in_days` in .chalice/config.json: `chalice package --pkg-format
-    terraform` (tests/test_deploy.py reads it) refuses log groups."""
+    terraform` (tests/integration/test_deploy.py reads it) refuses log groups."""
     import boto3
 
     from ops.policies import FUNCTIONS

@@ -59,7 +59,7 @@ def table_resources() -> dict[str, Any]:
     """The tables as provisioning creates them (the same PynamoDB schemas)."""
     from pynamodb.attributes import TTLAttribute
 
-    from chalicelib.models import ALL_MODELS
+    from chalicelib.store.models import ALL_MODELS
 
     resources: dict[str, Any] = {}
     for model in ALL_MODELS:

@@ -122,7 +122,8 @@ def _buckets(s: Settings, log: Callable[[str], None]) -> dict[str, str]:
     ensure_lifecycle_rule(s3, s.input_bucket, EXPIRE_GRAPH_WORK)
     bucket_cors(s, log)
     # Versioned outputs: a cancelled or superseded attempt deletes exactly the versions it
-    # wrote, so another job's object under the same key reappears (README: shared dests).
+    # wrote, so another job's object under the same key reappears (docs/concepts/jobs.md,
+    # "Jobs that share a dest").
     s3.put_bucket_versioning(Bucket=s.output_bucket, VersioningConfiguration={"Status": "Enabled"})
     ensure_lifecycle_rule(s3, s.output_bucket, EXPIRE_OLD_OUTPUT_VERSIONS)
     return {"input": s.input_bucket, "output": s.output_bucket}

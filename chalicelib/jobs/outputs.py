@@ -3,7 +3,7 @@ it, and removed again — exactly those objects — when the run does not comple
 
 Which job wins a key two jobs share: the one that uploads it last (its version is
 current); a cancelled, failed or superseded run deletes only its own versions, so the
-other job's object stays or reappears (the output bucket is versioned; see README).
+other job's object stays or reappears (the output bucket is versioned; see docs/concepts/jobs.md).
 Each record keeps the version id the job wrote, so its download link serves the job's
 own bytes whichever job is current.
 """

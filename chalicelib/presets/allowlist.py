@@ -3,8 +3,9 @@
 Presets are untrusted (DESIGN.md, "Trust model for presets"): an option is accepted
 only if it is in these tables and its value matches the grammar next to it. Each entry
 touches nothing but the job's own streams and output; whatever is not here is refused
-with a 400 that names it and says what is allowed. The README's allow-list is printed
-from the same tables (`python -m chalicelib.presets.allowlist --markdown`).
+with a 400 that names it and says what is allowed. The docs' allow-list
+(docs/reference/allowlist.md) is printed from the same tables
+(`python -m chalicelib.presets.allowlist --markdown`).
 
 For callers that build argv themselves (ladder presets): `check_option` judges one
 option and value, `check_filter_chain` one `-vf`/`-af` chain, `check_args` a whole
@@ -884,8 +885,9 @@ def lookup(spelling: str) -> Option:
             f"-{spelling}",
             "it is not on the allow-list of output options"
             + suggestion
-            + "; the allowed options are listed in the README under "
-            f"'{README_SECTION}' and by `python -m chalicelib.presets.allowlist`",
+            + "; the allowed options are listed in the docs under "
+            f"'{README_SECTION}' (docs/reference/allowlist.md) and by "
+            "`python -m chalicelib.presets.allowlist`",
         )
     return option
 
@@ -932,11 +934,11 @@ def check_args(args: list[str]) -> list[str]:
     return out
 
 
-# --- the README table ---------------------------------------------------------------------
+# --- the docs' table -----------------------------------------------------------------------
 
 
 def markdown() -> str:
-    """The allow-list as Markdown, for the README (a test keeps them identical)."""
+    """The allow-list as Markdown, for docs/reference/allowlist.md (a test keeps them identical)."""
     lines = [
         f"{len(OPTIONS)} output options, {len(FILTERS)} filters, "
         f"{sum(len(_param_names(t)) for t in (X264_PARAMS, X265_PARAMS, SVTAV1_PARAMS))} "

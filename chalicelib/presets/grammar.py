@@ -2,7 +2,7 @@
 
 Each grammar answers one question — is this text an acceptable value? — and says in
 words what it accepts, so a refusal can tell the operator what is allowed and the
-README table can list it. Nothing here runs anything.
+docs' allow-list table can list it. Nothing here runs anything.
 """
 
 from __future__ import annotations
