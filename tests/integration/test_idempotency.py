@@ -174,3 +174,21 @@ def test_a_first_request_still_running_holds_its_key_and_a_crashed_one_frees_it(
     record.update(actions=[IdempotencyRecord.in_progress_expiration.set(now_ms - 1_000)])
     retried = api.call("POST", "/api/jobs", JOB, token=token, headers=keyed("held"))
     assert retried.status_code == 200 and retried.data["job"]["id"] != first.data["job"]["id"]
+
+
+def test_the_openapi_document_describes_the_header_on_exactly_the_three_creates():
+    from app import app
+    from chalicelib.api import openapi
+
+    document = openapi.document(app.routes)
+    keyed = {
+        (path, method)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "header" and parameter["name"] == "Idempotency-Key"
+    }
+    assert keyed == {("/api/jobs", "post"), ("/api/job", "post"), ("/api/uploads", "post"),
+                     ("/api/presets", "post")}  # fmt: skip
+    (header,) = document["paths"]["/api/jobs"]["post"]["parameters"]
+    assert "422" in header["description"] and header["schema"]["maxLength"] == 255
