@@ -507,6 +507,15 @@ def package(stage: str, out: Path, work: Path) -> Path:
     return path
 
 
+def package_size(path: Path) -> str:
+    """Lambda counts the function package and its layers unzipped (250 MB in all)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        unzipped = sum(i.file_size for i in z.infolist())
+    return f"{path.stat().st_size / 1e6:.1f} MB zipped, {unzipped / 1e6:.1f} MB unzipped"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", required=True)
@@ -517,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     work = options.work or ROOT / ".local" / "package" / options.stage
     template = package(options.stage, out, work)
     print(f"wrote {template} and {out / 'deployment.zip'}")
+    print(f"{out / 'deployment.zip'}: {package_size(out / 'deployment.zip')}")
     return 0
 
 
