@@ -105,6 +105,11 @@ class Settings:
         """The tag that marks this stage's droplets (every droplet also carries `openencoder`)."""
         return f"openencoder-{self.stage}"
 
+    @property
+    def drops_failed_queue(self) -> str:
+        """Where Lambda puts a bucket drop's event after its last failed try (deploy wires it)."""
+        return f"openencoder-{self.stage}-drops-failed"
+
     def table(self, kind: str) -> str:
         return f"{self.table_prefix}-{kind}"
 

@@ -165,11 +165,48 @@ def alarms(s: Any) -> list[dict[str, Any]]:
         for queue in (s.encode_queue, s.long_queue, s.webhook_queue)
     ]  # fmt: skip
     found.append(
+        alarm(f"{s.drops_failed_queue}-not-empty",
+              "bucket drops whose event failed every try: no job was made for their files",
+              "AWS/SQS", "ApproximateNumberOfMessagesVisible", ("QueueName", s.drops_failed_queue),
+              "Maximum")
+    )  # fmt: skip
+    found.append(
         alarm(f"{_function(s.stage, 'encode')}-errors",
               "the encode function failed (not a job's error: a crash or a timeout)",
               "AWS/Lambda", "Errors", ("FunctionName", _function(s.stage, "encode")), "Sum")
     )  # fmt: skip
     return found
+
+
+DROP_RETRIES = 2  # Lambda's own for asynchronous events, said explicitly
+
+
+def drops_failure_destination(s: Any, report: Report) -> None:
+    """A drop event that fails every try goes to the drops-failed queue, not nowhere."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    lam = boto3.client("lambda")
+    arn = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=boto3.client("sqs").get_queue_url(QueueName=s.drops_failed_queue)["QueueUrl"],
+        AttributeNames=["QueueArn"],
+    )["Attributes"]["QueueArn"]
+    wanted = {"OnFailure": {"Destination": arn}}
+    function = _function(s.stage, "drops")
+    try:
+        have = lam.get_function_event_invoke_config(FunctionName=function)
+    except ClientError:
+        have = {}
+    if (
+        have.get("MaximumRetryAttempts") == DROP_RETRIES
+        and have.get("DestinationConfig", {}).get("OnFailure") == wanted["OnFailure"]
+    ):
+        report.note(False, f"drops: failed events to {s.drops_failed_queue}")
+        return
+    lam.put_function_event_invoke_config(
+        FunctionName=function, MaximumRetryAttempts=DROP_RETRIES, DestinationConfig=wanted
+    )
+    report.note(True, f"drops: failed events to {s.drops_failed_queue}")
 
 
 def apply_alarms(s: Any, report: Report) -> None:
@@ -226,6 +263,7 @@ def post_deploy(stage: str, report: Report) -> None:
     from chalicelib.config import settings
 
     apply_alarms(settings(), report)
+    drops_failure_destination(settings(), report)
     apply_log_retention(stage, report)
 
 
@@ -314,7 +352,7 @@ def destroy(stage: str, *, delete_buckets: bool) -> None:
     subprocess.run([str(CHALICE), "delete", "--stage", stage], cwd=ROOT, check=False)
     sqs = boto3.client("sqs")
     queues = (s.encode_queue, s.long_queue, s.webhook_queue)
-    for name in (*queues, *(f"{q}-dlq" for q in queues)):
+    for name in (*queues, *(f"{q}-dlq" for q in queues), s.drops_failed_queue):
         try:
             sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
             print(f"deleted queue {name}")

@@ -8,7 +8,8 @@ merged with the project's own resources, rendered from the same definitions that
 - the DynamoDB tables with their indexes and TTL (from the PynamoDB models);
 - the input and output buckets: public access blocked, lifecycle rules, versioned
   outputs, the dashboard's CORS rules and the drops notification;
-- the encode, long and webhooks queues, each with its dead-letter queue;
+- the encode, long and webhooks queues, each with its dead-letter queue, and the queue that
+  keeps the events of drops that failed every try;
 - the ffmpeg layer (its zip named by the `LayerBucket`/`LayerKey` parameters), the encode
   function's ephemeral storage, partial batch responses on the SQS event sources, the
   gateway responses in the API's JSON shape, the API URL parameter, the worker role;
@@ -184,7 +185,10 @@ def queue_resources(s: Any, stage: str) -> dict[str, Any]:
         resources[f"{logical}Dlq"] = {
             "Type": "AWS::SQS::Queue",
             **kept,
-            "Properties": {"QueueName": f"{name}-dlq", "MessageRetentionPeriod": 1209600},
+            "Properties": {
+                "QueueName": f"{name}-dlq",
+                "MessageRetentionPeriod": provision.RETENTION_SECONDS,
+            },
         }
         resources[logical] = {
             "Type": "AWS::SQS::Queue",
@@ -192,13 +196,22 @@ def queue_resources(s: Any, stage: str) -> dict[str, Any]:
             "Properties": {
                 "QueueName": name,
                 "VisibilityTimeout": seconds,
-                "MessageRetentionPeriod": 1209600,
+                "MessageRetentionPeriod": provision.RETENTION_SECONDS,
                 "RedrivePolicy": {
                     "deadLetterTargetArn": {"Fn::GetAtt": [f"{logical}Dlq", "Arn"]},
                     "maxReceiveCount": provision.DLQ_MAX_RECEIVES,
                 },
             },
         }
+    resources["DropsFailedQueue"] = {
+        "Type": "AWS::SQS::Queue",
+        "DeletionPolicy": "Delete",
+        "UpdateReplacePolicy": "Delete",
+        "Properties": {
+            "QueueName": s.drops_failed_queue,
+            "MessageRetentionPeriod": provision.RETENTION_SECONDS,
+        },
+    }
     return resources
 
 
@@ -397,7 +410,7 @@ def substitute(node: Any) -> Any:
 
 def finish(template: dict[str, Any], s: Any) -> dict[str, Any]:
     """Settings ops/deploy.py applies after `chalice deploy`, here in the template."""
-    from ops.deploy import EPHEMERAL_MB
+    from ops.deploy import DROP_RETRIES, EPHEMERAL_MB
 
     resources = template["Resources"]
     queues = {
@@ -424,6 +437,12 @@ def finish(template: dict[str, Any], s: Any) -> dict[str, Any]:
                 {*resource.get("DependsOn", []), *(q for n, q in queues.items() if f':{n}"' in arn)}
             )
     resources["Encode"]["Properties"]["EphemeralStorage"] = {"Size": EPHEMERAL_MB}
+    resources["Drops"]["Properties"]["EventInvokeConfig"] = {
+        "MaximumRetryAttempts": DROP_RETRIES,
+        "DestinationConfig": {
+            "OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": ["DropsFailedQueue", "Arn"]}}
+        },
+    }
     by_lower = {name.lower(): name for name in resources}
     for resource in resources.values():
         if resource["Type"] != "AWS::Logs::LogGroup":

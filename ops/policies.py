@@ -40,6 +40,7 @@ def _arns(s: Settings, region: str, account: str) -> dict[str, list[str]]:
         "queues": [queue(s.encode_queue), queue(s.long_queue)],
         "events": [queue(s.webhook_queue)],
         "webhook_dlq": [queue(f"{s.webhook_queue}-dlq")],
+        "drops_failed": [queue(s.drops_failed_queue)],
         "objects": [f"arn:aws:s3:::{s.input_bucket}/*", f"arn:aws:s3:::{s.output_bucket}/*"],
         "upload_objects": [f"arn:aws:s3:::{s.input_bucket}/uploads/*"],
         "outputs": [f"arn:aws:s3:::{s.output_bucket}/*"],
@@ -196,6 +197,8 @@ def documents(s: Settings, region: str, account: str) -> dict[str, dict]:
         "drops": [
             _statement("Tables", _READ_WRITE_ITEMS, a["jobs"] + a["system"] + a["presets"]),
             _statement("Queue", _SEND, a["queues"]),
+            # Lambda sends an event whose last try failed there, with this role.
+            _statement("FailedDrops", ["sqs:SendMessage"], a["drops_failed"]),
             events,
             logs,
         ],

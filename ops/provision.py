@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DLQ_MAX_RECEIVES = 5
 VISIBILITY_FACTOR = 6  # SQS visibility must outlast the function's retries
 WEBHOOK_VISIBILITY_SECONDS = 360  # 6x the webhooks function's timeout (60 s)
+RETENTION_SECONDS = 1209600  # SQS's longest: 14 days
 
 
 @dataclass
@@ -225,18 +226,31 @@ def ensure_queue(name: str, visibility: int, log: Callable[[str], None]) -> str:
     """A queue with a dead-letter queue; returns its URL. Settings are re-applied each run."""
     sqs = boto3.client("sqs", region_name=settings().region)
     dlq_url = sqs.create_queue(
-        QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"}
+        QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": str(RETENTION_SECONDS)}
     )["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
     attributes = {
         "VisibilityTimeout": str(visibility),
-        "MessageRetentionPeriod": "1209600",
+        "MessageRetentionPeriod": str(RETENTION_SECONDS),
         "RedrivePolicy": json.dumps(
             {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": DLQ_MAX_RECEIVES}
         ),
     }
+    try:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    except ClientError:
+        log(f"creating queue {name}")
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return url
+
+
+def ensure_plain_queue(name: str, log: Callable[[str], None]) -> str:
+    """A queue that only collects (no consumer, so no dead-letter queue); 14 days."""
+    sqs = boto3.client("sqs", region_name=settings().region)
+    attributes = {"MessageRetentionPeriod": str(RETENTION_SECONDS)}
     try:
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
         sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
@@ -321,6 +335,8 @@ def provision(
         "long": ensure_queue(s.long_queue, visibility, log),
         # A delivery is one HTTP call with a timeout; retries are delayed re-sends.
         "webhooks": ensure_queue(s.webhook_queue, WEBHOOK_VISIBILITY_SECONDS, log),
+        # Drop events whose last try failed: a person reads them (an alarm says when).
+        "drops_failed": ensure_plain_queue(s.drops_failed_queue, log),
     }
     if after_resources is not None:
         after_resources()

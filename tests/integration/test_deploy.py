@@ -118,6 +118,16 @@ def test_drops_and_schedule_are_wired(deployed):
     assert rule["ScheduleExpression"] == "rate(1 minute)"
 
 
+def test_a_drop_event_that_fails_every_try_is_kept_in_the_drops_failed_queue(deployed):
+    config = deployed["aws"]["lambda"].get_function_event_invoke_config(
+        FunctionName=f"openencoder-{STAGE}-drops"
+    )
+    assert config["MaximumRetryAttempts"] == 2
+    destination = config["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination.endswith(f":openencoder-{STAGE}-drops-failed")
+    assert "drops: failed events to openencoder-dev-drops-failed" in deployed["second"]["unchanged"]
+
+
 def test_tables_indexes_and_secrets_are_provisioned(deployed):
     ddb = deployed["aws"]["dynamodb"]
     jobs = ddb.describe_table(TableName=f"openencoder-{STAGE}-jobs")["Table"]

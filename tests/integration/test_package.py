@@ -104,6 +104,8 @@ def test_the_artifact_is_chalices_package_with_the_stages_own_resources(artifact
     assert drop["Properties"]["Filter"]["S3Key"]["Rules"] == [
         {"Name": "prefix", "Value": "incoming/"}
     ]
+    failed = resources["Drops"]["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    assert failed == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["DropsFailedQueue", "Arn"]}}
     (tick,) = resources["Reconcile"]["Properties"]["Events"].values()
     assert tick["Properties"]["Schedule"] == "rate(1 minute)"
     alarms = {
@@ -301,7 +303,7 @@ def test_deploy_puts_the_alarms_the_template_declares_once(aws):
     first, second = deploy.Report(), deploy.Report()
     deploy.apply_alarms(s, first)
     deploy.apply_alarms(s, second)
-    assert len(first.changed) == 4 and second.changed == []
+    assert len(first.changed) == 5 and second.changed == []
     made = {a["AlarmName"]: a for a in boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]}
     declared = package.stage_resources(s, s.stage, "api")["Resources"]
     for resource in declared.values():
