@@ -21,8 +21,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The suite in parallel, one pytest-xdist worker per core (tests/conftest.py tells how).
+TEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict fails on a broken link.
 # tests/unit/test_docs.py runs the same build inside `make test`, and fails on a stale reference.

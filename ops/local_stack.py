@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -48,10 +49,30 @@ def state_dir() -> Path:
     return Path(local_settings().state_dir or ROOT / ".local")
 
 
+_ports: Iterator[int] | None = None  # this process's own block of ports, once one is set
+_block_size = 0
+
+
+def use_ports(first: int, count: int) -> None:
+    """Hand out ports from `first` to `first + count - 1` only (a test worker's own block).
+
+    Stacks started at once by parallel test workers then never pick the same port, nor one
+    the kernel has just given a client socket (the block lies below the ephemeral range)."""
+    global _ports, _block_size
+    _ports, _block_size = itertools.cycle(range(first, first + count)), count
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    if _ports is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    # In turn, so two calls before either server binds get two different ports.
+    for _ in range(_block_size):
+        port = next(_ports)
+        if port_is_free(port):
+            return port
+    raise RuntimeError(f"no free port in this process's block of {_block_size}")
 
 
 def port_is_free(port: int) -> bool:

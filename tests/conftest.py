@@ -1,4 +1,10 @@
-"""Shared fixtures. In-process tests run the app against moto's in-memory AWS."""
+"""Shared fixtures. In-process tests run the app against moto's in-memory AWS.
+
+`make test` runs the suite in parallel (pytest-xdist): each test module stays on one worker
+(its module fixtures, such as a local stack, start once, and its tests keep their order),
+each worker hands out ports from a block of its own, generated media is made once for all
+workers (tests/media.py), and the after_all test runs last with every worker's record.
+"""
 
 from __future__ import annotations
 
@@ -23,11 +29,14 @@ for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
 import json
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import botocore.client
 import pytest
 from moto import mock_aws
+
+from tests.polling import wait_until
 
 # Every AWS call the runtime code (chalicelib) makes during the suite, as
 # (service, operation): the policy test checks each is allowed by a function policy.
@@ -44,9 +53,82 @@ def _recording_api_call(self, operation_name, api_params):
 botocore.client.BaseClient._make_api_call = _recording_api_call
 
 
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... under xdist; else None
+RECORD_WAIT_SECONDS = 1800  # the other workers may still be in a long test
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items):
-    """Tests marked after_all read what the rest of the suite recorded: run them last."""
-    items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
+    """Tests marked after_all read what the rest of the suite recorded: run them last.
+
+    Modules with a slow test (they start servers or encode) go first, so that under xdist
+    the quick modules fill in at the end; each module is one group, run by one worker."""
+    after_all = [item for item in items if item.get_closest_marker("after_all")]
+    others = [item for item in items if not item.get_closest_marker("after_all")]
+    slow = {_module(item) for item in others if item.get_closest_marker("slow")}
+    others.sort(key=lambda item: _module(item) not in slow)  # stable: in-module order holds
+    if WORKER:
+        for item in others:
+            if not item.get_closest_marker("xdist_group"):
+                item.add_marker(pytest.mark.xdist_group(_module(item)))
+    items[:] = others + after_all
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _run_folder(config: pytest.Config) -> Path:
+    """A folder of this run's, shared by its xdist workers (each has its basetemp in it)."""
+    return Path(config.option.basetemp).parent / "run"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from ops import local_stack
+
+    local_stack.use_ports(*_port_block())
+
+
+def _port_block() -> tuple[int, int]:
+    """This worker's ports: a block below the kernel's ephemeral range, at an offset drawn
+    per run, so that workers never share ports and parallel runs seldom do."""
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except OSError:
+        ephemeral = 32768
+    first, size = 10000, 400
+    blocks = max(1, (ephemeral - first) // size)
+    run = int(os.environ.get("PYTEST_XDIST_TESTRUNUID") or secrets.token_hex(8), 16)
+    index = int((WORKER or "gw0").removeprefix("gw"))
+    return first + (run + index) % blocks * size, size
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker leaves the AWS calls it recorded for the after_all test (on any worker)."""
+    if WORKER:
+        folder = _run_folder(session.config) / "aws-calls"
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{WORKER}.json"
+        partial.write_text(json.dumps(sorted(AWS_CALLS)))
+        partial.replace(folder / f"{WORKER}.json")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under xdist the after_all test waits for the other workers to finish, then reads
+    what they recorded as if it had run in their process."""
+    if not (WORKER and item.get_closest_marker("after_all")):
+        return
+    folder = _run_folder(item.config) / "aws-calls"
+    others = int(os.environ["PYTEST_XDIST_WORKER_COUNT"]) - 1
+
+    def records() -> list[Path]:
+        return [p for p in folder.glob("gw*.json") if p.stem != WORKER]
+
+    wait_until(lambda: len(records()) >= others, RECORD_WAIT_SECONDS,
+               f"the other {others} workers to finish: {item.nodeid} reads what they record",
+               every=0.5)  # fmt: skip
+    for record in records():
+        AWS_CALLS.update(tuple(call) for call in json.loads(record.read_text()))
 
 
 ADMIN = ("root-admin", "admin-password-1")
@@ -140,6 +222,15 @@ def api(aws: None) -> Iterator[Api]:
 
     with Client(app, stage_name="local") as client:
         yield Api(client.http)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _media_cache(request, tmp_path_factory) -> None:
+    """Generated media is made once per run, for all of its workers (tests/media.py)."""
+    from tests import media as make
+
+    make.use_cache((_run_folder(request.config) if WORKER else tmp_path_factory.getbasetemp())
+                   / "media-cache")  # fmt: skip
 
 
 @pytest.fixture(scope="session")

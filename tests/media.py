@@ -1,19 +1,47 @@
-"""Tiny media files generated with the same ffmpeg the encoder runs."""
+"""Tiny media files generated with the same ffmpeg the encoder runs.
+
+Each file is made once per test session and shared by the parallel workers: `generate`
+keys it by its ffmpeg arguments in a cache folder (see `use_cache`), made under a file
+lock by the first worker that asks, and copied to the path each caller names.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
+from filelock import FileLock
+
 from chalicelib.media.probe import ffmpeg_exe
+
+_cache: Path | None = None
+
+
+def use_cache(folder: Path) -> None:
+    """Keep generated files in `folder` (one per session, shared by the session's workers)."""
+    global _cache
+    folder.mkdir(parents=True, exist_ok=True)
+    _cache = folder
 
 
 def generate(path: Path, *args: str) -> Path:
-    subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", *args, "-y", str(path)],
-        check=True,
-        timeout=120,
-    )
+    argv = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", *args, "-y"]
+    if _cache is None:
+        subprocess.run([*argv, str(path)], check=True, timeout=120)
+        return path
+    # The suffix picks the container, so it is part of the key, as every argument is.
+    key = hashlib.sha256("\0".join([*argv, path.suffix]).encode()).hexdigest()[:24]
+    cached = _cache / f"{key}{path.suffix}"
+    with FileLock(f"{cached}.lock"):
+        if not cached.exists():
+            partial = cached.with_name(f"partial-{cached.name}")
+            subprocess.run([*argv, str(partial)], check=True, timeout=120)
+            os.replace(partial, cached)
+    # A copy, not a link: a test may change its file without changing another test's.
+    shutil.copyfile(cached, path)
     return path
 
 
