@@ -21,10 +21,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The suite in parallel, one pytest-xdist worker per core (tests/conftest.py tells how).
+# The suite in parallel on pytest-xdist workers; each module is one group, run by one
+# worker in its order, slow modules first (tests/conftest.py tells how the workers share).
 TEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest -q -n $(TEST_WORKERS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict fails on a broken link.
 # tests/unit/test_docs.py runs the same build inside `make test`, and fails on a stale reference.

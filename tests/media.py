@@ -7,13 +7,12 @@ lock by the first worker that asks, and copied to the path each caller names.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
-
-from filelock import FileLock
 
 from chalicelib.media.probe import ffmpeg_exe
 
@@ -35,7 +34,8 @@ def generate(path: Path, *args: str) -> Path:
     # The suffix picks the container, so it is part of the key, as every argument is.
     key = hashlib.sha256("\0".join([*argv, path.suffix]).encode()).hexdigest()[:24]
     cached = _cache / f"{key}{path.suffix}"
-    with FileLock(f"{cached}.lock"):
+    with open(f"{cached}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or its worker dies
         if not cached.exists():
             partial = cached.with_name(f"partial-{cached.name}")
             subprocess.run([*argv, str(partial)], check=True, timeout=120)
