@@ -192,3 +192,28 @@ def test_the_openapi_document_describes_the_header_on_exactly_the_three_creates(
                      ("/api/presets", "post")}  # fmt: skip
     (header,) = document["paths"]["/api/jobs"]["post"]["parameters"]
     assert "422" in header["description"] and header["schema"]["maxLength"] == 255
+
+
+def test_concurrent_identical_uploads_and_presets_with_one_key_are_made_once(api, atomic_items):
+    from chalicelib.store.models import Preset, Upload
+
+    token = api.user("maker", "operator")
+    upload = {"filename": "a.mp4", "size": 10, "content_type": "video/mp4"}
+    preset = {
+        "name": "burst_once",
+        "data": '{"raw": ["-c:v libx264", "-crf 30"]}',
+        "output": "o.mp4",
+    }
+    for path, body, status in (("/api/uploads", upload, 201), ("/api/presets", preset, 200)):
+        start = threading.Barrier(10)
+
+        def post(_i: int, path=path, body=body, start=start):
+            start.wait()
+            return api.call("POST", path, body, token=token, headers=keyed(f"burst{path}"))
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            answers = list(pool.map(post, range(10)))
+        assert [r.status_code for r in answers] == [status] * 10, [r.data for r in answers]
+        assert all(r.data == answers[0].data for r in answers)
+    assert sum(1 for _ in Upload.scan()) == 1
+    assert sum(p.name == "burst_once" for p in Preset.scan()) == 1
