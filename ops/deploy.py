@@ -259,6 +259,7 @@ def post_deploy(stage: str, report: Report) -> None:
             if after.get("Size") != EPHEMERAL_MB:
                 report.not_emulated.append("Lambda ephemeral storage (moto does not store it)")
     _gateway_responses(stage, report)
+    _stage_throttling(stage, report)
     _store_api_url(stage, report)
     from chalicelib.config import settings
 
@@ -291,6 +292,40 @@ def _store_api_url(stage: str, report: Report) -> None:
         return
     ssm.put_parameter(Name=s.api_url_parameter, Type="String", Value=url, Overwrite=True)
     report.note(True, f"API URL {url} in {s.api_url_parameter}")
+
+
+# Every route of the stage together, requests per second: well under what the region's
+# Lambda concurrency (shared with the encodes) can serve, far above what people and
+# dashboards ask. API Gateway answers 429 past it, before a function runs.
+API_RATE_LIMIT, API_BURST_LIMIT = 500.0, 1000
+
+
+def _stage_throttling(stage: str, report: Report) -> None:
+    """The API stage's default throttling, applied to every method."""
+    import boto3
+
+    gateway = boto3.client("apigateway")
+    apis = [a for a in gateway.get_rest_apis().get("items", []) if a["name"] == "openencoder"]
+    if not apis:
+        raise SystemExit("chalice deploy made no REST API named openencoder")
+    gateway_stage = json.loads(CONFIG.read_text())["stages"][stage].get("api_gateway_stage", "api")
+    current = gateway.get_stage(restApiId=apis[0]["id"], stageName=gateway_stage)
+    every = current.get("methodSettings", {}).get("*/*", {})
+    if (every.get("throttlingRateLimit"), every.get("throttlingBurstLimit")) == (
+        API_RATE_LIMIT,
+        API_BURST_LIMIT,
+    ):
+        report.note(False, f"API stage throttling {API_RATE_LIMIT:g}/s, burst {API_BURST_LIMIT}")
+        return
+    gateway.update_stage(
+        restApiId=apis[0]["id"],
+        stageName=gateway_stage,
+        patchOperations=[
+            {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": str(API_RATE_LIMIT)},
+            {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": str(API_BURST_LIMIT)},
+        ],
+    )
+    report.note(True, f"API stage throttling {API_RATE_LIMIT:g}/s, burst {API_BURST_LIMIT}")
 
 
 def _gateway_responses(stage: str, report: Report) -> None:

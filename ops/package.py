@@ -410,7 +410,7 @@ def substitute(node: Any) -> Any:
 
 def finish(template: dict[str, Any], s: Any) -> dict[str, Any]:
     """Settings ops/deploy.py applies after `chalice deploy`, here in the template."""
-    from ops.deploy import DROP_RETRIES, EPHEMERAL_MB
+    from ops.deploy import API_BURST_LIMIT, API_RATE_LIMIT, DROP_RETRIES, EPHEMERAL_MB
 
     resources = template["Resources"]
     queues = {
@@ -437,6 +437,14 @@ def finish(template: dict[str, Any], s: Any) -> dict[str, Any]:
                 {*resource.get("DependsOn", []), *(q for n, q in queues.items() if f':{n}"' in arn)}
             )
     resources["Encode"]["Properties"]["EphemeralStorage"] = {"Size": EPHEMERAL_MB}
+    resources["RestAPI"]["Properties"]["MethodSettings"] = [
+        {
+            "ResourcePath": "/*",
+            "HttpMethod": "*",
+            "ThrottlingRateLimit": API_RATE_LIMIT,
+            "ThrottlingBurstLimit": API_BURST_LIMIT,
+        }
+    ]
     resources["Drops"]["Properties"]["EventInvokeConfig"] = {
         "MaximumRetryAttempts": DROP_RETRIES,
         "DestinationConfig": {

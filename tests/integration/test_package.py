@@ -104,6 +104,8 @@ def test_the_artifact_is_chalices_package_with_the_stages_own_resources(artifact
     assert drop["Properties"]["Filter"]["S3Key"]["Rules"] == [
         {"Name": "prefix", "Value": "incoming/"}
     ]
+    (throttling,) = resources["RestAPI"]["Properties"]["MethodSettings"]
+    assert (throttling["ThrottlingRateLimit"], throttling["ThrottlingBurstLimit"]) == (500.0, 1000)
     failed = resources["Drops"]["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
     assert failed == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["DropsFailedQueue", "Arn"]}}
     (tick,) = resources["Reconcile"]["Properties"]["Events"].values()
