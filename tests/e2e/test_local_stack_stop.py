@@ -97,7 +97,10 @@ def test_a_stop_in_each_phase_is_quick_frees_the_ports_and_the_job_completes_onc
         wait_until(lambda: not ffmpegs_under(state), 5, "the stack's ffmpeg runs to end")
     print(f"SIGTERM while {name}: the stack stopped in {took:.1f} s")
     assert took <= STOP_BOUND_SECONDS, f"the stop took {took:.1f} s"
-    assert phase_lines(first_log, made["id"], "completed") == 0
+    # A stop that comes after the last upload of the publish finds the job's completion
+    # under way, and lets it finish; in every other phase the job is handed back.
+    completed_first = phase_lines(first_log, made["id"], "completed")
+    assert completed_first == 0 or name == "publishing"
 
     with second_log.open("w") as out, running(state, out, **ENV, **ports) as (_, facts):
         auth = login(facts)
@@ -106,4 +109,4 @@ def test_a_stop_in_each_phase_is_quick_frees_the_ports_and_the_job_completes_onc
         assert {"ladder/master.m3u8", "ladder/manifest.mpd"} <= keys, sorted(keys)
         # Resumed (the same attempt) or requeued (the next one): either way, done once.
         assert done["attempt"] in (1, 2)
-    assert phase_lines(second_log, made["id"], "completed") == 1
+    assert completed_first + phase_lines(second_log, made["id"], "completed") == 1
