@@ -57,6 +57,8 @@ def _dummy_hash() -> bytes:
 def _password_matches(password: str, password_hash: bytes) -> bool:
     encoded = password.encode("utf-8")
     if len(encoded) > MAX_PASSWORD_BYTES:
+        # Never a stored password (the policy caps it), refused after the same bcrypt work.
+        bcrypt.checkpw(encoded[:MAX_PASSWORD_BYTES], _dummy_hash())
         return False
     try:
         return bcrypt.checkpw(encoded, password_hash)
