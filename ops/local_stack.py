@@ -309,7 +309,8 @@ class LocalStack:
         quiet = {} if chatty else {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         # As on AWS, a browser reaches S3 only as the buckets' own CORS rules allow.
         moto_env = {**os.environ, "MOTO_DISABLE_GLOBAL_CORS": "true"}
-        self.moto = spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+        # moto's server with DynamoDB's atomicity (two tasks finishing together count twice).
+        self.moto = spawn([sys.executable, "-m", "ops.moto_server", "-H", "127.0.0.1",
                            "-p", str(self.aws_port)], env=moto_env, **quiet)  # fmt: skip
         wait_for_http(f"http://127.0.0.1:{self.aws_port}/moto-api/data.json", process=self.moto)
         os.environ.update(local_environment(self.aws_port, endpoint))
