@@ -47,6 +47,15 @@ class Source:
     start: float = 0.0  # the first timestamp (MPEG-TS sources rarely start at 0)
 
 
+# What bounds a plan's chunks. The stored plan keeps one seam (a frame number) per chunk:
+# 10,000 seams are under 60 KB of the job item's 400 KB, beside the probe, outputs and
+# error. Tasks are items of their own (one per chunk and rendition group, a few hundred
+# bytes each), their messages sent ten per call: neither grows with the job. A 2-hour
+# source cut at the shortest chunk a ladder allows (one 1 s segment) is 7,200 chunks, so
+# the cap only lengthens the chunks of a source of many hours.
+MAX_CHUNKS = 10_000
+
+
 @dataclass(frozen=True)
 class Limits:
     chunk_min_seconds: float = 60.0
@@ -56,7 +65,7 @@ class Limits:
     droplets: bool = False  # DigitalOcean is configured
     droplet_usd_per_hour: float = 0.126  # c-4
     droplet_speedup: float = 3.0  # a droplet's vCPUs against one Lambda vCPU
-    max_chunks: int = 400
+    max_chunks: int = MAX_CHUNKS
     overhead_seconds: float = 5.0  # download, probe, upload around each task
     # How many encode invocations run at once (the function's cap; 0: the region's 1,000).
     concurrency: int = 0
@@ -389,11 +398,12 @@ def _tasks(
     chunks: list[Chunk], groups: tuple[tuple[str, ...], ...], shape: Shape
 ) -> list[TaskSpec]:
     duration = shape.duration
+    # A group's renditions share one decode: its rate, once (a long plan has many chunks).
+    rates = [sum(shape.rates[name] for name in g) - (len(g) - 1) * shape.decode for g in groups]
     tasks = []
     for chunk in chunks:
         length = max((chunk.end if chunk.end is not None else duration) - chunk.start, 0.0)
-        for group in groups:
-            rate = sum(shape.rates[name] for name in group) - (len(group) - 1) * shape.decode
+        for group, rate in zip(groups, rates, strict=True):
             tasks.append(
                 TaskSpec(
                     id=encode_task_id(chunk.index, group),
