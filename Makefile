@@ -21,11 +21,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The suite in parallel on pytest-xdist workers; each module is one group, run by one
-# worker in its order, slow modules first (tests/conftest.py tells how the workers share).
+# The suite in parallel on pytest-xdist workers; each module is run by one worker, in its
+# order, in the order tests/conftest.py gives (which also tells how the workers share).
 TEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict fails on a broken link.
 # tests/unit/test_docs.py runs the same build inside `make test`, and fails on a stale reference.

@@ -57,21 +57,17 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... under xdist; els
 RECORD_WAIT_SECONDS = 1800  # the other workers may still be in a long test
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items):
     """Tests marked after_all read what the rest of the suite recorded: run them last.
 
-    Modules with a slow test (they start servers or encode) go first, so that under xdist
-    the quick modules fill in at the end; each module is one group, run by one worker."""
-    after_all = [item for item in items if item.get_closest_marker("after_all")]
-    others = [item for item in items if not item.get_closest_marker("after_all")]
-    slow = {_module(item) for item in others if item.get_closest_marker("slow")}
-    others.sort(key=lambda item: _module(item) not in slow)  # stable: in-module order holds
-    if WORKER:
-        for item in others:
-            if not item.get_closest_marker("xdist_group"):
-                item.add_marker(pytest.mark.xdist_group(_module(item)))
-    items[:] = others + after_all
+    Under xdist (--dist loadfile) each module is one unit of work, given out in this order:
+    modules with a slow test (they start servers or encode) first, so that the quick ones
+    fill in at the end, and a module holding an after_all test last of all."""
+    slow = {_module(item) for item in items if item.get_closest_marker("slow")}
+    last = {_module(item) for item in items if item.get_closest_marker("after_all")}
+    # A stable sort: the tests of a module keep their order.
+    items.sort(key=lambda item: (_module(item) in last, _module(item) not in slow,
+                                 item.get_closest_marker("after_all") is not None))  # fmt: skip
 
 
 def _module(item: pytest.Item) -> str:
