@@ -30,7 +30,7 @@ def create(request: Any, principal: Principal) -> Any:
         dest=body.dest,
         origin=origin,
         notify_webhook=hook.id if hook else None,
-        options={"parallel": body.parallel, "priority": body.priority},
+        options={"parallel": body.parallel, "priority": body.priority, "quality": body.quality},
     )
     answer = {"message": "Job created", "status": 200, "job": jobs.public_view(job)}
     if hook is not None:

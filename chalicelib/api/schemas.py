@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -42,6 +42,9 @@ class JobCreate(_Body):
     notify_url: StrictStr | None = Field(None, min_length=8, max_length=2048)
     parallel: Literal["auto", "off"] = "auto"
     priority: Literal["speed", "cost"] = "speed"
+    # `{"metrics": ["vmaf", "psnr", "ssim"]}`: measured per rendition (judged by the jobs module,
+    # whose 400 lists the allowed metrics); omitted, the preset's own `quality` applies.
+    quality: dict[str, Any] | None = None
 
 
 class UserUpdate(_Body):

@@ -32,6 +32,7 @@ class Kind(StrEnum):
     ENCODE = "encode"
     AUDIO = "audio"
     THUMBNAILS = "thumbnails"
+    QUALITY = "quality"  # one chunk of one rendition measured (chalicelib.graph.measures)
     ASSEMBLE = "assemble"
 
 

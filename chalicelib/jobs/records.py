@@ -19,6 +19,7 @@ from chalicelib.errors import Gone, InvalidInput, NotFound, Unavailable
 from chalicelib.jobs import lifecycle
 from chalicelib.jobs.lifecycle import Status, TaskStatus
 from chalicelib.jobs.output_files import kind_of, name_of
+from chalicelib.presets import quality
 from chalicelib.presets.catalog import get_preset_by_name
 from chalicelib.presets.spec import parse_preset_data
 from chalicelib.store import counters, faults, queues, stats
@@ -64,8 +65,9 @@ PARALLEL = ("auto", "off")
 PRIORITY = ("speed", "cost")
 
 
-def _options(options: dict[str, Any] | None) -> dict[str, str] | None:
-    """How the job asks to run (chalicelib/graph): `parallel` auto|off, `priority` speed|cost."""
+def _options(options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """How the job asks to run (chalicelib/graph): `parallel` auto|off, `priority` speed|cost,
+    and `quality` (the metrics to measure) if the job names it."""
     if not options:
         return None
     parallel, priority = options.get("parallel") or "auto", options.get("priority") or "speed"
@@ -73,7 +75,10 @@ def _options(options: dict[str, Any] | None) -> dict[str, str] | None:
         raise InvalidInput(f"parallel must be one of {', '.join(PARALLEL)}")
     if priority not in PRIORITY:
         raise InvalidInput(f"priority must be one of {', '.join(PRIORITY)}")
-    return {"parallel": parallel, "priority": priority}
+    chosen: dict[str, Any] = {"parallel": parallel, "priority": priority}
+    if options.get("quality") is not None:
+        chosen["quality"] = {"metrics": list(quality.check(options["quality"]))}
+    return chosen
 
 
 def create_job(
@@ -97,11 +102,14 @@ def create_job(
     if not chosen.active:
         raise InvalidInput(f"preset {preset!r} is not active")
     try:
-        parse_preset_data(chosen.data)  # stored before today's allow-list? judge it again
+        spec = parse_preset_data(chosen.data)  # stored before today's allow-list? judge it again
     except InvalidInput as exc:
         raise InvalidInput(
             f"preset {preset!r} no longer passes validation: {exc.message}; update the preset"
         ) from None
+    job_options = _options(options)
+    metrics = quality.wanted(job_options, chosen.data)
+    quality.check_video(metrics, spec.args, chosen.output, spec.ladder)
     job = Job(
         counters.next_value("job-id"),
         guid=new_guid(),
@@ -113,7 +121,7 @@ def create_job(
         attempt=1,
         origin=origin,
         notify_webhook=notify_webhook,
-        options=_options(options),
+        options=job_options,
     )
     lifecycle.create(job)
     _enqueue(job)

@@ -72,6 +72,9 @@ def _trim(start: float, end: float | None, fps: Fraction, source_start: float) -
     return trim
 
 
+chunk_trim = _trim  # a measurement cuts its piece as the chunk's encode did
+
+
 def encode_chunk(
     piece: Path,
     out: Path,

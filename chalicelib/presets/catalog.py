@@ -10,6 +10,7 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.presets import quality
 from chalicelib.presets.ladder import Ladder
 from chalicelib.presets.spec import PresetSpec, check_output_name, parse_preset_data
 from chalicelib.store import counters
@@ -143,7 +144,9 @@ def check_preset(payload: PresetInput) -> tuple[str, PresetSpec, str]:
         raise InvalidInput("a preset needs 'name' and 'data'")
     name = _check_name(payload.name)
     spec = parse_preset_data(payload.data)
-    return name, spec, check_output_name(payload.output or _default_output(name, spec))
+    output = check_output_name(payload.output or _default_output(name, spec))
+    quality.check_video(spec.quality, spec.args, output, spec.ladder)
+    return name, spec, output
 
 
 def create_preset(payload: PresetInput, preset_id: int | None = None) -> Preset:
@@ -192,8 +195,9 @@ def update_preset(preset_id: int, payload: PresetInput) -> Preset:
     current = get_preset(preset_id)
     name = _check_name(payload.name) if payload.name is not None else current.name
     data = payload.data if payload.data is not None else current.data
-    parse_preset_data(data)  # refuse unsafe data before anything is written
+    spec = parse_preset_data(data)  # refuse unsafe data before anything is written
     output = check_output_name(payload.output) if payload.output is not None else current.output
+    quality.check_video(spec.quality, spec.args, output, spec.ladder)
     actions = [
         Preset.name.set(name),
         Preset.data.set(data),

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from chalicelib.errors import InvalidInput
+from chalicelib.presets import quality
 from chalicelib.presets.allowlist import check_args
 
 _OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-%]{0,127}$")
@@ -233,6 +234,7 @@ class PresetSpec(BaseModel):
     two_pass: bool = False
     structured: bool = False
     ladder: bool = False  # a ladder preset: its argv is built per rendition (chalicelib/media)
+    quality: tuple[str, ...] = ()  # metrics measured per rendition (chalicelib.presets.quality)
 
 
 def _describe(exc: ValidationError) -> str:
@@ -255,6 +257,11 @@ def parse_preset_data(data: str) -> PresetSpec:
         raise InvalidInput(
             "preset data must be a JSON object with 'raw', 'ladder' or structured fields"
         )
+    document, metrics = quality.split(document)
+    return parse_document(document).model_copy(update={"quality": metrics})
+
+
+def parse_document(document: dict[str, Any]) -> PresetSpec:
     try:
         if "ladder" in document:
             from chalicelib.presets.ladder import LadderPreset
