@@ -235,10 +235,10 @@ def test_the_template_describes_what_provisioning_makes(aws):
     """The resources `make deploy` provisions (here into moto, as the tests' stage) are the
     ones the artifact declares, setting for setting."""
     from chalicelib.config import settings
-    from ops import package, policies
+    from ops import policies, stack_resources
 
     s = settings()
-    resources = package.stage_resources(s, s.stage, "api")["Resources"]
+    resources = stack_resources.stage_resources(s, s.stage, "api")["Resources"]
     ddb, sqs, s3, iam = (boto3.client(n) for n in ("dynamodb", "sqs", "s3", "iam"))
 
     tables = {r["Properties"]["TableName"]: r["Properties"] for r in resources.values()
@@ -280,9 +280,9 @@ def test_the_template_describes_what_provisioning_makes(aws):
         declared = resources[logical]["Properties"]
         assert declared["BucketName"] == bucket
         rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-        assert [package.lifecycle_rule(r) for r in rules] == declared["LifecycleConfiguration"][
-            "Rules"
-        ]
+        assert [stack_resources.lifecycle_rule(r) for r in rules] == declared[
+            "LifecycleConfiguration"
+        ]["Rules"]
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
         assert block == declared["PublicAccessBlockConfiguration"]
         versioning = s3.get_bucket_versioning(Bucket=bucket).get("Status")
@@ -299,7 +299,7 @@ def test_the_template_describes_what_provisioning_makes(aws):
 
 def test_deploy_puts_the_alarms_the_template_declares_once(aws):
     from chalicelib.config import settings
-    from ops import deploy, package
+    from ops import deploy, stack_resources
 
     s = settings()
     first, second = deploy.Report(), deploy.Report()
@@ -307,7 +307,7 @@ def test_deploy_puts_the_alarms_the_template_declares_once(aws):
     deploy.apply_alarms(s, second)
     assert len(first.changed) == 5 and second.changed == []
     made = {a["AlarmName"]: a for a in boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]}
-    declared = package.stage_resources(s, s.stage, "api")["Resources"]
+    declared = stack_resources.stage_resources(s, s.stage, "api")["Resources"]
     for resource in declared.values():
         if resource["Type"] == "AWS::CloudWatch::Alarm":
             wanted = resource["Properties"]
