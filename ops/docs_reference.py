@@ -53,7 +53,7 @@ def schema_type(schema: dict[str, Any]) -> str:
         name = schema["$ref"].rsplit("/", 1)[-1]
         return f"[{name}](#{name.lower()})"
     if "enum" in schema:
-        return " \\| ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
+        return " | ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
     if "const" in schema:
         return f"`{json.dumps(schema['const'])}`"
     for key in ("anyOf", "oneOf"):
@@ -117,7 +117,7 @@ def api_page(document: dict[str, Any]) -> str:
             where = f"`{path}`" + (
                 f" (query: {', '.join(f'`{q}`' for q in query)})" if query else ""
             )
-            body_cell = schema_type(body["schema"]) if body else ""
+            body_cell = cell(schema_type(body["schema"])) if body else ""
             ok = [code for code in op["responses"] if code != "default"]
             out.append(
                 f"| {method} | {cell(where)} | {op.get('x-role', '')} | {cell(op['summary'])} | "
