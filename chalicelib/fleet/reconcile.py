@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from chalicelib.config import Settings, runtime
 from chalicelib.fleet import pool_lock
-from chalicelib.jobs import lifecycle
+from chalicelib.jobs import lifecycle, records, task_lifecycle
 from chalicelib.jobs.lifecycle import Status
 from chalicelib.store import faults, queues
 from chalicelib.store.models import Job, WorkerState
@@ -170,15 +170,15 @@ def recover_lapsed_tasks(now: float) -> list[tuple[int, str, str]]:
 
     bound = graph_settings().task_lease_recoveries
     done = []
-    for item in lifecycle.lapsed_tasks(now):
+    for item in task_lifecycle.lapsed_tasks(now):
         try:
-            became = lifecycle.recover_lapsed_task(item, max_recoveries=bound)
-            if became is lifecycle.TaskStatus.QUEUED:
+            became = task_lifecycle.recover_lapsed_task(item, max_recoveries=bound)
+            if became is task_lifecycle.TaskStatus.QUEUED:
                 message = messages.TaskMessage(
                     job_id=int(item.job_id), attempt=int(item.attempt), task=item.task_id
                 )
                 queues.send(item.queue or "encode", message)
-            elif became is lifecycle.TaskStatus.FAILED:
+            elif became is task_lifecycle.TaskStatus.FAILED:
                 why = f"task {item.task_id}: its host was lost too often; restart the job"
                 lifecycle.fail_graph(int(item.job_id), int(item.attempt), why)
         except Exception as exc:  # noqa: BLE001 - one task's failure must not stop the sweep
@@ -203,9 +203,9 @@ def resend_waiting(seconds: float | None = None) -> list[int]:
     send their message again (duplicates are harmless: only one claim can win)."""
     seconds = runtime().queued_resend_seconds if seconds is None else seconds
     sent = []
-    for job in lifecycle.waiting_longer_than(seconds):
+    for job in records.waiting_longer_than(seconds):
         try:
-            if lifecycle.note_resent(job):
+            if records.note_resent(job):
                 queues.send_job(job.queue, int(job.id), int(job.attempt))
                 sent.append(int(job.id))
         except Exception as exc:  # noqa: BLE001 - the next tick tries again

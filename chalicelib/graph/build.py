@@ -18,14 +18,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import graph_settings
+from chalicelib.config import graph_settings, runtime
 from chalicelib.graph.plan import Kind, Limits, Mode, Options, Plan, Source, TaskSpec, plan
 from chalicelib.graph.workspace import Workspace
 from chalicelib.media import argv, steps
 from chalicelib.media.probe import MediaError, MediaInfo, fill_video_bit_rate, probe
 from chalicelib.presets.ladder import Ladder
 from chalicelib.presets.recipe import Recipe, VideoRecipe, ladder_recipe, single_recipe
-from chalicelib.presets.spec import parse_preset_data
+from chalicelib.presets.spec import PresetSpec, parse_preset_data
 from chalicelib.store import messages, queues
 from chalicelib.store.models import Job, Task
 
@@ -314,3 +314,38 @@ def _media_facts(path: Path) -> dict[str, Any]:
 
 def workspace_of(job: Job) -> Workspace:
     return Workspace(int(job.id), int(job.attempt))
+
+
+# --- a single run's time, for the host's budget and ffmpeg's limit -----------------
+
+
+def _output_height(spec: PresetSpec, info: MediaInfo) -> int:
+    for arg in spec.args:
+        if match := re.search(r"scale=-?\d*:(\d+)", arg):
+            return int(match.group(1))
+        if match := re.search(r"scale=(\d+):-\d", arg):
+            return int(int(match.group(1)) * 9 / 16)
+    return info.video.height if info.video and info.video.height else 720
+
+
+def estimate_encode_seconds(info: MediaInfo, spec: PresetSpec) -> float:
+    """Encode time from the source duration, the preset's cost and a measured throughput.
+
+    OE_ENCODE_SPEED is the measured realtime factor of a 720p libx264 encode on
+    this host (see bench/encode.py); other sizes scale with the pixel count and
+    slower codecs by a factor measured the same way.
+    """
+    duration = info.duration or 0.0
+    pixels = (_output_height(spec, info) / 720) ** 2
+    args = " ".join(spec.args)
+    codec = 1.0
+    for name, factor in (
+        ("libvpx-vp9", 4.0),
+        ("libx265", 3.0),
+        ("libaom-av1", 8.0),
+        ("libsvtav1", 2.0),
+    ):
+        if name in args:
+            codec = factor
+    passes = 2 if spec.two_pass else 1
+    return duration * pixels * codec * passes / runtime().encode_speed

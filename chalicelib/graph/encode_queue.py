@@ -13,7 +13,8 @@ import time
 from typing import Any
 
 from chalicelib import host, logs
-from chalicelib.graph.pipeline import JobRun, Outcome, Result
+from chalicelib.graph.pipeline import JobRun
+from chalicelib.graph.run import Outcome, Result, Run
 from chalicelib.store import faults, messages, queues
 
 log = logging.getLogger("openencoder.encode")
@@ -23,6 +24,41 @@ BUDGET_MARGIN_SECONDS = 60
 
 class HandedBack(Exception):
     """Raised for a record whose message must stay on the queue."""
+
+
+def run_message(
+    body: str, *, worker_id: str, deadline: float | None = None, stop: threading.Event | None = None
+) -> Outcome:
+    """Run the job or task a queue message names; a malformed message is dropped as skipped."""
+    try:
+        message = messages.parse(body)
+    except messages.MalformedMessage as exc:
+        log.error("dropping %s", exc)
+        return Outcome(0, Result.SKIPPED, "malformed message")
+    return _run(message, worker_id=worker_id, deadline=deadline, stop=stop)
+
+
+def _run(
+    message: messages.Message,
+    *,
+    worker_id: str,
+    deadline: float | None,
+    stop: threading.Event | None,
+) -> Outcome:
+    # The runner of graph tasks loads the media steps: only a task's message needs it.
+    from chalicelib.graph.runner import TaskRun
+
+    run: Run
+    if isinstance(message, messages.TaskMessage):
+        run = TaskRun(message, worker_id=worker_id, deadline=deadline, stop=stop)
+    else:
+        run = JobRun(
+            message.job_id, message.attempt, worker_id=worker_id, deadline=deadline, stop=stop
+        )
+    with logs.bind(**run.extra):  # every record of the run names its job, attempt (and task)
+        outcome = run.run()
+    log.info("outcome %s %s", outcome.result.value, outcome.message, extra=run.extra)
+    return outcome
 
 
 def process(
@@ -39,25 +75,12 @@ def process(
     except messages.MalformedMessage as exc:
         log.error("dropping %s", exc)
         return Outcome(0, Result.SKIPPED, "malformed message")
-    if isinstance(message, messages.TaskMessage):
-        from chalicelib.graph.runner import TaskRun
-
-        run: JobRun | TaskRun = TaskRun(message, worker_id=worker_id, deadline=deadline, stop=stop)
-    else:
-        run = JobRun(
-            message.job_id, message.attempt, worker_id=worker_id, deadline=deadline, stop=stop
-        )
-    extra = {"job_id": message.job_id, "attempt": message.attempt}
-    if isinstance(message, messages.TaskMessage):
-        extra["task"] = message.task
-    with logs.bind(**extra):  # every record of the run names its job, attempt (and task)
-        outcome = run.run()
-    log.info("outcome %s %s", outcome.result.value, outcome.message, extra=extra)
+    outcome = _run(message, worker_id=worker_id, deadline=deadline, stop=stop)
     if outcome.result is Result.RETRY:
         try:
             queues.send(queue, message, delay_seconds=outcome.delay)
         except Exception as exc:  # noqa: BLE001 - the job waits queued: keep this message instead
-            log.warning("could not send the retry: %s", faults.describe(exc), extra=extra)
+            log.warning("could not send the retry: %s", faults.describe(exc))
             return Outcome(outcome.job_id, Result.HAND_BACK, outcome.message, delay=outcome.delay)
     return outcome
 

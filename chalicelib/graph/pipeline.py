@@ -19,67 +19,34 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import random
 import re
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chalicelib.config import runtime
+from chalicelib.config import graph_settings, runtime
 from chalicelib.errors import InvalidInput
 from chalicelib.graph import build
-from chalicelib.graph.lease import Heartbeat
 from chalicelib.graph.plan import Mode, Plan
-from chalicelib.graph.run_record import RunRecord, Stop, StopReason, Stops
-from chalicelib.jobs import events, lifecycle
-from chalicelib.jobs.lifecycle import Lease, Lost, Status
+from chalicelib.graph.run import Outcome, Result, Run
+from chalicelib.graph.run_record import RunRecord, StopReason
+from chalicelib.jobs import events, lifecycle, task_lifecycle
+from chalicelib.jobs.lifecycle import Lease, Status
 from chalicelib.jobs.outputs import NoOutputs, Outputs, RefusedByStorage
 from chalicelib.media import sandbox
-from chalicelib.media.ffmpeg_process import FfmpegRunner, Progress
 from chalicelib.media.probe import (
     ALLOWED_DEMUXERS,
     MediaError,
     MediaInfo,
     probe,
 )
-from chalicelib.media.scratch import Scratch
-from chalicelib.media.steps import MediaFailed
 from chalicelib.presets.spec import PresetSpec, parse_preset_data
-from chalicelib.store import faults, messages, queues, storage
+from chalicelib.store import faults, queues, storage
 from chalicelib.store.models import Job
 
 log = logging.getLogger("openencoder.pipeline")
 T = TypeVar("T")
-MAX_TRANSIENT_RETRIES = 3
-
-
-class Result(StrEnum):
-    COMPLETED = "completed"
-    ERROR = "error"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"  # nothing to do: duplicate, older attempt, or another worker owns it
-    RETRY = "retry"  # requeued after a transient failure: send a delayed message
-    HANDED_OFF = "handed_off"  # too long for this host: requeued and sent to the long queue
-    RELEASED = "released"  # the host is stopping: requeued, its message visible again now
-    HAND_BACK = "hand_back"  # the outcome could not be recorded: keep the message, delayed
-    FANNED_OUT = "fanned_out"  # planned as a graph: its tasks' messages are sent
-
-
-@dataclass(frozen=True)
-class Outcome:
-    job_id: int
-    result: Result
-    message: str = ""
-    delay: int = 0  # RETRY: the new message's delay; HAND_BACK: when to see the message again
-
-    @property
-    def delete_message(self) -> bool:
-        """Whether the message that carried this run may go: only once the job says so."""
-        return self.result not in (Result.RELEASED, Result.HAND_BACK)
 
 
 class EncodeFailed(Exception):
@@ -96,44 +63,13 @@ def scratch_root() -> Path:
     return Path(runtime().scratch_dir)
 
 
-def _output_height(spec: PresetSpec, info: MediaInfo) -> int:
-    for arg in spec.args:
-        if match := re.search(r"scale=-?\d*:(\d+)", arg):
-            return int(match.group(1))
-        if match := re.search(r"scale=(\d+):-\d", arg):
-            return int(int(match.group(1)) * 9 / 16)
-    return info.video.height if info.video and info.video.height else 720
+class JobRun(Run):
+    """A job's first task on this host: claim, download, probe, plan; then fan out, or
+    (a plan of one task) encode, publish and complete. `RunRecord` makes its job writes."""
 
-
-def estimate_encode_seconds(info: MediaInfo, spec: PresetSpec) -> float:
-    """Encode time from the source duration, the preset's cost and a measured throughput.
-
-    OE_ENCODE_SPEED is the measured realtime factor of a 720p libx264 encode on
-    this host (see bench/encode.py); other sizes scale with the pixel count and
-    slower codecs by a factor measured the same way.
-    """
-    duration = info.duration or 0.0
-    pixels = (_output_height(spec, info) / 720) ** 2
-    args = " ".join(spec.args)
-    codec = 1.0
-    for name, factor in (
-        ("libvpx-vp9", 4.0),
-        ("libx265", 3.0),
-        ("libaom-av1", 8.0),
-        ("libsvtav1", 2.0),
-    ):
-        if name in args:
-            codec = factor
-    passes = 2 if spec.two_pass else 1
-    return duration * pixels * codec * passes / runtime().encode_speed
-
-
-class JobRun:
-    """One attempt of one job on this host: claim, the steps, then an outcome.
-
-    Collaborators: the `Heartbeat` keeps the lease (and notices cancel), `Scratch` holds
-    the files, `FfmpegRunner` runs ffmpeg, `Stops` carries why to stop.
-    """
+    @property
+    def retry_budget(self) -> int:  # type: ignore[override]
+        return graph_settings().task_retries  # one budget for every task, this one too
 
     def __init__(
         self,
@@ -144,20 +80,14 @@ class JobRun:
         deadline: float | None = None,
         stop: threading.Event | None = None,
     ) -> None:
-        self.job_id = job_id
-        self.attempt = attempt
-        self.worker_id = worker_id
-        self.deadline = deadline  # time.monotonic() by which work must be handed off
-        self.lease = Lease(job_id, attempt, worker_id, lease_seconds())
-        self.extra = {"job_id": job_id, "attempt": attempt}
+        extra = {"job_id": job_id, "attempt": attempt}
+        super().__init__(job_id, attempt, worker_id=worker_id, deadline=deadline, stop=stop,
+                         extra=extra)  # fmt: skip
+        self.lease = Lease(job_id, attempt, worker_id, self.lease_seconds)
         writer = storage.Writer(job_id, attempt, worker_id)
         self.outputs = Outputs(writer, retry_seconds=self.lease.seconds, extra=self.extra)
         self.job: Job | None = None
-        self.progress = Progress()
-        self.ffmpeg: FfmpegRunner | None = None  # every ffmpeg this run starts
-        self.stops = Stops(self.kill, deadline=deadline, host=stop)
         self.record = RunRecord(self.lease, self.stops, self.extra)
-        self.scratch: Scratch | None = None
 
     # --- the run --------------------------------------------------------------
 
@@ -188,44 +118,27 @@ class JobRun:
         return job is not None
 
     def execute(self, job: Job | None = None) -> Outcome:
-        """Everything after a successful claim; scratch space is removed on every path."""
         self.job = job or self.job
         assert self.job is not None
         self.record.claimed(self.job)
+        self.retries = int(self.job.retries or 0)
+        self.tries = lifecycle.tries_of(self.job)
         log.info("claimed by %s", self.worker_id, extra=self.extra)
-        heartbeat = Heartbeat(
-            lease_seconds=self.lease.seconds,
-            renew=self._renew,
-            on_lost=self.record.explain_lost,
-            on_lapse=lambda: self.stops.set(StopReason.LEASE_LAPSED),
-            on_beat=self.stops.watch,
-            every=runtime().heartbeat_seconds,
-            name=f"heartbeat-{self.job_id}",
-            extra=self.extra,
-        )
-        scratch = Scratch(scratch_root(), f"{self.job.guid}-{self.attempt}")
-        with scratch, heartbeat:
-            self.scratch, self.record.heartbeat = scratch, heartbeat
-            self.ffmpeg = FfmpegRunner(self.stops, self.progress, scratch, self.deadline)
-            try:
-                return self._steps()
-            except Stop as stop:
-                return self._stopped(stop.reason)
-            except (
-                EncodeFailed,
-                MediaFailed,
-                MediaError,
-                storage.SourceMissing,
-                RefusedByStorage,
-                NoOutputs,
-            ) as exc:
-                return self._failed(str(exc), getattr(exc, "log_tail", ""))
-            except storage.OutsideBoundary as exc:
-                return self._failed(f"{exc}: outputs may only be written under the job's dest")
-            except Exception as exc:  # noqa: BLE001 - classified: permanent, transient or a bug
-                return self._broke(exc)
-            finally:
-                self.kill()
+        return super().execute()
+
+    def scratch_name(self) -> str:
+        assert self.job is not None
+        return f"{self.job.guid}-{self.attempt}"
+
+    def media_failures(self) -> tuple[type[Exception], ...]:
+        return (EncodeFailed, storage.SourceMissing, RefusedByStorage, NoOutputs)
+
+    def lost(self) -> None:
+        self.record.explain_lost()
+
+    def steps(self) -> Outcome:
+        self.record.heartbeat = self.heartbeat
+        return self._steps()
 
     def _steps(self) -> Outcome:
         assert self.job is not None
@@ -249,7 +162,7 @@ class JobRun:
         assert self.scratch is not None and self.ffmpeg is not None
         outputs = self.outputs.publish(
             self.scratch.out, self.job.dest,
-            transfer=self._transfer, should_stop=self.stops.wanted, check=self.stops.check,
+            transfer=self.transfer, should_stop=self.stops.wanted, check=self.stops.check,
         )  # fmt: skip
         self.record.complete({"outputs": outputs, "progress": 100, "tasks_done": 1,
                               "cpu_seconds": round(self.ffmpeg.cpu_seconds, 3)})  # fmt: skip
@@ -277,16 +190,16 @@ class JobRun:
         sent = False
         try:
             # The assemble first: the fan-in releases it, however early the others finish.
-            self._transfer("storing the assemble", lambda: lifecycle.plant([items["assemble"]]))
+            self.transfer("storing the assemble", lambda: task_lifecycle.plant([items["assemble"]]))
             folder = self.scratch.path / "pieces"
             for piece in build.pieces(self.source_path, plan, folder, runner):
                 put = lambda p=piece: workspace.put(p.path, p.name, self.stops.wanted)  # noqa: E731
-                self._transfer(f"writing {piece.name}", put)
+                self.transfer(f"writing {piece.name}", put)
                 piece.path.unlink()  # a long source's pieces need not all fit in scratch
                 ready = [items[t.id] for t in piece.tasks]
-                self._transfer("storing tasks", lambda r=ready: lifecycle.plant(r))
+                self.transfer("storing tasks", lambda r=ready: task_lifecycle.plant(r))
                 self.stops.check()
-                self._transfer("sending tasks", lambda p=piece: build.send(job, p.tasks, queue))
+                self.transfer("sending tasks", lambda p=piece: build.send(job, p.tasks, queue))
                 sent = True
         except BaseException:
             # Before any message, nobody reads these pieces. After one, a task may still run
@@ -318,7 +231,7 @@ class JobRun:
 
     # --- the heartbeat's side -----------------------------------------------------------
 
-    def _renew(self) -> None:
+    def renew(self) -> None:
         fields: dict[str, Any] = {}
         if self.record.phase is Status.ENCODING:
             fields["progress"] = round(self.progress.percent, 2)
@@ -329,28 +242,13 @@ class JobRun:
                 fields["speed"] = self.progress.speed
         self.record.renew(fields)
 
-    def kill(self) -> None:
-        if self.ffmpeg is not None:
-            self.ffmpeg.kill()
-
     # --- the steps -------------------------------------------------------------------
-
-    def _transfer(self, what: str, call: Callable[[], T]) -> T:
-        """An S3 transfer, transient failures retried for up to a lease's length."""
-        try:
-            return faults.retry(
-                call, until=time.monotonic() + self.lease.seconds, what=what, extra=self.extra
-            )
-        except storage.Stopped:
-            self.stops.watch()
-            self.stops.check()
-            raise
 
     def _download_and_probe(self) -> MediaInfo:
         assert self.job is not None and self.scratch is not None
         source = storage.from_uri(self.job.source)
         try:
-            size = self._transfer("reading the source", lambda: storage.object_size(source))
+            size = self.transfer("reading the source", lambda: storage.object_size(source))
         except Exception as exc:
             if message := storage.explain(exc, source, "read the source"):
                 raise EncodeFailed(message) from None
@@ -368,7 +266,7 @@ class JobRun:
         if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix):
             suffix = ""  # the name is ours; ffmpeg probes the content, not the name
         self.source_path = self.scratch.path / f"source{suffix}"
-        self._transfer(
+        self.transfer(
             "downloading the source",
             lambda: storage.download(source, self.source_path, self.stops.wanted),
         )
@@ -384,7 +282,7 @@ class JobRun:
     def _check_budget(self, info: MediaInfo, spec: PresetSpec) -> None:
         if self.deadline is None:
             return
-        needed = estimate_encode_seconds(info, spec)
+        needed = build.estimate_encode_seconds(info, spec)
         left = self.deadline - time.monotonic()
         if needed > left:
             log.info("needs ~%.0f s, %.0f s left: handing off", needed, left, extra=self.extra)
@@ -397,7 +295,7 @@ class JobRun:
         source = [*sandbox.INPUT_FENCE, "-format_whitelist", ALLOWED_DEMUXERS,
                   "-i", f"file:{self.source_path}"]  # fmt: skip
         self.ffmpeg([*source, *args], self.scratch.out, info.duration,
-                    estimate=estimate_encode_seconds(info, spec))  # fmt: skip
+                    estimate=build.estimate_encode_seconds(info, spec))  # fmt: skip
 
     def _encode(self, spec: PresetSpec, info: MediaInfo) -> None:
         assert self.job is not None and self.scratch is not None
@@ -423,19 +321,6 @@ class JobRun:
 
     # --- endings ------------------------------------------------------------------
 
-    def _try(self, what: str, write: Callable[[], None]) -> bool | None:
-        """A closing write: True if recorded, False if the job moved on, None if unrecorded."""
-        try:
-            faults.retry(
-                write, until=time.monotonic() + self.lease.seconds, what=what, extra=self.extra
-            )
-            return True
-        except Lost:
-            return False
-        except Exception as exc:  # noqa: BLE001 - unrecorded: the message must stay
-            log.warning("%s: %s", what, faults.describe(exc), extra=self.extra)
-            return None
-
     def _hand_back(self, why: str) -> Outcome:
         """The job's state could not be recorded: keep the message until the lease lapses."""
         job = self.record.read()
@@ -447,7 +332,7 @@ class JobRun:
         log.warning("handing the message back: %s", why, extra=self.extra)
         return Outcome(self.job_id, Result.HAND_BACK, why, delay=delay)
 
-    def _stopped(self, reason: StopReason) -> Outcome:
+    def stopped(self, reason: StopReason) -> Outcome:
         log.info("stopped: %s", reason.value, extra=self.extra)
         if reason in (StopReason.LEASE_LAPSED, StopReason.UNRECORDED):
             return self._hand_back(reason.value)
@@ -474,65 +359,36 @@ class JobRun:
             self.job_id, Result.HANDED_OFF, "too long for this host: sent to the long queue"
         )
 
-    def _failed(self, message: str, log_tail: str = "") -> Outcome:
-        if self.scratch is not None:
-            message, log_tail = self.scratch.redact(message), self.scratch.redact(log_tail)
+    def failed(self, message: str, log_tail: str = "", ended: str = "") -> Outcome:
+        message, log_tail = self.redact(message), self.redact(log_tail)
         self.outputs.remove()
         recorded = self.record.close(
             "recording the error",
-            lambda: lifecycle.fail_run(self.lease, self.record.phase, message, log_tail),
+            lambda: lifecycle.fail_run(
+                self.lease, self.record.phase, message, log_tail, ended=ended or message
+            ),
         )
         if recorded is None:
             return self._hand_back("could not record the error")
         if not recorded:
             self.record.explain_lost()
             reason = self.stops.reason or StopReason.SUPERSEDED
-            return self._stopped(reason)
+            return self.stopped(reason)
         log.info("error: %s", message, extra=self.extra)
         return Outcome(self.job_id, Result.ERROR, message)
 
-    def _broke(self, exc: BaseException) -> Outcome:
-        """Not media, not a stop: permanent storage failures end the job; the rest retry."""
+    def retry(self, retries: int, ended: str, delay: int) -> Outcome:
+        """Back to queued as the same attempt, for another try after `delay`."""
         assert self.job is not None
-        fault = faults.classify(exc)
-        if fault is faults.Fault.PERMANENT and not faults.is_backend_error(exc):
-            log.exception("unexpected failure", extra=self.extra)
-        else:
-            log.warning("failed: %s", faults.describe(exc), extra=self.extra)
-        reason = faults.describe(exc)
-        if self.scratch is not None:
-            reason = self.scratch.redact(reason)
-        if fault is faults.Fault.PERMANENT and faults.is_backend_error(exc):
-            return self._failed(f"storage refused the job: {reason}")
-        retries = int(self.job.retries or 0) + 1
-        if retries > MAX_TRANSIENT_RETRIES:
-            return self._failed(
-                f"gave up after {MAX_TRANSIENT_RETRIES} retries; last failure: {reason}"
-            )
         self.outputs.remove()
-        delay = min(900, 5 * 2**retries + random.randint(0, 5))
+        queue = self.job.queue
         recorded = self.record.close(
             "scheduling a retry",
-            lambda: lifecycle.requeue(
-                self.lease, self.record.phase, queue=self.job.queue, delay=delay, retries=retries
-            ),
-        )
+            lambda: lifecycle.requeue(self.lease, self.record.phase, queue=queue, delay=delay,
+                                      retries=retries, ended=ended),
+        )  # fmt: skip
         if recorded is None:
             return self._hand_back("could not schedule a retry")
         if not recorded:
             return Outcome(self.job_id, Result.SKIPPED, "lost the job while scheduling a retry")
-        return Outcome(self.job_id, Result.RETRY, reason, delay=delay)
-
-
-def run_message(
-    body: str, *, worker_id: str, deadline: float | None = None, stop: threading.Event | None = None
-) -> Outcome:
-    """Run the job a queue message names; malformed messages are dropped as skipped."""
-    try:
-        message = messages.parse(body)
-    except messages.MalformedMessage as exc:
-        log.error("dropping %s", exc)
-        return Outcome(0, Result.SKIPPED, "malformed message")
-    return JobRun(
-        message.job_id, message.attempt, worker_id=worker_id, deadline=deadline, stop=stop
-    ).run()
+        return Outcome(self.job_id, Result.RETRY, ended, delay=delay)

@@ -28,7 +28,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.jobs import events
 from chalicelib.store import faults, stats
-from chalicelib.store.models import Job, SystemItem, Task, connection, rfc3339, utcnow
+from chalicelib.store.models import Job, SystemItem, connection, rfc3339, utcnow
 
 log = logging.getLogger("openencoder.lifecycle")
 T = TypeVar("T")
@@ -50,8 +50,13 @@ WAITING = (Status.QUEUED, Status.RESTARTING)
 RUNNING = (Status.DOWNLOADING, Status.PROBING, Status.ENCODING, Status.UPLOADING)
 TERMINAL = (Status.COMPLETED, Status.ERROR, Status.CANCELLED)
 ACTIVE = WAITING + RUNNING
-_READ_RETRIES = 4  # optimistic loops: re-read and retry when another writer got in between
+GRAPH_RUNNING = (Status.ENCODING, Status.UPLOADING)  # a graph job while its tasks run
+READ_RETRIES = 4  # optimistic loops: re-read and retry when another writer got in between
 _CONFLICT_RETRIES = 3  # TransactionConflict: botocore never retries it, so we do, briefly
+
+
+# Why a try ended when its host stopped beating (a crash, a lost droplet, a killed Lambda).
+LOST_HOST = "its host was lost (the lease expired with no heartbeat)"
 
 
 class Lost(Exception):
@@ -74,7 +79,7 @@ class Lease:
         return Job.lease_expires.set(int(time.time() + self.seconds))
 
 
-def _with_conflict_retries(call: Callable[[], T]) -> T:
+def with_conflict_retries(call: Callable[[], T]) -> T:
     for attempt in range(_CONFLICT_RETRIES):
         try:
             return call()
@@ -105,7 +110,7 @@ def _write(job_id: int, *, old: Status, new: Status, condition: Any, actions: li
                 tx.update(item, actions=updates)
 
     try:
-        _with_conflict_retries(transact)
+        with_conflict_retries(transact)
     except PynamoDBException as exc:
         if faults.is_lost(exc):
             raise Lost(f"job {job_id} is no longer {old.value} as this writer expected") from exc
@@ -127,6 +132,16 @@ def _sets(fields: dict[str, Any]) -> list[Any]:
 
 def _releasing() -> list[Any]:
     return [Job.lease_owner.remove(), Job.lease_expires.remove()]
+
+
+def tries_of(item: Any) -> list[dict[str, Any]]:
+    """A job's or a task's ended tries, as plain dicts."""
+    return [dict(t.as_dict() if hasattr(t, "as_dict") else t) for t in item.tries or []]
+
+
+def ended_try(attribute: Any, why: str) -> Any:
+    """The update that records why a try ended, on a job's or a task's `tries` list."""
+    return attribute.set((attribute | []).append([{"ended": why, "at": rfc3339(utcnow())}]))
 
 
 def current(job_id: int) -> Job | None:
@@ -156,7 +171,7 @@ def create(job: Job) -> None:
             for item, updates in stats.changes(None, Status.QUEUED.value):
                 tx.update(item, actions=updates)
 
-    _with_conflict_retries(transact)
+    with_conflict_retries(transact)
     log.info("job %s: created, queued", job.id, extra={"job_id": int(job.id), "attempt": 1})
 
 
@@ -165,7 +180,7 @@ def create(job: Job) -> None:
 
 def claim(job_id: int, attempt: int, owner: str, lease_seconds: int) -> Job | None:
     """Take the job for `owner` if it waits, or if its holder's lease lapsed; None if not."""
-    for _ in range(_READ_RETRIES):
+    for _ in range(READ_RETRIES):
         job = current(job_id)
         if job is None or int(job.attempt) != attempt:
             return None
@@ -235,18 +250,21 @@ def complete(lease: Lease, old: Status, fields: dict[str, Any]) -> None:
     )
 
 
-def fail_run(lease: Lease, old: Status, message: str, log_tail: str = "") -> None:
-    _write(
-        lease.job_id,
-        old=old,
-        new=Status.ERROR,
-        condition=lease.condition(),
-        actions=[Job.error.set({"message": message, "log": log_tail}), *_releasing()],
-    )
+def fail_run(lease: Lease, old: Status, message: str, log_tail: str = "", ended: str = "") -> None:
+    actions = [Job.error.set({"message": message, "log": log_tail}), *_releasing()]
+    if ended:
+        actions.append(ended_try(Job.tries, ended))
+    _write(lease.job_id, old=old, new=Status.ERROR, condition=lease.condition(), actions=actions)
 
 
 def requeue(
-    lease: Lease, old: Status, *, queue: str, delay: int = 0, retries: int | None = None
+    lease: Lease,
+    old: Status,
+    *,
+    queue: str,
+    delay: int = 0,
+    retries: int | None = None,
+    ended: str = "",
 ) -> None:
     """Back to queued as the same attempt, lease released, its message due after `delay`."""
     actions = [
@@ -257,6 +275,8 @@ def requeue(
     ]
     if retries is not None:
         actions.append(Job.retries.set(retries))
+    if ended:
+        actions.append(ended_try(Job.tries, ended))
     _write(lease.job_id, old=old, new=Status.QUEUED, condition=lease.condition(), actions=actions)
 
 
@@ -285,7 +305,7 @@ def _get(job_id: int) -> Job:
 
 def cancel(job_id: int) -> Job:
     """Cancelled from any non-terminal status; Conflict when it has already ended."""
-    for _ in range(_READ_RETRIES):
+    for _ in range(READ_RETRIES):
         job = _get(job_id)
         status = status_of(job)
         if status not in ACTIVE:
@@ -307,7 +327,7 @@ def cancel(job_id: int) -> Job:
 
 def restart(job_id: int) -> Job:
     """A finished job as its next attempt, waiting for its message."""
-    for _ in range(_READ_RETRIES):
+    for _ in range(READ_RETRIES):
         job = _get(job_id)
         status = status_of(job)
         if status not in TERMINAL:
@@ -351,7 +371,7 @@ def fail(
     job_id: int, attempt: int, message: str, *, expect: tuple[Status, ...], log_tail: str = ""
 ) -> bool:
     """End a job in error if it is still in one of `expect` as `attempt`; False if not."""
-    for _ in range(_READ_RETRIES):
+    for _ in range(READ_RETRIES):
         job = current(job_id)
         if job is None or int(job.attempt) != attempt or status_of(job) not in expect:
             return False
@@ -391,7 +411,11 @@ def recover_lapsed(job: Job, *, max_recoveries: int) -> Status | None:
                 old=status,
                 new=Status.ERROR,
                 condition=condition,
-                actions=[Job.error.set({"message": message, "log": ""}), *_releasing()],
+                actions=[
+                    Job.error.set({"message": message, "log": ""}),
+                    *_releasing(),
+                    ended_try(Job.tries, LOST_HOST),
+                ],
             )
             return Status.ERROR
         _write(
@@ -404,6 +428,7 @@ def recover_lapsed(job: Job, *, max_recoveries: int) -> Status | None:
                 Job.retries.set(recoveries),
                 Job.progress.set(0),
                 Job.queued_due.set(int(time.time())),
+                ended_try(Job.tries, LOST_HOST),
             ],
         )
         return Status.QUEUED
@@ -411,300 +436,9 @@ def recover_lapsed(job: Job, *, max_recoveries: int) -> Status | None:
         return None  # the worker came back, or another run got there first
 
 
-def waiting_longer_than(seconds: float) -> list[Job]:
-    """Jobs queued or restarting whose message was due more than `seconds` ago (one Query)."""
-    before = int(time.time() - seconds)
-    return list(Job.by_queued.query("job", range_key_condition=Job.queued_due < before))
-
-
-def note_resent(job: Job) -> bool:
-    """Record that the waiting job's message was sent again; False if it moved on meanwhile."""
-    try:
-        Job(int(job.id)).update(
-            actions=[Job.queued_due.set(int(time.time()))],
-            condition=(Job.status == job.status)
-            & (Job.attempt == job.attempt)
-            & (Job.queued_due == job.queued_due),
-        )
-        return True
-    except PynamoDBException as exc:
-        if faults.is_lost(exc):
-            return False
-        raise
-
-
-# --- the job graph: a graph job's own writes and every task status write -----------------
-#
-# A graph job holds no lease while its tasks run (each task holds its own). Its writes are
-# conditional on (status, attempt); a task's on (status, attempt, its lease owner) plus a
-# check that its job is still running that attempt, so a cancel, a failure elsewhere or a
-# restart stops every task at its next beat.
-#
-# ```
-# waiting (assemble) ─► queued ─► running ─► done
-#                          ▲        ├─► queued (transient failure, host stop, lapsed lease)
-#                          └────────┤─► failed (the job fails with it)
-#                                   └─► cancelled (the job ended: cancelled, failed, restarted)
-# ```
-
-
-class TaskStatus(StrEnum):
-    WAITING = "waiting"  # the assemble, until the fan-in releases it
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-GRAPH_RUNNING = (Status.ENCODING, Status.UPLOADING)
-
-
-class NotYet(Exception):
-    """A task's job is still being planned (its fan-out is in flight): try again shortly."""
-
-
-@dataclass(frozen=True)
-class TaskLease:
-    job_id: int
-    attempt: int
-    task_id: str
-    owner: str
-    seconds: int
-
-    @property
-    def key(self) -> str:
-        return Task.make_key(self.attempt, self.task_id)
-
-    def item(self) -> Task:
-        return Task(self.job_id, self.key)
-
-    def condition(self) -> Any:
-        return (Task.status == TaskStatus.RUNNING.value) & (Task.lease_owner == self.owner)
-
-    def renewal(self) -> Any:
-        return Task.lease_expires.set(int(time.time() + self.seconds))
-
-
-def _job_running(attempt: int) -> Any:
-    return (Job.attempt == attempt) & Job.status.is_in(*(s.value for s in GRAPH_RUNNING))
-
-
-def _task_write(
-    job_id: int,
-    key: str,
-    *,
-    actions: list[Any],
-    condition: Any,
-    job_condition: Any = None,
-    job_actions: list[Any] | None = None,
-) -> None:
-    """A task's write, with its job checked (or updated) in the same transaction."""
-
-    def transact() -> None:
-        with TransactWrite(connection=connection()) as tx:
-            tx.update(Task(job_id, key), actions=actions, condition=condition)
-            if job_actions:
-                tx.update(Job(job_id), actions=job_actions, condition=job_condition)
-            elif job_condition is not None:
-                tx.condition_check(Job, job_id, condition=job_condition)
-
-    try:
-        _with_conflict_retries(transact)
-    except PynamoDBException as exc:
-        if faults.is_lost(exc):
-            raise Lost(f"task {key} of job {job_id} is no longer as this writer expected") from exc
-        raise
-
-
-def task(job_id: int, attempt: int, task_id: str) -> Task | None:
-    try:
-        return Task.get(job_id, Task.make_key(attempt, task_id), consistent_read=True)
-    except Task.DoesNotExist:
-        return None
-
-
-def tasks_of(job_id: int, attempt: int) -> list[Task]:
-    """The tasks of one attempt, in plan order (one Query on the job's partition)."""
-    rows = Task.query(job_id, Task.key.startswith(f"{attempt:04d}#"), consistent_read=True)
-    return sorted(rows, key=lambda t: int(t.order))
-
-
 def fan_out(lease: Lease, old: Status, fields: dict[str, Any]) -> None:
     """The job starts running as a graph: encoding, with its plan and a zeroed fan-in counter."""
     advance(lease, old, Status.ENCODING, {**fields, "tasks_done": 0})
-
-
-def plant(tasks: list[Task]) -> None:
-    """Store an attempt's tasks (queued; the assemble waiting). A re-plan overwrites them."""
-    with Task.batch_write() as batch:
-        for item in tasks:
-            batch.save(item)
-
-
-def claim_task(
-    job_id: int, attempt: int, task_id: str, owner: str, lease_seconds: int
-) -> Task | None:
-    """Run the task for `owner` if it is queued or its holder's lease lapsed; None if not.
-
-    Raises NotYet while the job is still planning this attempt (its messages can arrive
-    before the job's own fan-out write is visible).
-    """
-    for _ in range(_READ_RETRIES):
-        item = task(job_id, attempt, task_id)
-        if item is None:
-            job = current(job_id)
-            if (
-                job is not None
-                and int(job.attempt) == attempt
-                and status_of(job)
-                in (
-                    Status.DOWNLOADING,
-                    Status.PROBING,
-                    Status.ENCODING,
-                )
-            ):
-                raise NotYet(f"job {job_id} is still planning")
-            return None
-        now = time.time()
-        status = TaskStatus(item.status)
-        if status is TaskStatus.QUEUED:
-            condition = Task.status == TaskStatus.QUEUED.value
-        elif status is TaskStatus.RUNNING and (item.lease_expires or 0) < now:
-            condition = (Task.status == TaskStatus.RUNNING.value) & (
-                Task.lease_expires == item.lease_expires
-            )
-        else:
-            return None
-        started = utcnow()
-        expires = int(now + lease_seconds)
-        try:
-            _task_write(
-                job_id,
-                item.key,
-                actions=[
-                    Task.status.set(TaskStatus.RUNNING.value),
-                    Task.lease_owner.set(owner),
-                    Task.lease_expires.set(expires),
-                    Task.started.set(started),
-                    Task.progress.set(0),
-                ],
-                condition=condition,
-                job_condition=_job_running(attempt),
-            )
-        except Lost:
-            job = current(job_id)
-            if job is None or int(job.attempt) != attempt:
-                return None
-            if status_of(job) in (Status.DOWNLOADING, Status.PROBING):
-                raise NotYet(f"job {job_id} is still planning") from None
-            if status_of(job) not in GRAPH_RUNNING:
-                return None
-            continue  # the task changed under us: look again
-        item.status, item.lease_owner, item.lease_expires = TaskStatus.RUNNING.value, owner, expires
-        item.started = started
-        return item
-    return None
-
-
-def renew_task(lease: TaskLease, fields: dict[str, Any]) -> None:
-    """Extend the task's lease (with progress); Lost when the task or its job moved on."""
-    _task_write(
-        lease.job_id,
-        lease.key,
-        actions=[lease.renewal(), *[getattr(Task, k).set(v) for k, v in fields.items()]],
-        condition=lease.condition(),
-        job_condition=_job_running(lease.attempt),
-    )
-
-
-def finish_task(
-    lease: TaskLease, outputs: list[str], share: float, seconds: float, cpu_seconds: float = 0.0
-) -> tuple[int, int]:
-    """Done, counted once on the job (one transaction); (tasks_done, tasks_total) after it.
-
-    The counter and the task's own status change commit together, so a duplicate or a
-    retried finish can never count twice.
-    """
-    _task_write(
-        lease.job_id,
-        lease.key,
-        actions=[
-            Task.status.set(TaskStatus.DONE.value),
-            Task.outputs.set(outputs),
-            Task.finished.set(utcnow()),
-            Task.seconds.set(round(seconds, 3)),
-            Task.cpu_seconds.set(round(cpu_seconds, 3)),
-            Task.progress.set(100),
-            Task.lease_owner.remove(),
-            Task.lease_expires.remove(),
-        ],
-        condition=lease.condition(),
-        job_condition=(Job.attempt == lease.attempt) & (Job.status == Status.ENCODING.value),
-        job_actions=[
-            Job.tasks_done.add(1),
-            Job.progress.add(round(share, 3)),
-            Job.cpu_seconds.add(round(cpu_seconds, 3)),
-            Job.updated_date.set(utcnow()),
-        ],
-    )
-    job = current(lease.job_id)
-    if job is None:
-        return 0, 1
-    return int(job.tasks_done or 0), int(job.tasks_total or 0)
-
-
-def release_assemble(job_id: int, attempt: int) -> bool:
-    """The assemble goes from waiting to queued: True for exactly one caller per attempt."""
-    try:
-        _task_write(
-            job_id,
-            Task.make_key(attempt, "assemble"),
-            actions=[Task.status.set(TaskStatus.QUEUED.value)],
-            condition=Task.status == TaskStatus.WAITING.value,
-            job_condition=(Job.attempt == attempt) & (Job.status == Status.ENCODING.value),
-        )
-        return True
-    except Lost:
-        return False
-
-
-def requeue_task(lease: TaskLease, *, retries: int | None = None) -> None:
-    """Back to queued (its message is re-sent by the caller), lease dropped."""
-    actions = [
-        Task.status.set(TaskStatus.QUEUED.value),
-        Task.lease_owner.remove(),
-        Task.lease_expires.remove(),
-        Task.progress.set(0),
-    ]
-    if retries is not None:
-        actions.append(Task.retries.set(retries))
-    _task_write(lease.job_id, lease.key, actions=actions, condition=lease.condition())
-
-
-def end_task(
-    lease: TaskLease,
-    status: TaskStatus,
-    message: str = "",
-    log_tail: str = "",
-    seconds: float | None = None,
-    cpu_seconds: float | None = None,
-) -> None:
-    """Ended without counting on the job: failed or cancelled (see `fail_graph`), or the
-    assemble done (the job's completion counted it)."""
-    actions = [
-        Task.status.set(status.value),
-        Task.finished.set(utcnow()),
-        Task.lease_owner.remove(),
-        Task.lease_expires.remove(),
-    ]
-    if seconds is not None:
-        actions += [Task.seconds.set(round(seconds, 3)), Task.progress.set(100)]
-    if cpu_seconds is not None:
-        actions.append(Task.cpu_seconds.set(round(cpu_seconds, 3)))
-    if message:
-        actions.append(Task.error.set({"message": message, "log": log_tail}))
-    _task_write(lease.job_id, lease.key, actions=actions, condition=lease.condition())
 
 
 def graph_advance(
@@ -717,33 +451,3 @@ def graph_advance(
 def fail_graph(job_id: int, attempt: int, message: str, log_tail: str = "") -> bool:
     """The job fails with one task's error and ffmpeg tail; False if it already ended."""
     return fail(job_id, attempt, message, expect=ACTIVE, log_tail=log_tail)
-
-
-def lapsed_tasks(now: float) -> list[Task]:
-    """Running tasks whose lease lapsed (one Query of the sparse lease index)."""
-    return list(Task.by_lease.query("task", range_key_condition=Task.lease_expires < now))
-
-
-def recover_lapsed_task(item: Task, *, max_recoveries: int) -> TaskStatus | None:
-    """A task whose host died: queued again (its message re-sent by the caller), or failed."""
-    if item.status != TaskStatus.RUNNING.value or (item.lease_expires or 0) >= time.time():
-        return None
-    recoveries = int(item.recoveries or 0) + 1
-    condition = (Task.status == TaskStatus.RUNNING.value) & (
-        Task.lease_expires == item.lease_expires
-    )
-    new = TaskStatus.QUEUED if recoveries <= max_recoveries else TaskStatus.FAILED
-    actions = [
-        Task.status.set(new.value),
-        Task.recoveries.set(recoveries),
-        Task.lease_owner.remove(),
-        Task.lease_expires.remove(),
-    ]
-    if new is TaskStatus.FAILED:
-        message = f"task {item.task_id}: its host was lost {recoveries} times; restart the job"
-        actions.append(Task.error.set({"message": message, "log": ""}))
-    try:
-        _task_write(int(item.job_id), item.key, actions=actions, condition=condition)
-    except Lost:
-        return None
-    return new

@@ -10,15 +10,19 @@ import base64
 import binascii
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from pynamodb.exceptions import PynamoDBException
+
 from chalicelib.config import settings
 from chalicelib.errors import Gone, InvalidInput, NotFound, Unavailable
-from chalicelib.jobs import lifecycle
-from chalicelib.jobs.lifecycle import Status, TaskStatus
+from chalicelib.jobs import lifecycle, task_lifecycle
+from chalicelib.jobs.lifecycle import Status
 from chalicelib.jobs.output_files import kind_of, name_of
+from chalicelib.jobs.task_lifecycle import TaskStatus
 from chalicelib.presets import quality
 from chalicelib.presets.catalog import get_preset_by_name
 from chalicelib.presets.spec import parse_preset_data
@@ -278,11 +282,20 @@ def public_view(job: Job) -> dict[str, Any]:
             "outputs": [output_view(o, job.dest) for o in (job.outputs or [])],
             "probe": job.probe.as_dict() if job.probe else None,
             "plan": plan_view(job),
+            "tries": tries_view(job),
             "updated_date": _date(job.updated_date),
             "notify_webhook": job.notify_webhook,
         }
     )
     return view
+
+
+def tries_view(item: Any) -> dict[str, Any]:
+    """How often a job's (single) run or a task was tried in this attempt, and why each ended."""
+    ended = lifecycle.tries_of(item)
+    running = item.status in ("downloading", "probing", "encoding", "uploading", "running")
+    done = item.status in ("completed", "done")
+    return {"count": len(ended) + (1 if running or done else 0), "ended": ended}
 
 
 def plan_view(job: Job) -> dict[str, Any] | None:
@@ -332,6 +345,29 @@ def task_views(job: Job) -> list[dict[str, Any]]:
             "seconds": float(t.seconds) if t.seconds is not None else None,
             "cpu_seconds": float(t.cpu_seconds) if t.cpu_seconds is not None else None,
             "error": t.error.as_dict() if t.error else None,
+            "tries": tries_view(t),
         }
-        for t in lifecycle.tasks_of(int(job.id), int(job.attempt))
+        for t in task_lifecycle.tasks_of(int(job.id), int(job.attempt))
     ]
+
+
+def waiting_longer_than(seconds: float) -> list[Job]:
+    """Jobs queued or restarting whose message was due more than `seconds` ago (one Query)."""
+    before = int(time.time() - seconds)
+    return list(Job.by_queued.query("job", range_key_condition=Job.queued_due < before))
+
+
+def note_resent(job: Job) -> bool:
+    """Record that the waiting job's message was sent again; False if it moved on meanwhile."""
+    try:
+        Job(int(job.id)).update(
+            actions=[Job.queued_due.set(int(time.time()))],
+            condition=(Job.status == job.status)
+            & (Job.attempt == job.attempt)
+            & (Job.queued_due == job.queued_due),
+        )
+        return True
+    except PynamoDBException as exc:
+        if faults.is_lost(exc):
+            return False
+        raise

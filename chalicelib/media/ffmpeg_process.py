@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.media import sandbox
 from chalicelib.media.probe import ffmpeg_exe
-from chalicelib.media.steps import FFMPEG_PREFIX, MediaFailed
+from chalicelib.media.steps import FFMPEG_PREFIX, FfmpegKilled, MediaFailed
 
 if TYPE_CHECKING:
     from chalicelib.media.scratch import Scratch
@@ -152,6 +152,8 @@ class FfmpegRunner:
                 f"ffmpeg wrote a file larger than {process.max_file_bytes} bytes and was "
                 "stopped; raise OE_FFMPEG_MAX_FILE_BYTES or lower the preset's bit rate"
             )
+        if code < 0:  # a signal this run did not send (the stops would have said so)
+            raise FfmpegKilled(-code, "\n".join(lines))
         if code != 0:
             last = lines[-1] if lines else f"exit code {code}"
             raise MediaFailed(f"ffmpeg failed: {last}", "\n".join(lines))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import math
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,6 +29,23 @@ class MediaFailed(Exception):
     def __init__(self, message: str, log_tail: str = "") -> None:
         super().__init__(message)
         self.log_tail = log_tail
+
+
+class FfmpegKilled(MediaFailed):
+    """ffmpeg died of a signal nobody here sent (an out-of-memory kill, a crash, a lost host).
+
+    Not the media's fault: the same run may well succeed again, so it is retried.
+    """
+
+    def __init__(self, signal_number: int, log_tail: str = "") -> None:
+        self.signal = signal_number
+        try:
+            self.signal_name = signal.Signals(signal_number).name
+        except ValueError:
+            self.signal_name = f"signal {signal_number}"
+        super().__init__(
+            f"ffmpeg was killed by signal {signal_number} ({self.signal_name})", log_tail
+        )
 
 
 def local_run(args: list[str], cwd: Path, duration: float | None = None) -> None:

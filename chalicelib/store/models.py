@@ -172,6 +172,8 @@ class Job(Model):
     # delivered (epoch seconds); removed by the claim.
     queued_due = NumberAttribute(null=True)
     retries = NumberAttribute(default=0)
+    # Why each ended try of this attempt ended: [{"ended": ..., "at": ...}] (see graph.run).
+    tries = ListAttribute(default=list)
     error = MapAttribute(null=True)
     outputs = ListAttribute(default=list)
     probe = MapAttribute(null=True)
@@ -224,6 +226,7 @@ class Task(Model):
     lease_expires = NumberAttribute(null=True)
     retries = NumberAttribute(default=0)
     recoveries = NumberAttribute(default=0)
+    tries = ListAttribute(default=list)  # why each ended try ended: [{"ended", "at"}]
     progress = NumberAttribute(default=0)
     started = UTCDateTimeAttribute(null=True)
     finished = UTCDateTimeAttribute(null=True)

@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib.graph import build
 from chalicelib.graph.plan import Kind, Plan, Source, plan
-from chalicelib.jobs import lifecycle
+from chalicelib.jobs import task_lifecycle
 from chalicelib.presets.work import Work
 from chalicelib.store.models import Job
 from tests.conftest import ADMIN
@@ -54,7 +54,7 @@ def test_the_plan_and_tasks_of_a_graph_job_as_the_contract_says(api, admin):
         Work(renditions=("720p", "360p"), cost=0.5, chunk_safe=False, graph=True),
     )
     items = build.task_items(job, p, "encode")
-    lifecycle.plant(items)
+    task_lifecycle.plant(items)
     job.update(actions=[Job.plan.set(p.record()), Job.tasks_total.set(len(p.tasks)),
                         Job.tasks_done.set(1)])  # fmt: skip
     view = api.call("GET", f"/api/jobs/{job_id}", token=admin).data["job"]["plan"]

@@ -18,15 +18,14 @@ from chalicelib.fleet import reconcile
 from chalicelib.graph import encode_queue
 from chalicelib.graph.runner import TaskRun
 from chalicelib.graph.workspace import Workspace
-from chalicelib.jobs import lifecycle
 from chalicelib.jobs import records as jobs
-from chalicelib.jobs.lifecycle import TaskStatus
+from chalicelib.jobs import task_lifecycle
+from chalicelib.jobs.task_lifecycle import TaskStatus
 from chalicelib.media.probe import ffmpeg_exe
 from chalicelib.presets import catalog as presets
 from chalicelib.store import messages, queues
 from chalicelib.store.models import Job
 from tests.conftest import ADMIN
-from tests.media import generate
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.slow
@@ -34,29 +33,9 @@ SECONDS = 7.2  # three GOPs of the seeded presets (72 frames at 30 fps)
 FRAMES = 216
 
 
-@pytest.fixture(scope="module")
-def mezzanine(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("graph") / "mezz.mp4"
-    return generate(
-        path,
-        "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30,noise=alls=7:allf=t:all_seed=42",
-        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-        "-t", str(SECONDS), "-c:v", "libx264", "-preset", "ultrafast", "-crf", "20", "-g", "50",
-        "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", "-shortest",
-    )  # fmt: skip
-
-
 @pytest.fixture(autouse=True)
 def _atomic(atomic_items):
     """Tasks race on one job item here: moto gets DynamoDB's atomic writes (conftest)."""
-
-
-@pytest.fixture
-def chunky(monkeypatch, scratch):
-    """Graph settings for tiny clips: chunk anything, ~3 s chunks."""
-    monkeypatch.setenv("OE_CHUNK_MIN_SECONDS", "0")
-    monkeypatch.setenv("OE_CHUNK_SECONDS", "3")
-    return scratch
 
 
 def upload(path: Path, key: str = "src/mezz.mp4") -> str:
@@ -157,9 +136,9 @@ def test_fan_in_releases_exactly_one_assemble_under_duplicate_and_simultaneous_f
     job, bodies = _started_graph("h264_baseline_360p_600", upload(mezzanine))
     assert job.status == "encoding" and job.lease_owner is None
     work = [messages.parse(b) for b in bodies]
-    assert {m.task for m in work} == {t.task_id for t in lifecycle.tasks_of(int(job.id), 1)} - {
-        "assemble"
-    }
+    assert {m.task for m in work} == {
+        t.task_id for t in task_lifecycle.tasks_of(int(job.id), 1)
+    } - {"assemble"}
     # All but the last two, one by one.
     for m in work[:-2]:
         assert TaskRun(m, worker_id="one").run().result.value == "completed"
@@ -214,7 +193,7 @@ def test_cancel_reaches_every_running_task_within_five_seconds_and_restart_is_a_
                for r in runs]  # fmt: skip
     for t in threads:
         t.start()
-    running = lambda: [t for t in lifecycle.tasks_of(int(job.id), 1) if t.status == "running"]  # noqa: E731
+    running = lambda: [t for t in task_lifecycle.tasks_of(int(job.id), 1) if t.status == "running"]  # noqa: E731
     wait_until(lambda: len(running()) == 3 and all(r.ffmpeg and r.ffmpeg.current for r in runs),
                60, "three tasks encoding")  # fmt: skip
     cancelled_at = time.monotonic()
@@ -238,14 +217,14 @@ def test_a_dead_tasks_lease_is_recovered_by_the_reconcile(aws, chunky, mezzanine
     job, bodies = _started_graph("h264_baseline_360p_600", upload(mezzanine))
     first = messages.parse(bodies[0])
     monkeypatch.setenv("OE_LEASE_SECONDS", "1")
-    claimed = lifecycle.claim_task(int(job.id), 1, first.task, "dead-host", 1)
+    claimed = task_lifecycle.claim_task(int(job.id), 1, first.task, "dead-host", 1)
     assert claimed is not None  # ... and its host dies: no heartbeat renews the lease
-    wait_until(lambda: lifecycle.task(int(job.id), 1, first.task).lease_expires < time.time(),
+    wait_until(lambda: task_lifecycle.task(int(job.id), 1, first.task).lease_expires < time.time(),
                10, "the task's lease to lapse")  # fmt: skip
     monkeypatch.setenv("OE_LEASE_SECONDS", "30")
     recovered = reconcile.recover_lapsed_tasks(time.time())
     assert recovered == [(int(job.id), first.task, "queued")]
-    assert lifecycle.task(int(job.id), 1, first.task).status == TaskStatus.QUEUED
+    assert task_lifecycle.task(int(job.id), 1, first.task).status == TaskStatus.QUEUED
     for body in bodies[1:]:
         queues.send("encode", messages.parse(body))
     Drain().until(ended(job), workers=2)
@@ -266,9 +245,9 @@ def test_a_failing_chunk_fails_the_job_with_its_error_and_ffmpeg_tail(
     assert stored.status == "error"
     assert stored.error["message"].startswith("task encode-0002-h264_baseline_360p_600.mp4: ffmpeg")
     assert stored.error["log"]
-    failed = lifecycle.task(int(job.id), 1, "encode-0002-h264_baseline_360p_600.mp4")
+    failed = task_lifecycle.task(int(job.id), 1, "encode-0002-h264_baseline_360p_600.mp4")
     assert failed.status == TaskStatus.FAILED
-    assert not any(t.status == "running" for t in lifecycle.tasks_of(int(job.id), 1))
+    assert not any(t.status == "running" for t in task_lifecycle.tasks_of(int(job.id), 1))
     # The view never leaves a task of the failed job waiting: what never ran was cancelled.
     views = {v["id"]: v["status"] for v in jobs.task_views(stored)}
     assert views["assemble"] == "cancelled"
@@ -388,7 +367,7 @@ def test_a_task_that_keeps_running_out_of_invocation_time_fails_the_job_instead_
     stored = Job.get(job.id)
     assert stored.status == "error"
     assert "ran out of the invocation's time 2 times" in stored.error["message"]
-    assert lifecycle.task(int(job.id), 1, first.task).status == TaskStatus.FAILED
+    assert task_lifecycle.task(int(job.id), 1, first.task).status == TaskStatus.FAILED
 
 
 @pytest.mark.parametrize("fail_on", [1, 2])

@@ -16,14 +16,14 @@ import pytest
 import requests
 
 from chalicelib.config import settings
-from chalicelib.graph.pipeline import run_message
+from chalicelib.graph.encode_queue import run_message
 from chalicelib.jobs import records as jobs
 from chalicelib.jobs.outputs import record_versions
 from chalicelib.store import storage
 from chalicelib.store.models import Job
 from tests import media as make
 from tests.conftest import ADMIN
-from tests.integration.test_graph import Drain, chunky, ended  # noqa: F401 - chunky is a fixture
+from tests.integration.test_graph import Drain, ended
 
 FIRST = storage.Writer(job_id=1, attempt=1, run="run-a")
 SECOND = storage.Writer(job_id=2, attempt=1, run="run-b")

@@ -11,7 +11,8 @@ import boto3
 import pytest
 
 from chalicelib.config import settings
-from chalicelib.graph.pipeline import JobRun, run_message
+from chalicelib.graph.encode_queue import run_message
+from chalicelib.graph.pipeline import JobRun
 from chalicelib.jobs import records as jobs
 from chalicelib.media.probe import fill_video_bit_rate, probe
 from chalicelib.presets import catalog as presets

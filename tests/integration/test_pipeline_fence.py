@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.config import settings
 from chalicelib.errors import InvalidInput
-from chalicelib.graph.pipeline import run_message
+from chalicelib.graph.encode_queue import run_message
 from chalicelib.jobs import records as jobs
 from chalicelib.media import sandbox
 from chalicelib.store.models import Job, Preset, SystemItem
