@@ -1,17 +1,14 @@
-"""The encode pipeline: claim → download → probe → encode → upload → complete.
+"""A job's first task: claim → download → probe → plan → fan out, or the plan's one task
+(encode → upload → complete) when the plan is `single`.
 
-One runner for the three hosts (the encode Lambda, a droplet worker, the local stack).
-The job item is the truth and `lifecycle` writes it: every status change is
-conditional on (status, attempt, lease owner), so a duplicate delivery, an older
-attempt or a worker that lost its lease changes nothing.
-
-Failures are told apart (`faults`): a lost condition stops the run quietly (cancelled or
-superseded); a transient failure is retried with back-off within the lease, and if it
-persists the run stops and its message goes back to the queue with a delay — the
-message is deleted only once the outcome is recorded on the job; a permanent failure
-(bad source, missing bucket) ends the job in error at once with a message a person can
-act on. Outputs are stamped with the attempt that wrote them, and a run that does not
-complete removes exactly the objects it wrote.
+A `Run` (chalicelib.graph.run) like every task, on the same hosts (the encode Lambda, a
+droplet worker, the local stack), with a lease on the job item itself: every status change
+is conditional on (status, attempt, lease owner), so a duplicate delivery, an older attempt
+or a worker that lost its lease changes nothing. A lost condition stops the run quietly
+(cancelled or superseded); transient failures and ffmpeg killed by a signal are tried
+again within the budget; the message is deleted only once the outcome is recorded on the
+job. Outputs are stamped with the attempt that wrote them, and a run that does not complete
+removes exactly the objects it wrote.
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ from chalicelib.graph import build
 from chalicelib.graph.plan import Mode, Plan
 from chalicelib.graph.run import Outcome, Result, Run
 from chalicelib.graph.run_record import RunRecord, StopReason
-from chalicelib.jobs import events, lifecycle, task_lifecycle
+from chalicelib.jobs import events, lifecycle, task_lifecycle, tries
 from chalicelib.jobs.lifecycle import Lease, Status
 from chalicelib.jobs.outputs import NoOutputs, Outputs, RefusedByStorage
 from chalicelib.media import sandbox
@@ -53,14 +50,6 @@ class EncodeFailed(Exception):
     def __init__(self, message: str, log_tail: str = "") -> None:
         super().__init__(message)
         self.log_tail = log_tail
-
-
-def lease_seconds() -> int:
-    return runtime().lease_seconds
-
-
-def scratch_root() -> Path:
-    return Path(runtime().scratch_dir)
 
 
 class JobRun(Run):
@@ -122,7 +111,7 @@ class JobRun(Run):
         assert self.job is not None
         self.record.claimed(self.job)
         self.retries = int(self.job.retries or 0)
-        self.tries = lifecycle.tries_of(self.job)
+        self.tries = tries.of(self.job)
         log.info("claimed by %s", self.worker_id, extra=self.extra)
         return super().execute()
 
@@ -137,11 +126,9 @@ class JobRun(Run):
         self.record.explain_lost()
 
     def steps(self) -> Outcome:
-        self.record.heartbeat = self.heartbeat
-        return self._steps()
-
-    def _steps(self) -> Outcome:
+        """download → probe → plan; then fan the graph out, or run the plan's one task."""
         assert self.job is not None
+        self.record.heartbeat = self.heartbeat
         spec = self._preset()
         info = self._download_and_probe()
         plan, _recipe = build.plan_job(self.job, info)
@@ -155,11 +142,15 @@ class JobRun(Run):
             self.stops.set(StopReason.OVER_BUDGET)
             self.stops.check()
         self._check_budget(info, spec)
+        return self._single(plan, info, spec)
+
+    def _single(self, plan: Plan, info: MediaInfo, spec: PresetSpec) -> Outcome:
+        """A plan of one task, here and now: encode → publish → complete."""
+        assert self.job is not None and self.scratch is not None and self.ffmpeg is not None
         fields = {"probe": info.summary(), "plan": plan.record(), "tasks_total": 1, "tasks_done": 0}
         self.record.advance(Status.ENCODING, fields)
         self._encode(spec, info)
         self.record.advance(Status.UPLOADING, {"progress": 100})
-        assert self.scratch is not None and self.ffmpeg is not None
         outputs = self.outputs.publish(
             self.scratch.out, self.job.dest,
             transfer=self.transfer, should_stop=self.stops.wanted, check=self.stops.check,

@@ -26,7 +26,7 @@ from chalicelib.graph.plan import Kind
 from chalicelib.graph.run import Outcome, Result, Run
 from chalicelib.graph.run_record import Stop, StopReason
 from chalicelib.graph.workspace import Workspace
-from chalicelib.jobs import lifecycle, task_lifecycle
+from chalicelib.jobs import lifecycle, task_lifecycle, tries
 from chalicelib.jobs.lifecycle import Lost, Status
 from chalicelib.jobs.outputs import record_versions
 from chalicelib.jobs.task_lifecycle import NotYet, TaskLease, TaskStatus
@@ -94,7 +94,7 @@ class TaskRun(Run):
             self._maybe_release_assemble()
             return Outcome(self.job_id, Result.SKIPPED, f"task {self.task_id}: nothing to do")
         self.retries, self.queue = int(item.retries or 0), item.queue or "encode"
-        self.tries = lifecycle.tries_of(item)
+        self.tries = tries.of(item)
         job = lifecycle.current(self.job_id)
         if job is None or job.plan is None:
             return Outcome(self.job_id, Result.SKIPPED, "the job or its plan is gone")

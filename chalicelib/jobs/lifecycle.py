@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -26,7 +25,7 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import Conflict, NotFound
-from chalicelib.jobs import events
+from chalicelib.jobs import events, tries
 from chalicelib.store import faults, stats
 from chalicelib.store.models import Job, SystemItem, connection, rfc3339, utcnow
 
@@ -52,11 +51,6 @@ TERMINAL = (Status.COMPLETED, Status.ERROR, Status.CANCELLED)
 ACTIVE = WAITING + RUNNING
 GRAPH_RUNNING = (Status.ENCODING, Status.UPLOADING)  # a graph job while its tasks run
 READ_RETRIES = 4  # optimistic loops: re-read and retry when another writer got in between
-_CONFLICT_RETRIES = 3  # TransactionConflict: botocore never retries it, so we do, briefly
-
-
-# Why a try ended when its host stopped beating (a crash, a lost droplet, a killed Lambda).
-LOST_HOST = "its host was lost (the lease expired with no heartbeat)"
 
 
 class Lost(Exception):
@@ -79,21 +73,6 @@ class Lease:
         return Job.lease_expires.set(int(time.time() + self.seconds))
 
 
-def with_conflict_retries(call: Callable[[], T]) -> T:
-    for attempt in range(_CONFLICT_RETRIES):
-        try:
-            return call()
-        except PynamoDBException as exc:
-            if faults.error_code(exc) != "TransactionCanceledException":
-                raise
-            if faults.classify(exc) is not faults.Fault.TRANSIENT:
-                raise
-            if attempt == _CONFLICT_RETRIES - 1:
-                raise
-            time.sleep(faults.backoff(attempt, first=0.05, cap=0.5))
-    raise AssertionError("unreachable")
-
-
 def _write(job_id: int, *, old: Status, new: Status, condition: Any, actions: list[Any]) -> None:
     """Move job `job_id` from `old` to `new` if `condition` holds, counters included."""
     changes = [Job.status.set(new.value), Job.updated_date.set(utcnow()), *actions]
@@ -110,7 +89,7 @@ def _write(job_id: int, *, old: Status, new: Status, condition: Any, actions: li
                 tx.update(item, actions=updates)
 
     try:
-        with_conflict_retries(transact)
+        faults.retry_conflicts(transact)
     except PynamoDBException as exc:
         if faults.is_lost(exc):
             raise Lost(f"job {job_id} is no longer {old.value} as this writer expected") from exc
@@ -132,16 +111,6 @@ def _sets(fields: dict[str, Any]) -> list[Any]:
 
 def _releasing() -> list[Any]:
     return [Job.lease_owner.remove(), Job.lease_expires.remove()]
-
-
-def tries_of(item: Any) -> list[dict[str, Any]]:
-    """A job's or a task's ended tries, as plain dicts."""
-    return [dict(t.as_dict() if hasattr(t, "as_dict") else t) for t in item.tries or []]
-
-
-def ended_try(attribute: Any, why: str) -> Any:
-    """The update that records why a try ended, on a job's or a task's `tries` list."""
-    return attribute.set((attribute | []).append([{"ended": why, "at": rfc3339(utcnow())}]))
 
 
 def current(job_id: int) -> Job | None:
@@ -171,7 +140,7 @@ def create(job: Job) -> None:
             for item, updates in stats.changes(None, Status.QUEUED.value):
                 tx.update(item, actions=updates)
 
-    with_conflict_retries(transact)
+    faults.retry_conflicts(transact)
     log.info("job %s: created, queued", job.id, extra={"job_id": int(job.id), "attempt": 1})
 
 
@@ -253,7 +222,7 @@ def complete(lease: Lease, old: Status, fields: dict[str, Any]) -> None:
 def fail_run(lease: Lease, old: Status, message: str, log_tail: str = "", ended: str = "") -> None:
     actions = [Job.error.set({"message": message, "log": log_tail}), *_releasing()]
     if ended:
-        actions.append(ended_try(Job.tries, ended))
+        actions.append(tries.ended(Job.tries, ended))
     _write(lease.job_id, old=old, new=Status.ERROR, condition=lease.condition(), actions=actions)
 
 
@@ -276,7 +245,7 @@ def requeue(
     if retries is not None:
         actions.append(Job.retries.set(retries))
     if ended:
-        actions.append(ended_try(Job.tries, ended))
+        actions.append(tries.ended(Job.tries, ended))
     _write(lease.job_id, old=old, new=Status.QUEUED, condition=lease.condition(), actions=actions)
 
 
@@ -414,7 +383,7 @@ def recover_lapsed(job: Job, *, max_recoveries: int) -> Status | None:
                 actions=[
                     Job.error.set({"message": message, "log": ""}),
                     *_releasing(),
-                    ended_try(Job.tries, LOST_HOST),
+                    tries.ended(Job.tries, tries.LOST_HOST),
                 ],
             )
             return Status.ERROR
@@ -428,7 +397,7 @@ def recover_lapsed(job: Job, *, max_recoveries: int) -> Status | None:
                 Job.retries.set(recoveries),
                 Job.progress.set(0),
                 Job.queued_due.set(int(time.time())),
-                ended_try(Job.tries, LOST_HOST),
+                tries.ended(Job.tries, tries.LOST_HOST),
             ],
         )
         return Status.QUEUED

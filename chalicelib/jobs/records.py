@@ -19,7 +19,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from chalicelib.config import settings
 from chalicelib.errors import Gone, InvalidInput, NotFound, Unavailable
-from chalicelib.jobs import lifecycle, task_lifecycle
+from chalicelib.jobs import lifecycle, task_lifecycle, tries
 from chalicelib.jobs.lifecycle import Status
 from chalicelib.jobs.output_files import kind_of, name_of
 from chalicelib.jobs.task_lifecycle import TaskStatus
@@ -292,7 +292,7 @@ def public_view(job: Job) -> dict[str, Any]:
 
 def tries_view(item: Any) -> dict[str, Any]:
     """How often a job's (single) run or a task was tried in this attempt, and why each ended."""
-    ended = lifecycle.tries_of(item)
+    ended = tries.of(item)
     running = item.status in ("downloading", "probing", "encoding", "uploading", "running")
     done = item.status in ("completed", "done")
     return {"count": len(ended) + (1 if running or done else 0), "ended": ended}

@@ -15,16 +15,14 @@ from typing import Any
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.jobs import tries
 from chalicelib.jobs.lifecycle import (
     GRAPH_RUNNING,
-    LOST_HOST,
     READ_RETRIES,
     Lost,
     Status,
     current,
-    ended_try,
     status_of,
-    with_conflict_retries,
 )
 from chalicelib.store import faults
 from chalicelib.store.models import Job, Task, connection, utcnow
@@ -103,7 +101,7 @@ def _task_write(
                 tx.condition_check(Job, job_id, condition=job_condition)
 
     try:
-        with_conflict_retries(transact)
+        faults.retry_conflicts(transact)
     except PynamoDBException as exc:
         if faults.is_lost(exc):
             raise Lost(f"task {key} of job {job_id} is no longer as this writer expected") from exc
@@ -269,7 +267,7 @@ def requeue_task(lease: TaskLease, *, retries: int | None = None, ended: str = "
     if retries is not None:
         actions.append(Task.retries.set(retries))
     if ended:
-        actions.append(ended_try(Task.tries, ended))
+        actions.append(tries.ended(Task.tries, ended))
     _task_write(lease.job_id, lease.key, actions=actions, condition=lease.condition())
 
 
@@ -297,7 +295,7 @@ def end_task(
     if message:
         actions.append(Task.error.set({"message": message, "log": log_tail}))
     if ended:
-        actions.append(ended_try(Task.tries, ended))
+        actions.append(tries.ended(Task.tries, ended))
     _task_write(lease.job_id, lease.key, actions=actions, condition=lease.condition())
 
 
@@ -320,7 +318,7 @@ def recover_lapsed_task(item: Task, *, max_recoveries: int) -> TaskStatus | None
         Task.recoveries.set(recoveries),
         Task.lease_owner.remove(),
         Task.lease_expires.remove(),
-        ended_try(Task.tries, LOST_HOST),
+        tries.ended(Task.tries, tries.LOST_HOST),
     ]
     if new is TaskStatus.FAILED:
         message = f"task {item.task_id}: its host was lost {recoveries} times; restart the job"

@@ -198,3 +198,22 @@ def retry(
             )
             sleep(wait)
             attempt += 1
+
+
+CONFLICT_RETRIES = 3  # TransactionConflict: botocore never retries it, so we do, briefly
+
+
+def retry_conflicts(call: Callable[[], T]) -> T:
+    """A transaction, tried again briefly when DynamoDB cancels it for a conflict."""
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            return call()
+        except Exception as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            if classify(exc) is not Fault.TRANSIENT:
+                raise
+            if attempt == CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(backoff(attempt, first=0.05, cap=0.5))
+    raise AssertionError("unreachable")
