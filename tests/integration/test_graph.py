@@ -19,7 +19,7 @@ from chalicelib.graph import encode_queue
 from chalicelib.graph.runner import TaskRun
 from chalicelib.graph.workspace import Workspace
 from chalicelib.jobs import records as jobs
-from chalicelib.jobs import task_lifecycle
+from chalicelib.jobs import task_lifecycle, tries
 from chalicelib.jobs.task_lifecycle import TaskStatus
 from chalicelib.media.probe import ffmpeg_exe
 from chalicelib.presets import catalog as presets
@@ -228,7 +228,12 @@ def test_a_dead_tasks_lease_is_recovered_by_the_reconcile(aws, chunky, mezzanine
     for body in bodies[1:]:
         queues.send("encode", messages.parse(body))
     Drain().until(ended(job), workers=2)
-    assert Job.get(job.id).status == "completed"
+    stored = Job.get(job.id)
+    assert stored.status == "completed"
+    # The lost try is on the task: tried twice, the first ended by its host's loss.
+    (view,) = [v for v in jobs.task_views(stored) if v["id"] == first.task]
+    assert view["tries"]["count"] == 2
+    assert [t["ended"] for t in view["tries"]["ended"]] == [tries.LOST_HOST]
 
 
 def test_a_failing_chunk_fails_the_job_with_its_error_and_ffmpeg_tail(
@@ -368,6 +373,8 @@ def test_a_task_that_keeps_running_out_of_invocation_time_fails_the_job_instead_
     assert stored.status == "error"
     assert "ran out of the invocation's time 2 times" in stored.error["message"]
     assert task_lifecycle.task(int(job.id), 1, first.task).status == TaskStatus.FAILED
+    (view,) = [v for v in jobs.task_views(stored) if v["id"] == first.task]
+    assert [t["ended"] for t in view["tries"]["ended"]] == ["too long for this host"] * 2
 
 
 @pytest.mark.parametrize("fail_on", [1, 2])
