@@ -45,7 +45,7 @@ def test_concurrent_fan_in_transactions_on_one_item_each_count_once(endpoint):
     clients = threading.local()
 
     def finish(task: int) -> None:
-        # As lifecycle.finish_task: the task's own conditional write and the job's counter
+        # As task_lifecycle.finish_task: the task's own conditional write and the job's counter
         # in one transaction.
         if not hasattr(clients, "ddb"):
             clients.ddb = boto3.client("dynamodb", **options)
