@@ -26,15 +26,24 @@ class HandedBack(Exception):
     """Raised for a record whose message must stay on the queue."""
 
 
+DROPPED = Outcome(0, Result.SKIPPED, "malformed message")
+
+
+def _parse(body: str) -> messages.Message | None:
+    try:
+        return messages.parse(body)
+    except messages.MalformedMessage as exc:
+        log.error("dropping %s", exc)
+        return None
+
+
 def run_message(
     body: str, *, worker_id: str, deadline: float | None = None, stop: threading.Event | None = None
 ) -> Outcome:
     """Run the job or task a queue message names; a malformed message is dropped as skipped."""
-    try:
-        message = messages.parse(body)
-    except messages.MalformedMessage as exc:
-        log.error("dropping %s", exc)
-        return Outcome(0, Result.SKIPPED, "malformed message")
+    message = _parse(body)
+    if message is None:
+        return DROPPED
     return _run(message, worker_id=worker_id, deadline=deadline, stop=stop)
 
 
@@ -70,11 +79,9 @@ def process(
     stop: threading.Event | None = None,
 ) -> Outcome:
     """Run one message; a transient failure is re-queued with a delay, not redelivered at once."""
-    try:
-        message = messages.parse(record_body)
-    except messages.MalformedMessage as exc:
-        log.error("dropping %s", exc)
-        return Outcome(0, Result.SKIPPED, "malformed message")
+    message = _parse(record_body)
+    if message is None:
+        return DROPPED
     outcome = _run(message, worker_id=worker_id, deadline=deadline, stop=stop)
     if outcome.result is Result.RETRY:
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -239,20 +239,12 @@ def written_version(location: S3Location, writer: Writer) -> str | None:
         return None  # unversioned (or suspended): there is one object, as before
     if writer.wrote(head.get("Metadata", {})):
         return str(current)
-    pages = (
-        s3()
-        .get_paginator("list_object_versions")
-        .paginate(Bucket=location.bucket, Prefix=location.key)
-    )
-    for page in pages:
-        for version in page.get("Versions", []):
-            if version["Key"] != location.key or version["VersionId"] == current:
-                continue
-            older = s3().head_object(
-                Bucket=location.bucket, Key=location.key, VersionId=version["VersionId"]
-            )
-            if writer.wrote(older.get("Metadata", {})):
-                return str(version["VersionId"])
+    for version_id in _versions(location):
+        if version_id == current:
+            continue
+        older = s3().head_object(Bucket=location.bucket, Key=location.key, VersionId=version_id)
+        if writer.wrote(older.get("Metadata", {})):
+            return str(version_id)
     raise NotWritten(
         f"{location.uri} was removed right after this job uploaded it, so its download "
         "link could not be pinned to the job's own bytes; restart the job"
@@ -316,6 +308,17 @@ def remove_written_by(location: S3Location, writer: Writer) -> int:
     Without versioning the one "null" version is headed and compared first.
     """
     removed = 0
+    for version_id in _versions(location):
+        which = {} if version_id in (None, "null") else {"VersionId": version_id}
+        head = s3().head_object(Bucket=location.bucket, Key=location.key, **which)
+        if writer.wrote(head.get("Metadata", {})):
+            s3().delete_object(Bucket=location.bucket, Key=location.key, **which)
+            removed += 1
+    return removed
+
+
+def _versions(location: S3Location) -> Iterator[str | None]:
+    """The version ids of exactly one key, newest first (a prefix list also finds longer keys)."""
     pages = (
         s3()
         .get_paginator("list_object_versions")
@@ -323,18 +326,8 @@ def remove_written_by(location: S3Location, writer: Writer) -> int:
     )
     for page in pages:
         for version in page.get("Versions", []):
-            if version["Key"] != location.key:
-                continue
-            which = (
-                {}
-                if version["VersionId"] in (None, "null")
-                else {"VersionId": version["VersionId"]}
-            )
-            head = s3().head_object(Bucket=location.bucket, Key=location.key, **which)
-            if writer.wrote(head.get("Metadata", {})):
-                s3().delete_object(Bucket=location.bucket, Key=location.key, **which)
-                removed += 1
-    return removed
+            if version["Key"] == location.key:
+                yield version["VersionId"]
 
 
 def explain(exc: BaseException, location: S3Location, verb: str) -> str | None:

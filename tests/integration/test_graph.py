@@ -236,17 +236,22 @@ def test_a_dead_tasks_lease_is_recovered_by_the_reconcile(aws, chunky, mezzanine
     assert [t["ended"] for t in view["tries"]["ended"]] == [tries.LOST_HOST]
 
 
-def test_a_failing_chunk_fails_the_job_with_its_error_and_ffmpeg_tail(
-    aws, chunky, mezzanine, tmp_path
-):
-    job, bodies = _started_graph("h264_baseline_360p_600", upload(mezzanine))
+def run_with_a_broken_piece(source: str, tmp_path: Path) -> Job:
+    """A chunked job whose second piece is not media: its encode fails as ffmpeg reads it."""
+    job, bodies = _started_graph("h264_baseline_360p_600", source)
     broken = tmp_path / "broken.mkv"
     broken.write_bytes(b"\x1a\x45\xdf\xa3" + b"not a matroska file" * 100)
     Workspace(int(job.id), 1).put(broken, "pieces/piece-0002.mkv")
     for body in bodies:
         queues.send("encode", messages.parse(body))
     Drain().until(ended(job), workers=2)
-    stored = Job.get(job.id)
+    return Job.get(job.id)
+
+
+def test_a_failing_chunk_fails_the_job_with_its_error_and_ffmpeg_tail(
+    aws, chunky, mezzanine, tmp_path
+):
+    job = stored = run_with_a_broken_piece(upload(mezzanine), tmp_path)
     assert stored.status == "error"
     assert stored.error["message"].startswith("task encode-0002-h264_baseline_360p_600.mp4: ffmpeg")
     assert stored.error["log"]

@@ -24,6 +24,7 @@ from tests.integration.test_graph import (
     fetch,
     new_job,
     output_keys,
+    run_with_a_broken_piece,
     upload,
 )
 
@@ -156,18 +157,7 @@ def test_a_task_killed_past_its_budget_fails_the_job_saying_what_to_do(
 
 def test_a_deterministic_ffmpeg_failure_still_fails_at_once(aws, chunky, mezzanine, tmp_path):
     """An exit code with an error in the log is the media's fault: no second try."""
-    from chalicelib.graph.workspace import Workspace
-    from chalicelib.store import messages, queues
-    from tests.integration.test_graph import _started_graph
-
-    job, bodies = _started_graph("h264_baseline_360p_600", upload(mezzanine))
-    broken = tmp_path / "broken.mkv"
-    broken.write_bytes(b"\x1a\x45\xdf\xa3" + b"not a matroska file" * 100)
-    Workspace(int(job.id), 1).put(broken, "pieces/piece-0002.mkv")
-    for body in bodies:
-        queues.send("encode", messages.parse(body))
-    Drain().until(ended(job), workers=2)
-    stored = Job.get(job.id)
+    stored = run_with_a_broken_piece(upload(mezzanine), tmp_path)
     assert stored.status == "error"
     (view,) = [v for v in jobs.task_views(stored) if v["id"].startswith("encode-0002")]
     count, why = _tries(view)
