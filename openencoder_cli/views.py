@@ -89,11 +89,35 @@ def output_row(item: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
+def quality_cell(item: dict[str, Any]) -> str:
+    """A rendition's measured quality: VMAF mean and 5th percentile, PSNR, SSIM; or why not."""
+    measured = item.get("quality")
+    if not measured:
+        return ""
+    if measured.get("status") != "ok":
+        return f"failed: {measured.get('reason') or 'no reason given'}"
+    parts = []
+    if vmaf := measured.get("vmaf"):
+        parts.append(f"VMAF {vmaf['mean']:.1f} (p5 {vmaf['p5']:.1f})")
+    if psnr := measured.get("psnr"):
+        parts.append(f"PSNR {psnr['mean']:.1f} dB")
+    if ssim := measured.get("ssim"):
+        parts.append(f"SSIM {ssim['mean']:.4f}")
+    return ", ".join(parts)
+
+
 def show_outputs(items: list[dict[str, Any]], *, links: bool = False) -> None:
-    """One row per output, by name; with `links`, each output's (presigned) link after it."""
+    """One row per output, by name; with `links`, each output's (presigned) link after it.
+
+    A job that measured quality gets a quality column (a job that did not, the table as it was).
+    """
     items = sorted(items, key=lambda item: str(item.get("name") or item.get("key") or ""))
-    output.table(["name", "kind", "resolution", "bitrate", "size", "duration"],
-                 [output_row(item) for item in items], title=f"{len(items)} outputs")  # fmt: skip
+    columns = ["name", "kind", "resolution", "bitrate", "size", "duration"]
+    rows = [output_row(item) for item in items]
+    if any(item.get("quality") for item in items):
+        columns.append("quality")
+        rows = [(*row, quality_cell(item)) for row, item in zip(rows, items, strict=True)]
+    output.table(columns, rows, title=f"{len(items)} outputs")
     if not links:
         return
     for item in items:

@@ -112,16 +112,32 @@ function bitrate(bps) {
   return value >= 1e6 ? `${(value / 1e6).toFixed(2)} Mb/s` : `${Math.round(value / 1e3)} kb/s`;
 }
 
+// A rendition's measured quality, as the CLI's quality column shows it; every figure in its title.
+function qualityCell(measured) {
+  if (!measured) return "";
+  if (measured.status !== "ok") return h("span", { class: "quality-failed", title: measured.reason || "" }, `failed: ${measured.reason || "no reason given"}`);
+  const parts = [];
+  if (measured.vmaf) parts.push(`VMAF ${measured.vmaf.mean.toFixed(1)} (p5 ${measured.vmaf.p5.toFixed(1)})`);
+  if (measured.psnr) parts.push(`PSNR ${measured.psnr.mean.toFixed(1)} dB`);
+  if (measured.ssim) parts.push(`SSIM ${measured.ssim.mean.toFixed(4)}`);
+  const detail = ["vmaf", "psnr", "ssim"]
+    .filter((m) => measured[m])
+    .map((m) => `${m}: mean ${measured[m].mean}, harmonic ${measured[m].harmonic_mean}, min ${measured[m].min}, p1 ${measured[m].p1}, p5 ${measured[m].p5}`)
+    .concat([`${measured.frames} frames`]);
+  return h("span", { class: "quality", title: detail.join("\n") }, parts.join(", "));
+}
+
 // One row per output, as `openencoder jobs outputs` prints it: name, kind, resolution,
-// bitrate, size, duration, and its link. A folder (a rendition's segments, the numbered
-// thumbnails) is one row: its files are listed by GET /api/jobs/:id/files, and the CLI's
+// bitrate, size, duration, quality (when the job measured it) and its link. A folder (a
+// rendition's segments, the numbered thumbnails) is one row: its files are listed by GET /api/jobs/:id/files, and the CLI's
 // --download saves them all.
 function outputsView(outputs, jobId) {
   const name = (output) => output.name || String(output.key || "").split("/").pop();
   const sorted = [...outputs].sort((a, b) => (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0));
+  const measured = outputs.some((o) => o.quality);
   const rows = sorted.map((output) => {
     const folder = !output.uri && output.count != null;
-    return [
+    const cells = [
       h("span", { class: "key" }, name(output)),
       folder ? `${output.kind} (${output.count})` : output.kind || "",
       output.width && output.height ? `${output.width}×${output.height}` : output.rendition || "",
@@ -134,11 +150,15 @@ function outputsView(outputs, jobId) {
           ? h("span", { class: "muted", title: `openencoder jobs outputs ${jobId} --download DIR` }, "save with CLI --download")
           : "",
     ];
+    if (measured) cells.splice(6, 0, qualityCell(output.quality));
+    return cells;
   });
+  const headers = ["Name", "Kind", "Resolution", "Bitrate", "Size", "Duration", "Link"];
+  if (measured) headers.splice(6, 0, "Quality");
   const expiries = outputs.map((o) => o.url_expires).filter(Boolean).sort();
   const preview = sorted.find((o) => o.url && /\.mp4$/i.test(name(o)));
   return [
-    table("Outputs", ["Name", "Kind", "Resolution", "Bitrate", "Size", "Duration", "Link"], rows),
+    table("Outputs", headers, rows),
     expiries.length ? h("p", { class: "muted" }, `Links valid until ${when(expiries[0])}.`) : null,
     preview
       ? h("video", { src: preview.url, controls: true, preload: "metadata", class: "preview", "aria-label": `Preview of ${name(preview)}` })

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.config import graph_settings, runtime
+from chalicelib.graph import measures
 from chalicelib.graph.plan import Kind, Limits, Mode, Options, Plan, Source, TaskSpec, plan
 from chalicelib.graph.workspace import Workspace
 from chalicelib.media import argv, steps
 from chalicelib.media.probe import MediaError, MediaInfo, fill_video_bit_rate, probe
+from chalicelib.presets import quality
 from chalicelib.presets.ladder import Ladder
 from chalicelib.presets.recipe import Recipe, VideoRecipe, ladder_recipe, single_recipe
 from chalicelib.presets.spec import PresetSpec, parse_preset_data
@@ -33,6 +35,8 @@ log = logging.getLogger("openencoder.graph")
 AUDIO_PIECE = "pieces/audio.mka"
 AUDIO_OUTPUT = "out/audio.m4a"
 TASK_ITEM_DAYS = 30
+# Kinds another task releases (the fan-in, a chunk's encode): stored waiting, never sent here.
+RELEASED = (Kind.ASSEMBLE, Kind.QUALITY)
 # Common frame rates as ffmpeg prints them (two decimals) and what they stand for.
 _NTSC = {
     23.98: Fraction(24000, 1001),
@@ -112,7 +116,10 @@ def plan_job(job: Job, info: MediaInfo) -> tuple[Plan, Recipe]:
         raise MediaError("a ladder needs a source with video")
     droplets = options.priority == "cost" and _droplets_configured()
     work = recipe.work(graph_settings().encode_speed)
-    return plan(source, work, options, limits(droplets=droplets)), recipe
+    bounds = limits(droplets=droplets)
+    wanted = quality.wanted(raw, job.preset_snapshot["data"])
+    planned = plan(source, work, options, bounds)
+    return measures.with_measures(planned, wanted, source, bounds), recipe
 
 
 def _droplets_configured() -> bool:
@@ -140,7 +147,7 @@ def task_items(job: Job, p: Plan, queue: str) -> list[Task]:
             chunk=spec.chunk,
             rendition=spec.rendition,
             renditions=list(spec.renditions) or None,
-            status="waiting" if spec.kind is Kind.ASSEMBLE else "queued",
+            status="waiting" if spec.kind in RELEASED else "queued",
             queue=queue,
             expires=expires,
         )
@@ -185,10 +192,11 @@ def longest_first(tasks: Iterable[TaskSpec]) -> list[TaskSpec]:
 
 
 def send(job: Job, tasks: Iterable[TaskSpec], queue: str) -> None:
-    """One message per task, longest first, ten per call."""
+    """One message per ready task, longest first, ten per call."""
     batch = [
         messages.TaskMessage(job_id=int(job.id), attempt=int(job.attempt), task=t.id)
         for t in longest_first(tasks)
+        if t.kind not in RELEASED
     ]
     queues.send_many(queue, batch)
 
@@ -207,21 +215,25 @@ class Graph:
     duration: float
     source_start: float
     poster_height: int
+    source_size: tuple[int, int] | None = None  # what a rendition is measured against
+
+    def metrics(self) -> tuple[str, ...]:
+        return measures.metrics(self.plan)
 
     @classmethod
     def of(cls, job: Job, threads: int = 0) -> Graph:
         # DynamoDB hands numbers back as Decimal: whole ones become ints again.
         record = json.loads(json.dumps(plain(job.plan), default=_number))
-        p = Plan.from_record(record)
+        p = measures.restore(Plan.from_record(record))
         summary = json.loads(json.dumps(plain(job.probe), default=_number))
-        height = next(
-            (s.get("height") for s in summary.get("streams", []) if s.get("kind") == "video"), None
-        )
-        height = int(height) if height else None
+        stream = next((s for s in summary.get("streams", []) if s.get("kind") == "video"), {})
+        height = int(stream["height"]) if stream.get("height") else None
+        size = (int(stream["width"]), height) if stream.get("width") and height else None
         recipe = recipe_for(_snapshot(job), height, p.fps)
         duration = float(summary.get("duration") or 0.0)
         tallest = max((v.height or 0 for v in recipe.videos), default=0) or (height or 360)
-        return cls(p, recipe, duration, float(p.details.get("source_start") or 0.0), tallest)
+        start = float(p.details.get("source_start") or 0.0)
+        return cls(p, recipe, duration, start, tallest, size)
 
     def video(self, name: str | None) -> VideoRecipe:
         return self.recipe.video(name)
@@ -269,6 +281,10 @@ def describe_outputs(pairs: list[tuple[Path, Any]]) -> list[dict[str, Any]]:
             )
             entry["count"] += int(suffix == ".m4s")
             entry["size"] += size
+            continue
+        if folder == "quality" and suffix == ".json":  # a rendition's per-frame series
+            records.append({"key": location.key, "uri": location.uri, "size": size,
+                            "kind": "quality", "rendition": path.stem})  # fmt: skip
             continue
         if folder == "thumbnails" and _NUMBERED.fullmatch(name):
             entry = folders.setdefault(

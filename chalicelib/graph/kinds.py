@@ -1,5 +1,6 @@
 """What each kind of task does with its files: an encode, the audio, a chunk's thumbnails,
-and the assemble's media (join the chunks, add the audio, package).
+a chunk's measurement, and the assemble's media (join the chunks, add the audio, package,
+gather each rendition's quality).
 
 Files come from the attempt's workspace through `fetch` and go back through `store`;
 ffmpeg runs through `run` (fenced, followed, killable). Nothing here writes a status
@@ -8,14 +9,17 @@ or touches a queue: `TaskRun` does that around these steps.
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from chalicelib.graph import build
+from chalicelib.graph import build, measures
 from chalicelib.graph.plan import Kind, TaskSpec, encode_task_id
-from chalicelib.media import steps
+from chalicelib.media import quality, steps
 from chalicelib.media.scratch import Scratch
-from chalicelib.media.steps import MediaFailed
+from chalicelib.media.steps import FfmpegKilled, MediaFailed
 
 Fetch = Callable[[str, Path], Path]  # workspace name → local path
 Store = Callable[[Path, str], str]  # local path → workspace name
@@ -38,6 +42,7 @@ class TaskMedia:
         self.fetch = fetch
         self.store = store
         self.names = names
+        self.qualities: dict[str, dict[str, Any]] = {}  # the assemble's, per rendition
 
     def work(self, spec: TaskSpec) -> list[str]:
         """An encode, audio or thumbnails task: its outputs, stored in the workspace."""
@@ -47,6 +52,8 @@ class TaskMedia:
             return self._audio()
         if spec.kind is Kind.THUMBNAILS:
             return self._thumbnails(spec)
+        if spec.kind is Kind.QUALITY:
+            return self._quality(spec)
         raise MediaFailed(f"task {spec.id} is not one this host knows how to run")
 
     def _piece(self, index: int) -> tuple[Path, steps.Seam]:
@@ -95,6 +102,48 @@ class TaskMedia:
             )  # fmt: skip
         return [self.store(f, f"thumbs/{f.name}") for f in files]
 
+    def _quality(self, spec: TaskSpec) -> list[str]:
+        """One chunk of one rendition against its piece of the source, trimmed alike.
+
+        A measurement that fails is a result too (`failed`, with why): the encode stands
+        and the job completes. Only a killed ffmpeg is tried again, as any task's is.
+        """
+        graph, fps = self.graph, self.graph.plan.fps
+        assert spec.chunk is not None and spec.rendition is not None and fps is not None
+        piece, seam = self._piece(spec.chunk)
+        name = f"out/{encode_task_id(spec.chunk, spec.rendition)}.mp4"
+        encoded = self.fetch(name, self.scratch.path / "rendition.mp4")
+        try:
+            if graph.source_size is None:
+                raise quality.QualityFailed("the source's size is unknown")
+            series = quality.measure(
+                encoded, piece, graph.source_size, self.scratch.path / "measure", self.run,
+                metrics=graph.metrics(), threads=_threads(graph.video(spec.rendition).args),
+                trim=(seam.start, seam.end, fps, graph.source_start),
+                duration=(seam.end - seam.start) if seam.end is not None else None,
+            )  # fmt: skip
+            result = quality.chunk_result(series)
+        except FfmpegKilled:
+            raise
+        except (MediaFailed, quality.QualityFailed) as exc:
+            result = quality.failed(f"chunk {spec.chunk}: {exc}")
+        out = self.scratch.out / f"{spec.id}.json"
+        out.write_text(json.dumps(result, separators=(",", ":")))
+        return [self.store(out, f"measures/{spec.id}.json")]
+
+    def _gather_quality(self, publish: Path) -> None:
+        """Each rendition's chunks in timeline order → its summary and its series file."""
+        for video in self.graph.recipe.videos:
+            chunks = []
+            for chunk in self.graph.plan.chunks:
+                task = measures.task_id(chunk.index, video.name)
+                path = self.fetch(f"measures/{task}.json", self.scratch.path / f"{task}.json")
+                chunks.append(json.loads(path.read_text()))
+            summary, document = quality.aggregate(video.name, chunks)
+            self.qualities[video.name] = quality.write_series(
+                publish, video.name, summary, document
+            )
+
     def assemble(self, publish: Path) -> None:
         """Every output of the job into `publish`: joined, with audio, packaged."""
         graph, scratch = self.graph, self.scratch
@@ -113,6 +162,8 @@ class TaskMedia:
                 for c in graph.plan.chunks
             ]
             joined.append((video, steps.join(parts, folder / f"{len(joined)}.mp4", self.run)))
+        if graph.metrics():
+            self._gather_quality(publish)
         ladder = graph.recipe.ladder
         if ladder is None:
             _, path = joined[0]
@@ -125,3 +176,11 @@ class TaskMedia:
             self.fetch(name, publish / "thumbnails" / name.rsplit("/", 1)[-1])
         if ladder.thumbnails is not None and ladder.thumbnails.sprite:
             steps.sprite(publish, ladder.thumbnails.every_seconds, graph.duration, self.run)
+
+
+def _threads(args: tuple[str, ...]) -> int:
+    """The rendition's encoder threads, for libvmaf too (the host is sized for them)."""
+    for flag, value in itertools.pairwise(args):
+        if flag == "-threads" and value.isdigit():
+            return int(value)
+    return 1

@@ -24,14 +24,14 @@ from typing import Any, TypeVar
 
 from chalicelib.config import graph_settings, runtime
 from chalicelib.errors import InvalidInput
-from chalicelib.graph import build
+from chalicelib.graph import build, measures
 from chalicelib.graph.plan import Mode, Plan
 from chalicelib.graph.run import Outcome, Result, Run
 from chalicelib.graph.run_record import RunRecord, StopReason
 from chalicelib.jobs import events, lifecycle, task_lifecycle, tries
 from chalicelib.jobs.lifecycle import Lease, Status
 from chalicelib.jobs.outputs import NoOutputs, Outputs, RefusedByStorage
-from chalicelib.media import sandbox
+from chalicelib.media import quality, sandbox
 from chalicelib.media.probe import (
     ALLOWED_DEMUXERS,
     MediaError,
@@ -150,15 +150,33 @@ class JobRun(Run):
         fields = {"probe": info.summary(), "plan": plan.record(), "tasks_total": 1, "tasks_done": 0}
         self.record.advance(Status.ENCODING, fields)
         self._encode(spec, info)
+        measured = self._measure(plan, info)
         self.record.advance(Status.UPLOADING, {"progress": 100})
         outputs = self.outputs.publish(
             self.scratch.out, self.job.dest,
             transfer=self.transfer, should_stop=self.stops.wanted, check=self.stops.check,
         )  # fmt: skip
+        quality.attach(outputs, measured)
         self.record.complete({"outputs": outputs, "progress": 100, "tasks_done": 1,
                               "cpu_seconds": round(self.ffmpeg.cpu_seconds, 3)})  # fmt: skip
         log.info("completed with %d outputs", len(outputs), extra=self.extra)
         return Outcome(self.job_id, Result.COMPLETED)
+
+    def _measure(self, plan: Plan, info: MediaInfo) -> dict[str, dict[str, Any]]:
+        """Quality of the one output against the whole source, if the job asked (one chunk)."""
+        metrics = measures.metrics(plan)
+        if not metrics:
+            return {}
+        assert self.job is not None and self.scratch is not None and self.ffmpeg is not None
+        name = self.job.preset_snapshot["output"]
+        video = info.video
+        size = (video.width, video.height) if video and video.width and video.height else None
+        result = quality.measure_whole(
+            name, self.scratch.out / name, self.source_path, size, self.scratch.path / "measure",
+            self.scratch.out, self.ffmpeg, metrics=metrics,
+            threads=graph_settings().encode_threads or 1,
+        )  # fmt: skip
+        return {name: result}
 
     def _fan_out(self, plan: Plan, info: MediaInfo) -> Outcome:
         """Run as a graph: the source cut into pieces, each stored with its tasks and their

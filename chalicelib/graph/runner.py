@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from chalicelib.config import graph_settings
-from chalicelib.graph import build, kinds
+from chalicelib.graph import build, kinds, measures
 from chalicelib.graph.plan import Kind
 from chalicelib.graph.run import Outcome, Result, Run
 from chalicelib.graph.run_record import Stop, StopReason
@@ -30,6 +30,7 @@ from chalicelib.jobs import lifecycle, task_lifecycle, tries
 from chalicelib.jobs.lifecycle import Lost, Status
 from chalicelib.jobs.outputs import record_versions
 from chalicelib.jobs.task_lifecycle import NotYet, TaskLease, TaskStatus
+from chalicelib.media import quality
 from chalicelib.media.steps import MediaFailed
 from chalicelib.store import faults, messages, queues, storage
 from chalicelib.store.models import Job, rfc3339, utcnow
@@ -175,7 +176,10 @@ class TaskRun(Run):
                 f"uploading {location.uri}",
                 lambda p=path, loc=location: storage.upload(p, loc, self.writer, self.stops.wanted),
             )
-        return record_versions(build.describe_outputs(pairs), self.writer, self.transfer)
+        records = build.describe_outputs(pairs)
+        if self.media is not None and self.media.qualities:
+            quality.attach(records, self.media.qualities)
+        return record_versions(records, self.writer, self.transfer)
 
     # --- fan-in ----------------------------------------------------------------------
 
@@ -191,6 +195,7 @@ class TaskRun(Run):
             self.lost()
             return self.stopped(self.stops.reason or StopReason.SUPERSEDED)
         log.info("task %s done (%d of %d)", self.task_id, done, total, extra=self.extra)
+        self._release_measures()
         if done >= total - 1:
             self._release_assemble()
         return Outcome(self.job_id, Result.COMPLETED, f"task {self.task_id} done")
@@ -201,6 +206,26 @@ class TaskRun(Run):
             self._send("assemble")
             log.info("fan-in complete: assemble queued", extra=self.extra)
 
+    def _release_measures(self, again: bool = False) -> None:
+        """A chunk's encode done: its measurements may start (each released once).
+
+        `again` (the encode's message delivered once more): a measurement released but
+        perhaps never sent is sent again; a duplicate message is harmless.
+        """
+        assert self.graph is not None
+        if not measures.metrics(self.graph.plan):
+            return
+        for spec in measures.waiting_on(self.graph.plan, self.task_id):
+            released = self._while_leased(
+                f"releasing {spec.id}",
+                lambda s=spec: task_lifecycle.release(self.job_id, self.attempt, s.id),
+            )
+            if not released and again:
+                item = task_lifecycle.task(self.job_id, self.attempt, spec.id)
+                released = item is not None and item.status == TaskStatus.QUEUED.value
+            if released:
+                self._send(spec.id)
+
     def _maybe_release_assemble(self) -> None:
         """A finished task's message again (its host died after the fan-in write): finish it."""
         item = task_lifecycle.task(self.job_id, self.attempt, self.task_id)
@@ -209,6 +234,11 @@ class TaskRun(Run):
         job = lifecycle.current(self.job_id)
         if job is None or int(job.attempt) != self.attempt or job.status != Status.ENCODING.value:
             return
+        if self.task_id.startswith("encode-") and build.plain(job.plan).get("details", {}).get(
+            "quality"
+        ):
+            self.graph = build.Graph.of(job)
+            self._release_measures(again=True)  # its host may have died before sending them
         if int(job.tasks_done or 0) < int(job.tasks_total or 0) - 1:
             return
         if not task_lifecycle.release_assemble(self.job_id, self.attempt):

@@ -287,6 +287,8 @@ def public_view(job: Job) -> dict[str, Any]:
             "notify_webhook": job.notify_webhook,
         }
     )
+    if measured := quality_view(view["outputs"]):
+        view["quality"] = measured  # whole in job.completed even when its outputs are cut short
     return view
 
 
@@ -296,6 +298,15 @@ def tries_view(item: Any) -> dict[str, Any]:
     running = item.status in ("downloading", "probing", "encoding", "uploading", "running")
     done = item.status in ("completed", "done")
     return {"count": len(ended) + (1 if running or done else 0), "ended": ended}
+
+
+def quality_view(outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each measured rendition's quality, by rendition (the output's name for one file)."""
+    return {
+        str(o.get("rendition") or o.get("name") or o.get("key")): o["quality"]
+        for o in outputs
+        if o.get("quality")
+    }
 
 
 def plan_view(job: Job) -> dict[str, Any] | None:

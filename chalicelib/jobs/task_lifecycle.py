@@ -242,10 +242,15 @@ def finish_task(
 
 def release_assemble(job_id: int, attempt: int) -> bool:
     """The assemble goes from waiting to queued: True for exactly one caller per attempt."""
+    return release(job_id, attempt, "assemble")
+
+
+def release(job_id: int, attempt: int, task_id: str) -> bool:
+    """A waiting task (the assemble, a measurement) goes to queued: True for exactly one caller."""
     try:
         _task_write(
             job_id,
-            Task.make_key(attempt, "assemble"),
+            Task.make_key(attempt, task_id),
             actions=[Task.status.set(TaskStatus.QUEUED.value)],
             condition=Task.status == TaskStatus.WAITING.value,
             job_condition=(Job.attempt == attempt) & (Job.status == Status.ENCODING.value),

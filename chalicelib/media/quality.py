@@ -20,6 +20,7 @@ from typing import Any
 
 from chalicelib.media import argv as media_argv
 from chalicelib.media.sandbox import OUTPUT_FENCE
+from chalicelib.media.steps import FfmpegKilled, MediaFailed
 from chalicelib.presets.quality import METRICS
 
 MODEL = "version=vmaf_v0.6.1"
@@ -36,11 +37,14 @@ class QualityFailed(Exception):
 
 def _graph(size: tuple[int, int], threads: int, reference_head: str) -> str:
     width, height = size
-    common = "format=yuv420p"
-    distorted = f"[0:v:0]setpts=PTS-STARTPTS,scale={width}:{height}:flags=bicubic,{common}[d]"
-    reference = f"[1:v:0]{reference_head}setpts=PTS-STARTPTS,{common}[r]"
+    # Frame n of one side meets frame n of the other: each side's timestamps are renumbered
+    # (containers round times differently, and libvmaf pairs frames by timestamp).
+    common = "settb=1/1000,setpts=N,format=yuv420p"
+    distorted = f"[0:v:0]scale={width}:{height}:flags=bicubic,{common}[d]"
+    reference = f"[1:v:0]{reference_head}{common}[r]"
     features = [f"name={name}" for name in ("psnr", "float_ssim")]
-    options = [f"model={MODEL}", "log_fmt=json", f"log_path={LOG_NAME}",
+    # `shortest`: a side's last frame is not repeated to pair with a frame the other lacks.
+    options = [f"model={MODEL}", "log_fmt=json", f"log_path={LOG_NAME}", "shortest=1",
                f"n_threads={max(1, threads)}", "feature=" + "|".join(features)]  # fmt: skip
     return f"{distorted};{reference};[d][r]libvmaf=" + ":".join(options)
 
@@ -61,7 +65,7 @@ def measure_argv(
     head = ""
     if trim is not None:
         start, end, fps, source_start = trim
-        head = media_argv.chunk_trim(start, end, fps, source_start) + ","
+        head = media_argv.chunk_trim(start, end, fps, source_start) + ",setpts=PTS-STARTPTS,"
     graph = _graph(size, threads, head)
     reference_input = (
         media_argv.own_input(reference, copyts=True)
@@ -178,6 +182,46 @@ def series_name(rendition: str) -> str:
     return f"quality/{rendition}.json"
 
 
+def write_series(publish: Path, rendition: str, summary: dict, document: dict) -> dict:
+    """The series document into the folder being published; the summary names it."""
+    if document:
+        target = publish / series_name(rendition)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(document, separators=(",", ":")))
+        summary = {**summary, "series": series_name(rendition)}
+    return summary
+
+
+def measure_whole(
+    rendition: str,
+    path: Path,
+    source: Path,
+    size: tuple[int, int] | None,
+    folder: Path,
+    publish: Path,
+    run: Run,
+    *,
+    metrics: Iterable[str],
+    threads: int = 1,
+) -> dict[str, Any]:
+    """A one-file job's measurement (one chunk, the whole timeline): its summary, or why not.
+
+    Only a killed ffmpeg propagates (it is tried again); any other failure is the result.
+    """
+    try:
+        if size is None:
+            raise QualityFailed("the source has no video to measure against")
+        if not path.is_file():
+            raise QualityFailed(f"the output {rendition!r} is not one file")
+        series = measure(path, source, size, folder, run, metrics=metrics, threads=threads)
+        summary, document = aggregate(rendition, [chunk_result(series)])
+    except FfmpegKilled:
+        raise
+    except (MediaFailed, QualityFailed) as exc:
+        return failed(str(exc))
+    return write_series(publish, rendition, summary, document)
+
+
 _PREFERRED = ("video", "playlist", "segments")  # which of a rendition's outputs carries it
 
 
@@ -193,3 +237,6 @@ def attach(records: list[dict[str, Any]], qualities: dict[str, dict[str, Any]]) 
         mine.sort(key=lambda r: _PREFERRED.index(r["kind"]) if r.get("kind") in _PREFERRED else 9)
         if mine:
             mine[0]["quality"] = result
+        for record in records:  # the series file (a one-file job's is not described as one)
+            if str(record.get("key", "")).endswith("/" + series_name(name)):
+                record.update({"kind": "quality", "rendition": name})

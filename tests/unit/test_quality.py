@@ -176,3 +176,14 @@ def test_quality_lands_on_the_renditions_mp4_else_its_playlist():
     quality.attach(records, {"720p": {"status": "ok"}, "360p": {"status": "ok"},
                              "clip.mp4": {"status": "failed"}})  # fmt: skip
     assert [("quality" in r) for r in records] == [False, True, True, False, True]
+
+
+def test_the_clis_quality_column_reads_vmaf_psnr_ssim_or_why_not():
+    from openencoder_cli.views import quality_cell
+
+    figures = {"mean": 91.55, "harmonic_mean": 91.4, "min": 84.1, "p1": 85.0, "p5": 87.93}
+    measured = {"status": "ok", "vmaf": figures, "ssim": {**figures, "mean": 0.98123}}
+    assert quality_cell({"quality": measured}) == "VMAF 91.5 (p5 87.9), SSIM 0.9812"
+    failed = {"quality": {"status": "failed", "reason": "chunk 2: odd size"}}
+    assert quality_cell(failed) == "failed: chunk 2: odd size"
+    assert quality_cell({"key": "out/360p/"}) == ""
