@@ -524,6 +524,42 @@ def test_a_ladders_outputs_are_a_table_of_one_row_each_as_the_cli_prints_them(pa
     shoot(page, "job-ladder-outputs")
 
 
+def test_a_measured_jobs_outputs_table_has_a_quality_column(page, stack, media):
+    from playwright.sync_api import expect
+
+    from openencoder_cli.views import quality_cell
+    from tests.polling import wait_until
+
+    facts = stack
+    auth = {"Authorization": f"Bearer {api_token(facts, *admin(facts))}"}
+    s3(facts).upload_file(str(media["clip"]), facts["buckets"]["input"], "src/measured.mp4")
+    body = {"preset": "h264_baseline_360p_600", "source": "s3:///src/measured.mp4",
+            "dest": "s3:///measured/", "quality": {"metrics": ["vmaf", "psnr"]}}  # fmt: skip
+    job_id = requests.post(f"{facts['api']}/jobs", json=body, headers=auth, timeout=10).json()[
+        "job"
+    ]["id"]
+
+    def ended() -> dict | None:
+        got = requests.get(f"{facts['api']}/jobs/{job_id}", headers=auth, timeout=10).json()
+        return got if got["status"] in ("completed", "error", "cancelled") else None
+
+    job = wait_until(ended, 240, f"measured job {job_id} to end")
+    assert job["status"] == "completed"
+    (video,) = [o for o in job["outputs"] if o["name"].endswith(".mp4")]
+    assert video["quality"]["status"] == "ok" and job["quality"][video["name"]] == video["quality"]
+    login(page, facts, *admin(facts))
+    page.goto(f"{facts['dashboard']}#/jobs/{job_id}")
+    grid = page.locator("#job-outputs table")
+    expect(grid.locator("thead th")).to_have_count(8)
+    headers = grid.locator("thead th").all_inner_texts()
+    assert headers == ["Name", "Kind", "Resolution", "Bitrate", "Size", "Duration", "Quality",
+                       "Link"]  # fmt: skip
+    row = grid.get_by_role("row", name=re.compile(re.escape(video["name"])))
+    # The same figures as the CLI's quality column.
+    expect(row.locator("td").nth(6)).to_have_text(quality_cell(video))
+    shoot(page, "job-quality-column")
+
+
 def test_a_large_file_goes_up_in_parts_whose_etags_the_page_can_read(page, stack, tmp_path):
     from playwright.sync_api import expect
 

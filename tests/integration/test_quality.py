@@ -11,13 +11,22 @@ import pytest
 
 from chalicelib.delivery import deliveries
 from chalicelib.errors import InvalidInput
+from chalicelib.graph.runner import TaskRun
 from chalicelib.jobs import records as jobs
 from chalicelib.jobs import task_lifecycle
 from chalicelib.media import quality, steps
 from chalicelib.presets import catalog as presets
+from chalicelib.store import messages, queues
 from chalicelib.store.models import Job
 from tests.conftest import ADMIN
-from tests.integration.test_graph import Drain, ended, fetch, output_keys, upload
+from tests.integration.test_graph import (
+    Drain,
+    _started_graph,
+    ended,
+    fetch,
+    output_keys,
+    upload,
+)
 
 pytestmark = pytest.mark.slow
 FRAMES = 216  # the shared mezzanine (tests/integration/conftest.py): 7.2 s of 640x360 at 30 fps
@@ -151,3 +160,30 @@ def test_an_unknown_metric_and_quality_of_audio_only_are_refused(aws, api):
         presets.create_preset(presets.PresetInput(
             name="sound2", data=json.dumps({"raw": ["-vn", "-c:a aac"], "quality": ALL}),
             output="sound.m4a"))  # fmt: skip
+
+
+def test_measurements_wait_for_their_encode_and_a_redelivered_encode_sends_any_not_sent(
+    aws, chunky, mezzanine, monkeypatch
+):
+    job, bodies = _started_graph("h264_baseline_360p_600", upload(mezzanine), quality=ALL)
+    sent = [messages.parse(b) for b in bodies]
+    assert not any(m.task.startswith("quality-") for m in sent)  # none before its encode
+    waiting = [t for t in task_lifecycle.tasks_of(int(job.id), 1) if t.task_kind == "quality"]
+    assert len(waiting) == 3 and {t.status for t in waiting} == {"waiting"}
+    first = next(m for m in sent if m.task.startswith("encode-0000"))
+    # Its host dies after the encode's done is recorded, before it releases the measurement.
+    monkeypatch.setattr(TaskRun, "_release_measures", lambda self, again=False: None)
+    assert TaskRun(first, worker_id="dies").run().result.value == "completed"
+    measure = next(t for t in waiting if t.chunk == 0)
+    assert task_lifecycle.task(int(job.id), 1, measure.task_id).status == "waiting"
+    monkeypatch.undo()
+    assert TaskRun(first, worker_id="again").run().result.value == "skipped"
+    assert task_lifecycle.task(int(job.id), 1, measure.task_id).status == "queued"
+    for m in sent:
+        if m != first:
+            queues.send("encode", m)
+    Drain().until(ended(job), workers=2)
+    done = Job.get(job.id)
+    assert done.status == "completed", done.error
+    (video,) = [o for o in done.outputs if o.get("width")]
+    assert video["quality"]["status"] == "ok" and video["quality"]["frames"] == FRAMES
