@@ -32,6 +32,7 @@ from chalicelib.jobs import events, lifecycle, task_lifecycle, tries
 from chalicelib.jobs.lifecycle import Lease, Status
 from chalicelib.jobs.outputs import NoOutputs, Outputs, RefusedByStorage
 from chalicelib.media import quality, sandbox
+from chalicelib.media.ffmpeg_process import Progress
 from chalicelib.media.probe import (
     ALLOWED_DEMUXERS,
     MediaError,
@@ -171,11 +172,17 @@ class JobRun(Run):
         name = self.job.preset_snapshot["output"]
         video = info.video
         size = (video.width, video.height) if video and video.width and video.height else None
-        result = quality.measure_whole(
-            name, self.scratch.out / name, self.source_path, size, self.scratch.path / "measure",
-            self.scratch.out, self.ffmpeg, metrics=metrics,
-            threads=graph_settings().encode_threads or 1,
-        )  # fmt: skip
+        # The job's fps and speed stay the encode's: the measurement reports to a progress
+        # of its own (the same runner, so a cancel still kills it).
+        encode_progress, self.ffmpeg.progress = self.ffmpeg.progress, Progress()
+        try:
+            result = quality.measure_whole(
+                name, self.scratch.out / name, self.source_path, size,
+                self.scratch.path / "measure", self.scratch.out, self.ffmpeg, metrics=metrics,
+                threads=graph_settings().encode_threads or 1,
+            )  # fmt: skip
+        finally:
+            self.ffmpeg.progress = encode_progress
         return {name: result}
 
     def _fan_out(self, plan: Plan, info: MediaInfo) -> Outcome:
