@@ -127,6 +127,13 @@ class TaskMedia:
             raise
         except (MediaFailed, quality.QualityFailed) as exc:
             result = quality.failed(f"chunk {spec.chunk}: {exc}")
+        return self._measured(spec, result)
+
+    def measure_failed(self, spec: TaskSpec, reason: str) -> list[str]:
+        """A measurement that could not be made at all (its tries spent): that is its result."""
+        return self._measured(spec, quality.failed(f"chunk {spec.chunk}: {reason}"))
+
+    def _measured(self, spec: TaskSpec, result: dict[str, Any]) -> list[str]:
         out = self.scratch.out / f"{spec.id}.json"
         out.write_text(json.dumps(result, separators=(",", ":")))
         return [self.store(out, f"measures/{spec.id}.json")]

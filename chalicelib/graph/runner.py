@@ -307,6 +307,8 @@ class TaskRun(Run):
         return Outcome(self.job_id, Result.SKIPPED, reason.value)
 
     def failed(self, message: str, log_tail: str = "", ended: str = "") -> Outcome:
+        if self.task_id.startswith("quality-") and (done := self._measure_failed(message)):
+            return done
         message = f"task {self.task_id}: {self.redact(message)}"
         log_tail = self.redact(log_tail)
         self._remove_uploads()
@@ -325,6 +327,19 @@ class TaskRun(Run):
         self._remove_workspace()
         log.info("error: %s", message, extra=self.extra)
         return Outcome(self.job_id, Result.ERROR, message)
+
+    def _measure_failed(self, message: str) -> Outcome | None:
+        """A measurement past its tries (ffmpeg killed each time, say) fails only its
+        rendition's quality: the encode's outputs stand and the job completes."""
+        if self.media is None or self.graph is None:
+            return None
+        try:
+            spec = self.graph.plan.task(self.task_id)
+            stored = self.media.measure_failed(spec, self.redact(message))
+        except Exception as exc:  # noqa: BLE001 - then it fails as any task does
+            log.warning("could not record the failed measurement: %s", exc, extra=self.extra)
+            return None
+        return self._finish(stored, self.took())
 
     def retry(self, retries: int, ended: str, delay: int) -> Outcome:
         """Back to queued for another try (the caller's queue re-sends the message)."""

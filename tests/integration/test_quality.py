@@ -15,6 +15,7 @@ from chalicelib.graph.runner import TaskRun
 from chalicelib.jobs import records as jobs
 from chalicelib.jobs import task_lifecycle
 from chalicelib.media import quality, steps
+from chalicelib.media.steps import FfmpegKilled
 from chalicelib.presets import catalog as presets
 from chalicelib.store import messages, queues
 from chalicelib.store.models import Job
@@ -187,3 +188,21 @@ def test_measurements_wait_for_their_encode_and_a_redelivered_encode_sends_any_n
     assert done.status == "completed", done.error
     (video,) = [o for o in done.outputs if o.get("width")]
     assert video["quality"]["status"] == "ok" and video["quality"]["frames"] == FRAMES
+
+
+def test_a_measurement_killed_on_every_try_fails_its_quality_not_the_job(
+    aws, chunky, mezzanine, monkeypatch
+):
+    monkeypatch.setenv("OE_TASK_RETRIES", "0")  # the first kill spends the tries
+
+    def killed(*args, **kwargs):
+        raise FfmpegKilled(9, "Killed")
+
+    monkeypatch.setattr(quality, "measure", killed)
+    job = _job("h264_baseline_360p_600", upload(mezzanine), quality=ALL)
+    Drain().until(ended(job), workers=2)
+    done = Job.get(job.id)
+    assert done.status == "completed", done.error
+    (video,) = [o for o in done.outputs if o.get("width")]
+    assert video["quality"]["status"] == "failed"
+    assert "killed by signal 9" in video["quality"]["reason"]
