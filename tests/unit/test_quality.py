@@ -187,3 +187,15 @@ def test_the_clis_quality_column_reads_vmaf_psnr_ssim_or_why_not():
     failed = {"quality": {"status": "failed", "reason": "chunk 2: odd size"}}
     assert quality_cell(failed) == "failed: chunk 2: odd size"
     assert quality_cell({"key": "out/360p/"}) == ""
+
+
+def test_the_clis_outputs_table_gains_a_quality_column_only_for_a_measured_job(monkeypatch):
+    from openencoder_cli import output, views
+
+    shown: list[list[str]] = []
+    monkeypatch.setattr(output, "table", lambda columns, rows, title=None: shown.append(columns))
+    plain = [{"name": "clip.mp4", "kind": "video", "width": 640, "height": 360}]
+    views.show_outputs(plain)
+    views.show_outputs([{**plain[0], "quality": {"status": "failed", "reason": "odd size"}}])
+    assert shown[0] == ["name", "kind", "resolution", "bitrate", "size", "duration"]
+    assert shown[1] == [*shown[0], "quality"]
