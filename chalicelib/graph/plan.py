@@ -147,20 +147,6 @@ class Plan:
         """Each chunk's renditions are made by one task from one decode."""
         return any(len(group) > 1 for group in self.groups)
 
-    def view(self, tasks_done: int = 0) -> dict[str, Any]:
-        """The job view's `plan` (the API contract)."""
-        return {
-            "mode": str(self.mode),
-            "chunks": len(self.chunks),
-            "renditions": len(self.renditions),
-            "tasks_total": len(self.tasks) if self.graph else 1,
-            "tasks_done": tasks_done,
-            "estimate": {
-                "seconds": round(self.estimate.seconds, 1),
-                "cost_usd": round(self.estimate.cost_usd, 6),
-            },
-        }
-
     def record(self) -> dict[str, Any]:
         """A JSON-able form stored on the job, read back by `Plan.from_record`.
 
