@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
@@ -199,6 +200,52 @@ def send(job: Job, tasks: Iterable[TaskSpec], queue: str) -> None:
         if t.kind not in RELEASED
     ]
     queues.send_many(queue, batch)
+
+
+# Ready tasks are stored and sent fifty at a time: five SendMessageBatch calls of ten (SQS's
+# most) and two BatchWriteItem calls of 25 (DynamoDB's), not one short call of each per piece.
+FAN_OUT_BATCH = 50
+# ... but no ready task waits longer than this for its batch to fill.
+FAN_OUT_LINGER_SECONDS = 1.0
+
+
+class FanOut:
+    """Tasks made ready piece by piece, handed to `flush` (store, then send) in batches.
+
+    The first piece's tasks go at once, so the first encode never waits for a batch; later
+    ones wait only while their batch is short and younger than FAN_OUT_LINGER_SECONDS.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[list[TaskSpec]], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._flush = flush
+        self._clock = clock
+        self.pending: list[TaskSpec] = []
+        self.since = 0.0  # when the oldest pending task became ready
+        self.flushed = 0  # tasks handed on so far
+
+    def add(self, tasks: Iterable[TaskSpec]) -> None:
+        if not self.pending:
+            self.since = self._clock()
+        self.pending.extend(tasks)
+        if not self.flushed or self._clock() - self.since >= FAN_OUT_LINGER_SECONDS:
+            self.flush()
+        elif len(self.pending) >= FAN_OUT_BATCH:
+            self.flush(whole=True)
+
+    def flush(self, *, whole: bool = False) -> None:
+        """Hand on what is pending (`whole`: only full batches, the rest keeps waiting)."""
+        count = len(self.pending) // FAN_OUT_BATCH * FAN_OUT_BATCH if whole else len(self.pending)
+        if not count:
+            return
+        ready, self.pending = self.pending[:count], self.pending[count:]
+        self._flush(ready)
+        self.flushed += len(ready)
+        self.since = self._clock()
 
 
 def queue_for(p: Plan) -> str:

@@ -65,3 +65,21 @@ def test_the_chunk_cap_lengthens_chunks_and_keeps_the_largest_plan_a_small_part_
     assert 5000 < len(p.chunks) <= MAX_CHUNKS
     assert all(c.first_frame % 30 == 0 for c in p.chunks)
     assert plan_bytes(p) < 64 * 1024 < ITEM_LIMIT_BYTES // 6
+
+
+def test_the_fan_out_hands_on_the_first_piece_at_once_then_full_batches_or_a_seconds_worth():
+    p = plan(TWO_HOURS_1080P30, seeded_ladder(), limits=Limits(chunk_seconds=4))
+    per_chunk = [[t for t in p.work_tasks if t.chunk == c.index] for c in p.chunks]
+    now = [0.0]
+    batches: list[int] = []
+    fan = build.FanOut(lambda tasks: batches.append(len(tasks)), clock=lambda: now[0])
+    for tasks in per_chunk[:60]:  # quick pieces: a hundredth of a second each
+        now[0] += 0.01
+        fan.add(tasks)
+    assert batches == [len(per_chunk[0]), build.FAN_OUT_BATCH, build.FAN_OUT_BATCH]
+    now[0] += build.FAN_OUT_LINGER_SECONDS  # a slow piece: what waited goes with it
+    fan.add(per_chunk[60])
+    assert sum(batches) == sum(len(t) for t in per_chunk[:61]) and not fan.pending
+    fan.add(per_chunk[61])
+    fan.flush()  # the end of the split: the rest
+    assert fan.flushed == sum(len(t) for t in per_chunk[:62]) and not fan.pending
