@@ -290,6 +290,9 @@ class GraphSettings:
     task_retries: int
     task_lease_recoveries: int
     encode_concurrency: int
+    memory_mb: int
+    usd_per_gb_second: float
+    usd_per_request: float
 
 
 def graph_settings() -> GraphSettings:
@@ -311,6 +314,11 @@ def graph_settings() -> GraphSettings:
         # (deploy applies it to the queue's event source), or the local stack's slots.
         # 0: uncapped (the region's concurrency). Plans fit their tasks to it.
         encode_concurrency=_int("OE_ENCODE_CONCURRENCY", 0),
+        # What a run is billed at where no Lambda context says (the local stack, droplets).
+        memory_mb=_int("OE_MEMORY_MB", 3008),
+        # Lambda's x86 prices: what a job's actual cost is reckoned at.
+        usd_per_gb_second=_float("OE_LAMBDA_USD_PER_GB_SECOND", 0.0000166667),
+        usd_per_request=_float("OE_LAMBDA_USD_PER_REQUEST", 0.0000002),
     )
 
 
@@ -522,6 +530,25 @@ REFERENCE: tuple[Documented, ...] = (
         "0.00004896",
         "price of an encode-function second the plan's cost estimate uses",
         "graph.lambda_usd_per_second",
+    ),
+    Documented(
+        "OE_MEMORY_MB",
+        "3008",
+        "memory a task is billed at in the job's actual cost where no Lambda context gives "
+        "the function's own (the local stack, droplets)",
+        "graph.memory_mb",
+    ),
+    Documented(
+        "OE_LAMBDA_USD_PER_GB_SECOND",
+        "0.0000166667",
+        "price of a GB-second the job's actual cost is reckoned at",
+        "graph.usd_per_gb_second",
+    ),
+    Documented(
+        "OE_LAMBDA_USD_PER_REQUEST",
+        "0.0000002",
+        "price of an invocation the job's actual cost is reckoned at",
+        "graph.usd_per_request",
     ),
     Documented(
         "OE_DROPLET_USD_PER_HOUR",

@@ -24,6 +24,24 @@ def plan_summary(job: dict[str, Any]) -> str:
     return text
 
 
+def cost_summary(job: dict[str, Any]) -> str:
+    """'estimate $0.0123, actual $0.0098 (612.5 GB-s, 41 requests)': what the plan
+    expected and what the runs so far were billed (a server without costs: the estimate)."""
+    plan = job.get("plan") if isinstance(job.get("plan"), dict) else {}
+    cost = job.get("cost") if isinstance(job.get("cost"), dict) else {}
+    usd = (cost.get("estimate") or {}).get("usd")
+    if usd is None:
+        usd = ((plan or {}).get("estimate") or {}).get("cost_usd")
+    parts = [f"estimate ${float(usd):.4f}"] if usd is not None else []
+    actual = cost.get("actual") or {}
+    if actual.get("requests"):
+        parts.append(
+            f"actual ${float(actual.get('usd') or 0):.4f} "
+            f"({float(actual.get('gb_seconds') or 0):,.1f} GB-s, {actual['requests']} requests)"
+        )
+    return ", ".join(parts)
+
+
 def resolution(item: dict[str, Any]) -> str:
     width, height = item.get("width"), item.get("height")
     return f"{width}x{height}" if width and height else ""
@@ -43,6 +61,7 @@ def show_job(job: dict[str, Any], *, links: bool = False) -> None:
             ("attempt", job.get("attempt")),
             ("fps / speed", _speed(job)),
             ("plan", plan_summary(job)),
+            ("cost", cost_summary(job)),
             ("source media", _probe(probe)),
             ("created", job.get("created_date")),
             ("updated", job.get("updated_date")),

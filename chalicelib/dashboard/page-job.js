@@ -241,12 +241,15 @@ export async function render(main, { ctx, session }, id) {
       () => outputsView(job.outputs, job.id));
     phases.draw({ phases: job.phases, status: job.status }, () => timeline(job.phases, job.status, job.updated_date));
     const p = job.plan;
-    plan.draw(p || null, () => dl([
+    const actual = job.cost?.actual;
+    // The cost is part of what is drawn: it grows as tasks finish.
+    plan.draw(p ? { ...p, actual: actual ?? null } : null, () => dl([
       ["Mode", p.mode],
       ["Chunks", p.chunks],
       ["Renditions", p.renditions],
       ["Tasks", p.tasks_total != null ? `${p.tasks_done ?? 0} of ${p.tasks_total} done` : null],
       ["Estimate", p.estimate ? `${seconds(p.estimate.seconds)}${p.estimate.cost_usd != null ? `, $${Number(p.estimate.cost_usd).toFixed(4)}` : ""}` : null],
+      ["Actual cost", actual?.requests ? `$${Number(actual.usd).toFixed(4)} (${Number(actual.gb_seconds).toFixed(1)} GB-s, ${actual.requests} requests)` : null],
     ]));
     if (p && p.mode === "chunked") {
       try {

@@ -19,7 +19,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from chalicelib.config import settings
 from chalicelib.errors import Gone, InvalidInput, NotFound, Unavailable
-from chalicelib.jobs import lifecycle, task_lifecycle, tries
+from chalicelib.jobs import cost, lifecycle, task_lifecycle, tries
 from chalicelib.jobs.lifecycle import Status
 from chalicelib.jobs.output_files import kind_of, name_of
 from chalicelib.jobs.task_lifecycle import TaskStatus
@@ -277,6 +277,7 @@ def public_view(job: Job) -> dict[str, Any]:
             "speed": job.speed,
             "fps": float(job.fps) if job.fps is not None else None,
             "cpu_seconds": float(job.cpu_seconds) if job.cpu_seconds is not None else None,
+            "cost": cost_view(job),
             "phases": job.phases.as_dict() if job.phases else {},
             "error": job.error.as_dict() if job.error else None,
             "outputs": [output_view(o, job.dest) for o in (job.outputs or [])],
@@ -306,6 +307,15 @@ def quality_view(outputs: list[dict[str, Any]]) -> dict[str, Any]:
         str(o.get("rendition") or o.get("name") or o.get("key")): o["quality"]
         for o in outputs
         if o.get("quality")
+    }
+
+
+def cost_view(job: Job) -> dict[str, Any]:
+    """What the plan expected the job to cost, and what its runs so far were billed."""
+    plan = plan_view(job)
+    return {
+        "estimate": {"usd": plan["estimate"]["cost_usd"]} if plan else None,
+        "actual": cost.actual(job.gb_seconds, job.requests),
     }
 
 
@@ -355,6 +365,7 @@ def task_views(job: Job) -> list[dict[str, Any]]:
             "progress": float(t.progress or 0),
             "seconds": float(t.seconds) if t.seconds is not None else None,
             "cpu_seconds": float(t.cpu_seconds) if t.cpu_seconds is not None else None,
+            "memory_mb": int(t.memory_mb) if t.memory_mb is not None else None,
             "error": t.error.as_dict() if t.error else None,
             "tries": tries_view(t),
         }

@@ -165,6 +165,10 @@ class Job(Model):
     fps = NumberAttribute(null=True)
     # CPU seconds ffmpeg spent making the outputs (every finished task's, for a graph).
     cpu_seconds = NumberAttribute(null=True)
+    # What its runs were billed (chalicelib.jobs.cost): GB-seconds and invocations, summed
+    # in the writes that count each run done.
+    gb_seconds = NumberAttribute(null=True)
+    requests = NumberAttribute(null=True)
     phases = MapAttribute(default=dict)
     lease_owner = UnicodeAttribute(null=True)
     lease_expires = NumberAttribute(null=True)
@@ -232,6 +236,7 @@ class Task(Model):
     finished = UTCDateTimeAttribute(null=True)
     seconds = NumberAttribute(null=True)  # the run's wall time (the bench reads it)
     cpu_seconds = NumberAttribute(null=True)  # ffmpeg's CPU time in the run (what it cost)
+    memory_mb = NumberAttribute(null=True)  # what the run's invocation was billed at
     outputs = ListAttribute(default=list)
     error = MapAttribute(null=True)
     expires = TTLAttribute(null=True)
