@@ -226,7 +226,7 @@ class FanOut:
         self._clock = clock
         self.pending: list[TaskSpec] = []
         self.since = 0.0  # when the oldest pending task became ready
-        self.flushed = 0  # tasks handed on so far
+        self.flushed = 0  # tasks handed on so far (some perhaps sent by a flush that raised)
 
     def add(self, tasks: Iterable[TaskSpec]) -> None:
         if not self.pending:
@@ -243,8 +243,8 @@ class FanOut:
         if not count:
             return
         ready, self.pending = self.pending[:count], self.pending[count:]
-        self._flush(ready)
         self.flushed += len(ready)
+        self._flush(ready)
         self.since = self._clock()
 
 

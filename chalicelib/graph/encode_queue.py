@@ -15,6 +15,7 @@ from typing import Any
 from chalicelib import host, logs
 from chalicelib.graph.pipeline import JobRun
 from chalicelib.graph.run import Outcome, Result, Run
+from chalicelib.jobs import cost
 from chalicelib.store import faults, messages, queues
 
 log = logging.getLogger("openencoder.encode")
@@ -53,6 +54,7 @@ def _run(
     worker_id: str,
     deadline: float | None,
     stop: threading.Event | None,
+    memory_mb: int | None = None,
 ) -> Outcome:
     # The runner of graph tasks loads the media steps: only a task's message needs it.
     from chalicelib.graph.runner import TaskRun
@@ -64,6 +66,8 @@ def _run(
         run = JobRun(
             message.job_id, message.attempt, worker_id=worker_id, deadline=deadline, stop=stop
         )
+    if memory_mb:  # the function's configured memory: what the run is billed at
+        run.memory_mb = memory_mb
     with logs.bind(**run.extra):  # every record of the run names its job, attempt (and task)
         outcome = run.run()
     log.info("outcome %s %s", outcome.result.value, outcome.message, extra=run.extra)
@@ -77,12 +81,13 @@ def process(
     queue: str,
     deadline: float | None,
     stop: threading.Event | None = None,
+    memory_mb: int | None = None,
 ) -> Outcome:
     """Run one message; a transient failure is re-queued with a delay, not redelivered at once."""
     message = _parse(record_body)
     if message is None:
         return DROPPED
-    outcome = _run(message, worker_id=worker_id, deadline=deadline, stop=stop)
+    outcome = _run(message, worker_id=worker_id, deadline=deadline, stop=stop, memory_mb=memory_mb)
     if outcome.result is Result.RETRY:
         try:
             queues.send(queue, message, delay_seconds=outcome.delay)
@@ -103,10 +108,11 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     remaining = context.get_remaining_time_in_millis() / 1000 if context else 900
     deadline = time.monotonic() + remaining - BUDGET_MARGIN_SECONDS
     request = getattr(context, "aws_request_id", "local")
+    memory = cost.memory_mb(context)
 
     def record_handler(record: Any) -> None:
         outcome = process(record.body, worker_id=f"lambda:{request}", queue="encode",
-                          deadline=deadline, stop=host.stopping)  # fmt: skip
+                          deadline=deadline, stop=host.stopping, memory_mb=memory)  # fmt: skip
         if not outcome.delete_message:
             try:
                 queues.hand_back("encode", record.receipt_handle, outcome.delay)

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from chalicelib.config import graph_settings, runtime
 from chalicelib.errors import InvalidInput
 from chalicelib.graph import build, measures
-from chalicelib.graph.plan import Mode, Plan
+from chalicelib.graph.plan import Mode, Plan, TaskSpec
 from chalicelib.graph.run import Outcome, Result, Run
 from chalicelib.graph.run_record import RunRecord, StopReason
 from chalicelib.jobs import events, lifecycle, task_lifecycle, tries
@@ -159,7 +159,8 @@ class JobRun(Run):
         )  # fmt: skip
         quality.attach(outputs, measured)
         self.record.complete({"outputs": outputs, "progress": 100, "tasks_done": 1,
-                              "cpu_seconds": round(self.ffmpeg.cpu_seconds, 3)})  # fmt: skip
+                              "cpu_seconds": round(self.ffmpeg.cpu_seconds, 3),
+                              "gb_seconds": self.usage().gb_seconds, "requests": 1})  # fmt: skip
         log.info("completed with %d outputs", len(outputs), extra=self.extra)
         return Outcome(self.job_id, Result.COMPLETED)
 
@@ -203,7 +204,14 @@ class JobRun(Run):
         workspace = build.workspace_of(job)
         queue = build.queue_for(plan)
         items = {item.task_id: item for item in build.task_items(job, plan, queue)}
-        sent = False
+
+        def ready(tasks: list[TaskSpec]) -> None:
+            stored = [items[t.id] for t in tasks]
+            self.transfer("storing tasks", lambda: task_lifecycle.plant(stored))
+            self.stops.check()
+            self.transfer("sending tasks", lambda: build.send(job, tasks, queue))
+
+        fan = build.FanOut(ready)  # stored and sent in batches, not piece by piece
         try:
             # The assemble first: the fan-in releases it, however early the others finish.
             self.transfer("storing the assemble", lambda: task_lifecycle.plant([items["assemble"]]))
@@ -212,23 +220,22 @@ class JobRun(Run):
                 put = lambda p=piece: workspace.put(p.path, p.name, self.stops.wanted)  # noqa: E731
                 self.transfer(f"writing {piece.name}", put)
                 piece.path.unlink()  # a long source's pieces need not all fit in scratch
-                ready = [items[t.id] for t in piece.tasks]
-                self.transfer("storing tasks", lambda r=ready: task_lifecycle.plant(r))
-                self.stops.check()
-                self.transfer("sending tasks", lambda p=piece: build.send(job, p.tasks, queue))
-                sent = True
+                fan.add(piece.tasks)
+            fan.flush()
         except BaseException:
             # Before any message, nobody reads these pieces. After one, a task may still run
             # them (this run's lease may merely have lapsed, and the job will be recovered):
             # the job's end removes them, and the lifecycle rule is the backstop.
-            if not sent:
+            if not fan.flushed:
                 with contextlib.suppress(Exception):
                     workspace.remove()
             raise
         self.record.heartbeat.stop()  # the tasks hold their own leases from here on
         self.record.close(
             "handing the job to its tasks",
-            lambda: lifecycle.release(self.lease, cpu_seconds=runner.cpu_seconds),
+            lambda: lifecycle.release(
+                self.lease, cpu_seconds=runner.cpu_seconds, gb_seconds=self.usage().gb_seconds
+            ),
         )
         log.info("fanned out: %s, %d tasks on the %s queue", plan.reason, len(plan.tasks), queue,
                  extra=self.extra)  # fmt: skip

@@ -48,12 +48,8 @@ class Source:
     start: float = 0.0  # the first timestamp (MPEG-TS sources rarely start at 0)
 
 
-# What bounds a plan's chunks. The stored plan keeps one seam (a frame number) per chunk:
-# 10,000 seams are under 60 KB of the job item's 400 KB, beside the probe, outputs and
-# error. Tasks are items of their own (one per chunk and rendition group, a few hundred
-# bytes each), their messages sent ten per call: neither grows with the job. A 2-hour
-# source cut at the shortest chunk a ladder allows (one 1 s segment) is 7,200 chunks, so
-# the cap only lengthens the chunks of a source of many hours.
+# The stored plan keeps one seam (a frame number) per chunk: 10,000 are under 60 KB of the
+# job item's 400 KB. A 2-hour source at the shortest chunk (a 1 s segment) is 7,200 chunks.
 MAX_CHUNKS = 10_000
 
 

@@ -30,6 +30,7 @@ from chalicelib.config import runtime
 from chalicelib.graph.lease import Heartbeat
 from chalicelib.graph.run_record import Stop, StopReason, Stops
 from chalicelib.graph.workspace import Stopped
+from chalicelib.jobs import cost
 from chalicelib.jobs.lifecycle import Lost
 from chalicelib.media.ffmpeg_process import FfmpegRunner, Progress
 from chalicelib.media.probe import MediaError
@@ -107,6 +108,8 @@ class Run:
         self.retries = 0  # tries of this attempt that ended before this one
         self.tries: list[dict[str, Any]] = []  # why each of them ended
         self.started = time.monotonic()
+        self.invoked = self.started  # the run's share of its invocation starts here
+        self.memory_mb = cost.memory_mb()  # the encode handler sets its function's own
 
     # --- what a kind of run brings ----------------------------------------------------
 
@@ -217,6 +220,10 @@ class Run:
 
     def took(self) -> float:
         return time.monotonic() - self.started
+
+    def usage(self) -> cost.Usage:
+        """What this run is billed: its seconds since the message arrived, at its memory."""
+        return cost.Usage(time.monotonic() - self.invoked, self.memory_mb)
 
     def transfer(self, what: str, call: Callable[[], T]) -> T:
         """An S3 transfer, transient failures retried for up to a lease's length."""

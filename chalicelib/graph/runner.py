@@ -117,7 +117,7 @@ class TaskRun(Run):
         spec = self.graph.plan.task(self.task_id)
         if spec.kind is Kind.ASSEMBLE:
             return self._assemble()
-        return self._finish(self.media.work(spec), self.took())
+        return self._finish(self.media.work(spec))
 
     # --- the assemble: the job's last steps -------------------------------------------
 
@@ -140,18 +140,24 @@ class TaskRun(Run):
         # Every other task has finished (the fan-in released this one): the job's CPU
         # time read at the claim is final but for this task's own.
         cpu = float(self.job.cpu_seconds or 0) + self.cpu()
+        # ... and so are its cost sums.
+        usage = self.usage()
+        gb_seconds = float(self.job.gb_seconds or 0) + usage.gb_seconds
+        requests = int(self.job.requests or 0) + 1
         self._job_step(
             Status.UPLOADING,
             Status.COMPLETED,
             {"outputs": outputs, "progress": 100, "tasks_done": total, "phases": phases,
-             "cpu_seconds": round(cpu, 3)},
+             "cpu_seconds": round(cpu, 3), "gb_seconds": round(gb_seconds, 3),
+             "requests": requests},
         )  # fmt: skip
         self.closing(
             "recording the assemble done",
             lambda: task_lifecycle.end_task(
-                self.lease, TaskStatus.DONE, seconds=self.took(), cpu_seconds=self.cpu()
+                self.lease, TaskStatus.DONE, seconds=usage.seconds, cpu_seconds=self.cpu(),
+                memory_mb=usage.memory_mb,
             ),
-        )
+        )  # fmt: skip
         self._remove_workspace()
         log.info("job completed with %d outputs", len(outputs), extra=self.extra)
         return Outcome(self.job_id, Result.COMPLETED)
@@ -183,13 +189,16 @@ class TaskRun(Run):
 
     # --- fan-in ----------------------------------------------------------------------
 
-    def _finish(self, outputs: list[str], seconds: float) -> Outcome:
+    def _finish(self, outputs: list[str]) -> Outcome:
         assert self.graph is not None
         share = self.graph.share(self.task_id)
+        usage = self.usage()
         try:
             done, total = self._while_leased(
                 "recording the task done",
-                lambda: task_lifecycle.finish_task(self.lease, outputs, share, seconds, self.cpu()),
+                lambda: task_lifecycle.finish_task(
+                    self.lease, outputs, share, usage.seconds, self.cpu(), usage.memory_mb
+                ),
             )
         except Lost:
             self.lost()

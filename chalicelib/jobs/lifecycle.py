@@ -249,12 +249,15 @@ def requeue(
     _write(lease.job_id, old=old, new=Status.QUEUED, condition=lease.condition(), actions=actions)
 
 
-def release(lease: Lease, cpu_seconds: float = 0.0) -> None:
+def release(lease: Lease, cpu_seconds: float = 0.0, gb_seconds: float | None = None) -> None:
     """Drop the lease: the job was ended by someone else (cancelled), or its tasks hold
-    their own leases from here on (a fan-out, adding the CPU time its split took)."""
+    their own leases from here on (a fan-out, adding the CPU time its split took, and the
+    run's GB-seconds and request to the job's cost)."""
     actions = _releasing()
     if cpu_seconds:
         actions.append(Job.cpu_seconds.add(round(cpu_seconds, 3)))
+    if gb_seconds is not None:
+        actions += [Job.gb_seconds.add(round(gb_seconds, 3)), Job.requests.add(1)]
     try:
         Job(lease.job_id).update(actions=actions, condition=lease.condition())
     except PynamoDBException as exc:

@@ -15,7 +15,7 @@ from typing import Any
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.jobs import tries
+from chalicelib.jobs import cost, tries
 from chalicelib.jobs.lifecycle import (
     GRAPH_RUNNING,
     READ_RETRIES,
@@ -205,13 +205,22 @@ def renew_task(lease: TaskLease, fields: dict[str, Any]) -> None:
 
 
 def finish_task(
-    lease: TaskLease, outputs: list[str], share: float, seconds: float, cpu_seconds: float = 0.0
+    lease: TaskLease,
+    outputs: list[str],
+    share: float,
+    seconds: float,
+    cpu_seconds: float = 0.0,
+    memory_mb: int | None = None,
 ) -> tuple[int, int]:
     """Done, counted once on the job (one transaction); (tasks_done, tasks_total) after it.
 
-    The counter and the task's own status change commit together, so a duplicate or a
-    retried finish can never count twice.
+    The counter, the job's cost sums (the run's GB-seconds and one request) and the task's
+    own status change commit together, so a duplicate or a retried finish never counts twice.
     """
+    billed = []
+    if memory_mb is not None:
+        usage = cost.Usage(seconds, memory_mb)
+        billed = [Job.gb_seconds.add(usage.gb_seconds), Job.requests.add(1)]
     _task_write(
         lease.job_id,
         lease.key,
@@ -221,6 +230,7 @@ def finish_task(
             Task.finished.set(utcnow()),
             Task.seconds.set(round(seconds, 3)),
             Task.cpu_seconds.set(round(cpu_seconds, 3)),
+            *([Task.memory_mb.set(memory_mb)] if memory_mb is not None else []),
             Task.progress.set(100),
             Task.lease_owner.remove(),
             Task.lease_expires.remove(),
@@ -231,6 +241,7 @@ def finish_task(
             Job.tasks_done.add(1),
             Job.progress.add(round(share, 3)),
             Job.cpu_seconds.add(round(cpu_seconds, 3)),
+            *billed,
             Job.updated_date.set(utcnow()),
         ],
     )
@@ -284,6 +295,7 @@ def end_task(
     seconds: float | None = None,
     cpu_seconds: float | None = None,
     ended: str = "",
+    memory_mb: int | None = None,
 ) -> None:
     """Ended without counting on the job: failed or cancelled (see `fail_graph`), or the
     assemble done (the job's completion counted it)."""
@@ -297,6 +309,8 @@ def end_task(
         actions += [Task.seconds.set(round(seconds, 3)), Task.progress.set(100)]
     if cpu_seconds is not None:
         actions.append(Task.cpu_seconds.set(round(cpu_seconds, 3)))
+    if memory_mb is not None:
+        actions.append(Task.memory_mb.set(memory_mb))
     if message:
         actions.append(Task.error.set({"message": message, "log": log_tail}))
     if ended:
