@@ -20,6 +20,8 @@ import boto3
 from chalice.app import S3EventConfig, ScheduledEventConfig, SQSEventConfig
 from chalice.local import LambdaContext
 
+from chalicelib.config import graph_settings
+
 log = logging.getLogger("openencoder.pump")
 _UNIT_SECONDS = {
     "minute": 60,
@@ -251,8 +253,10 @@ class EventPump:
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
     def _context(self, name: str) -> LambdaContext:
+        # The memory a run here is billed at in its job's cost (OE_MEMORY_MB).
         return LambdaContext(function_name=f"{self.app.app_name}-{self.stage}-{name}",
-                             memory_size=3008, max_runtime_ms=900_000)  # fmt: skip
+                             memory_size=graph_settings().memory_mb,
+                             max_runtime_ms=900_000)  # fmt: skip
 
     def _schedule_loop(self, name: str, every: int, handler: Any) -> None:
         while not self.stopping.wait(every):

@@ -356,6 +356,17 @@ def test_with_one_invocation_at_a_time_each_chunk_makes_every_rendition_from_one
     # The job's CPU time is what its tasks' ffmpeg runs took, and the split before them.
     total = sum(t["cpu_seconds"] for t in tasks)
     assert total <= float(stored.cpu_seconds) <= total + 5
+    # Its actual cost: every task's invocation seconds at its memory, and the job's own run.
+    cost = jobs.public_view(stored)["cost"]
+    assert cost["estimate"]["usd"] > 0
+    assert all(t["memory_mb"] == 3008 and t["seconds"] > 0 for t in tasks)
+    billed = sum(t["seconds"] * 3008 / 1024 for t in tasks)
+    assert cost["actual"]["requests"] == len(tasks) + 1
+    assert billed < cost["actual"]["gb_seconds"] < billed + 3008 / 1024 * 60
+    assert cost["actual"]["usd"] == pytest.approx(
+        cost["actual"]["gb_seconds"] * 0.0000166667 + cost["actual"]["requests"] * 0.0000002,
+        abs=1e-6,
+    )
     for name in ("360p", "240p"):
         assert decodes(fetch(f"out/{name}.mp4", tmp_path / f"{name}.mp4"), "0:v:0") == FRAMES
 
