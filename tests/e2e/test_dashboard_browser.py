@@ -794,5 +794,7 @@ def test_a_chunked_job_shows_its_plan_and_task_grid_until_every_task_is_done(pag
     assert total >= 3  # two chunks and at least an assemble
     expect(page.locator('#job-tasks li.task[data-status="done"]')).to_have_count(total)
     expect(page.locator("#tasks-done")).to_have_text(f"{total} of {total} tasks done")
+    # What it cost beside the estimate: every task's run and the job's own (the fan-out).
+    expect(page.locator("#job-plan")).to_contain_text(f"GB-s, {total + 1} requests)")
     expect(page.get_by_label(f"Progress of job {job['id']}")).to_have_attribute("value", "100")
     shoot(page, "job-chunked")
