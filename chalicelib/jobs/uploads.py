@@ -193,8 +193,11 @@ def _settle(upload: Upload, head: dict[str, Any]) -> tuple[Upload, str | None]:
     if reason is None:
         etag = str(head.get("ETag", "")).strip('"')
         return _set_status(upload, COMPLETE, etag=etag), None
+    # Refused first, then removed: a job made in between sees the refusal (a 409), never a
+    # pending upload whose object is gone. The loser of a race with a completion removes nothing.
+    refused = _set_status(upload, ABORTED, refused=reason)
     storage.delete([storage.S3Location(upload.bucket, upload.key)])
-    return _set_status(upload, ABORTED, refused=reason), reason
+    return refused, reason
 
 
 def _refused(upload: Upload) -> Conflict:
