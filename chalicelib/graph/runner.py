@@ -211,7 +211,7 @@ class TaskRun(Run):
 
     def _release_assemble(self) -> None:
         """Exactly one finisher moves the assemble to queued, and sends its message."""
-        if task_lifecycle.release_assemble(self.job_id, self.attempt):
+        if task_lifecycle.release_assemble(self.job_id, self.attempt, by=self.task_id):
             self._send("assemble")
             log.info("fan-in complete: assemble queued", extra=self.extra)
 
@@ -250,10 +250,12 @@ class TaskRun(Run):
             self._release_measures(again=True)  # its host may have died before sending them
         if int(job.tasks_done or 0) < int(job.tasks_total or 0) - 1:
             return
-        if not task_lifecycle.release_assemble(self.job_id, self.attempt):
+        if not task_lifecycle.release_assemble(self.job_id, self.attempt, by=self.task_id):
             assemble = task_lifecycle.task(self.job_id, self.attempt, "assemble")
             if assemble is None or assemble.status != TaskStatus.QUEUED.value:
                 return  # running or done: nothing was lost
+            if assemble.released_by not in (None, self.task_id):
+                return  # another finisher released it: its own message covers a lost send
         self._send("assemble")  # a duplicate message is harmless: the claim is conditional
 
     def _send(self, task_id: str, delay: int = 0) -> None:

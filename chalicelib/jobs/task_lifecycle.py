@@ -251,18 +251,25 @@ def finish_task(
     return int(job.tasks_done or 0), int(job.tasks_total or 0)
 
 
-def release_assemble(job_id: int, attempt: int) -> bool:
-    """The assemble goes from waiting to queued: True for exactly one caller per attempt."""
-    return release(job_id, attempt, "assemble")
+def release_assemble(job_id: int, attempt: int, by: str | None = None) -> bool:
+    """The assemble goes from waiting to queued: True for exactly one caller per attempt.
+
+    `by` (the finisher) is kept, so that only its message, delivered again, sends the
+    assemble's again: its host may have died between this write and the send.
+    """
+    return release(job_id, attempt, "assemble", by)
 
 
-def release(job_id: int, attempt: int, task_id: str) -> bool:
+def release(job_id: int, attempt: int, task_id: str, by: str | None = None) -> bool:
     """A waiting task (the assemble, a measurement) goes to queued: True for exactly one caller."""
     try:
         _task_write(
             job_id,
             Task.make_key(attempt, task_id),
-            actions=[Task.status.set(TaskStatus.QUEUED.value)],
+            actions=[
+                Task.status.set(TaskStatus.QUEUED.value),
+                *([Task.released_by.set(by)] if by else []),
+            ],
             condition=Task.status == TaskStatus.WAITING.value,
             job_condition=(Job.attempt == attempt) & (Job.status == Status.ENCODING.value),
         )

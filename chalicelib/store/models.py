@@ -237,6 +237,7 @@ class Task(Model):
     seconds = NumberAttribute(null=True)  # the run's wall time (the bench reads it)
     cpu_seconds = NumberAttribute(null=True)  # ffmpeg's CPU time in the run (what it cost)
     memory_mb = NumberAttribute(null=True)  # what the run's invocation was billed at
+    released_by = UnicodeAttribute(null=True)  # the assemble: the task whose finish released it
     outputs = ListAttribute(default=list)
     error = MapAttribute(null=True)
     expires = TTLAttribute(null=True)
