@@ -205,7 +205,7 @@ def send(job: Job, tasks: Iterable[TaskSpec], queue: str) -> None:
 # Ready tasks are stored and sent fifty at a time: five SendMessageBatch calls of ten (SQS's
 # most) and two BatchWriteItem calls of 25 (DynamoDB's), not one short call of each per piece.
 FAN_OUT_BATCH = 50
-# ... but no ready task waits longer than this for its batch to fill.
+# ... but a short batch goes with the next piece once its oldest task has waited this long.
 FAN_OUT_LINGER_SECONDS = 1.0
 
 
@@ -213,7 +213,8 @@ class FanOut:
     """Tasks made ready piece by piece, handed to `flush` (store, then send) in batches.
 
     The first piece's tasks go at once, so the first encode never waits for a batch; later
-    ones wait only while their batch is short and younger than FAN_OUT_LINGER_SECONDS.
+    ones wait only while their batch is short and younger than FAN_OUT_LINGER_SECONDS
+    (looked at as each piece is ready: a slow piece sends what waited for it along with it).
     """
 
     def __init__(
