@@ -227,7 +227,7 @@ class FanOut:
         self._clock = clock
         self.pending: list[TaskSpec] = []
         self.since = 0.0  # when the oldest pending task became ready
-        self.flushed = 0  # tasks handed on so far (some perhaps sent by a flush that raised)
+        self.flushed = 0  # tasks handed on so far
 
     def add(self, tasks: Iterable[TaskSpec]) -> None:
         if not self.pending:
@@ -244,8 +244,10 @@ class FanOut:
         if not count:
             return
         ready, self.pending = self.pending[:count], self.pending[count:]
-        self.flushed += len(ready)
         self._flush(ready)
+        # Counted once handed on: a fan-out that breaks before any message is out removes
+        # its pieces (nobody reads them), as it did piece by piece.
+        self.flushed += len(ready)
         self.since = self._clock()
 
 
