@@ -158,19 +158,30 @@ class Run:
             self.scratch, self.heartbeat = scratch, heartbeat
             self.ffmpeg = FfmpegRunner(self.stops, self.progress, scratch, self.deadline)
             try:
-                return self.steps()
-            except Stop as stop:
-                return self.stopped(stop.reason)
-            except FfmpegKilled as kill:
-                return self.died(kill)
-            except (MediaFailed, MediaError, *self.media_failures()) as exc:
-                return self.failed(str(exc), getattr(exc, "log_tail", ""))
-            except storage.OutsideBoundary as exc:
-                return self.failed(f"{exc}: outputs may only be written under the job's dest")
-            except Exception as exc:  # noqa: BLE001 - classified: permanent, transient or a bug
-                return self.broke(exc)
+                return self.outcome()
+            except Exception:  # a failure's own write failed: keep the message
+                # A bug on a failure path must neither kill the host's worker nor lose the
+                # job: the message comes back after a lease, when the claim finds it lapsed.
+                log.exception("could not record how the run ended", extra=self.extra)
+                return Outcome(self.job_id, Result.HAND_BACK, "outcome unrecorded",
+                               delay=int(self.lease_seconds))  # fmt: skip
             finally:
                 self.kill()
+
+    def outcome(self) -> Outcome:
+        """The steps, and every way they can end turned into an outcome."""
+        try:
+            return self.steps()
+        except Stop as stop:
+            return self.stopped(stop.reason)
+        except FfmpegKilled as kill:
+            return self.died(kill)
+        except (MediaFailed, MediaError, *self.media_failures()) as exc:
+            return self.failed(str(exc), getattr(exc, "log_tail", ""))
+        except storage.OutsideBoundary as exc:
+            return self.failed(f"{exc}: outputs may only be written under the job's dest")
+        except Exception as exc:  # noqa: BLE001 - classified: permanent, transient or a bug
+            return self.broke(exc)
 
     def media_failures(self) -> tuple[type[Exception], ...]:
         """More exceptions that fail the run at once (the job's own run has a few)."""

@@ -350,7 +350,7 @@ class TaskRun(Run):
         except Exception as exc:  # noqa: BLE001 - then it fails as any task does
             log.warning("could not record the failed measurement: %s", exc, extra=self.extra)
             return None
-        return self._finish(stored, self.took())
+        return self._finish(stored)
 
     def retry(self, retries: int, ended: str, delay: int) -> Outcome:
         """Back to queued for another try (the caller's queue re-sends the message)."""

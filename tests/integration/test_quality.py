@@ -190,11 +190,6 @@ def test_measurements_wait_for_their_encode_and_a_redelivered_encode_sends_any_n
     assert video["quality"]["status"] == "ok" and video["quality"]["frames"] == FRAMES
 
 
-@pytest.mark.xfail(
-    reason="known defect (stop 24): with the batched fan-out landed beside it, a measurement "
-    "killed past its budget leaves the job running; being fixed next session",
-    strict=False,
-)
 def test_a_measurement_killed_on_every_try_fails_its_quality_not_the_job(
     aws, chunky, mezzanine, monkeypatch
 ):
