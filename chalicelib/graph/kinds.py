@@ -20,6 +20,7 @@ from chalicelib.graph.plan import Kind, TaskSpec, encode_task_id
 from chalicelib.media import quality, steps
 from chalicelib.media.scratch import Scratch
 from chalicelib.media.steps import FfmpegKilled, MediaFailed
+from chalicelib.store import transfers
 
 Fetch = Callable[[str, Path], Path]  # workspace name → local path
 Store = Callable[[Path, str], str]  # local path → workspace name
@@ -160,15 +161,21 @@ class TaskMedia:
         joined = []
         folder = scratch.path / "joined"
         folder.mkdir(exist_ok=True)
-        for video in graph.recipe.videos:
-            parts = [
-                self.fetch(
-                    f"out/{encode_task_id(c.index, video.name)}.mp4",
-                    scratch.path / "parts" / video.name / f"{c.index:04d}.mp4",
-                )
+        parts = {
+            video.name: [
+                (f"out/{encode_task_id(c.index, video.name)}.mp4",
+                 scratch.path / "parts" / video.name / f"{c.index:04d}.mp4")
                 for c in graph.plan.chunks
             ]
-            joined.append((video, steps.join(parts, folder / f"{len(joined)}.mp4", self.run)))
+            for video in graph.recipe.videos
+        }  # fmt: skip
+        # Every rendition's chunks at once: one at a time, a long ladder's thousands of
+        # round trips would take most of the invocation.
+        transfers.all_at_once([p for named in parts.values() for p in named],
+                              lambda pair: self.fetch(*pair))  # fmt: skip
+        for video in graph.recipe.videos:
+            paths = [path for _, path in parts[video.name]]
+            joined.append((video, steps.join(paths, folder / f"{len(joined)}.mp4", self.run)))
         if graph.metrics():
             self._gather_quality(publish)
         ladder = graph.recipe.ladder

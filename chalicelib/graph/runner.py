@@ -32,7 +32,7 @@ from chalicelib.jobs.outputs import record_versions
 from chalicelib.jobs.task_lifecycle import NotYet, TaskLease, TaskStatus
 from chalicelib.media import quality
 from chalicelib.media.steps import MediaFailed
-from chalicelib.store import faults, messages, queues, storage
+from chalicelib.store import faults, messages, queues, storage, transfers
 from chalicelib.store.models import Job, rfc3339, utcnow
 
 log = logging.getLogger("openencoder.graph")
@@ -175,13 +175,18 @@ class TaskRun(Run):
         ]
         for _, location in pairs:
             storage.check_output(location)
-        for path, location in pairs:
+
+        def send(pair: tuple[Path, storage.S3Location]) -> None:
+            path, location = pair
             self.stops.check()
             self.uploaded.append(location)
             self.transfer(
                 f"uploading {location.uri}",
-                lambda p=path, loc=location: storage.upload(p, loc, self.writer, self.stops.wanted),
+                lambda: storage.upload(path, location, self.writer, self.stops.wanted),
             )
+
+        # Several at once; playlists and manifests only after everything they name.
+        transfers.publish(pairs, folder, send)
         records = build.describe_outputs(pairs)
         if self.media is not None and self.media.qualities:
             quality.attach(records, self.media.qualities)

@@ -95,6 +95,23 @@ CONTENT_TYPES = {
 }
 
 
+# Large files go up in parts, several at once (s3transfer's multipart upload); 16 MiB parts
+# keep S3's 10,000-part limit at 160 GB, past any output ffmpeg is allowed to write.
+MULTIPART_THRESHOLD_BYTES = 16 * 1024 * 1024
+PART_CONCURRENCY = 4  # parts of one file in flight (files are also sent several at once)
+
+
+@cache
+def transfer_config() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(
+        multipart_threshold=MULTIPART_THRESHOLD_BYTES,
+        multipart_chunksize=MULTIPART_THRESHOLD_BYTES,
+        max_concurrency=PART_CONCURRENCY,
+    )
+
+
 class SourceMissing(Exception):
     """The source object does not exist (or may not be read)."""
 
@@ -196,7 +213,12 @@ def upload(
     extra = {"ContentType": content_type(path.name), "Metadata": writer.metadata()}
     stoppable(
         lambda: s3().upload_file(
-            str(path), location.bucket, location.key, ExtraArgs=extra, Callback=progress
+            str(path),
+            location.bucket,
+            location.key,
+            ExtraArgs=extra,
+            Callback=progress,
+            Config=transfer_config(),
         ),
         should_stop,
         "upload interrupted",

@@ -23,7 +23,7 @@ from chalicelib.jobs import task_lifecycle, tries
 from chalicelib.jobs.task_lifecycle import TaskStatus
 from chalicelib.media.probe import ffmpeg_exe
 from chalicelib.presets import catalog as presets
-from chalicelib.store import messages, queues
+from chalicelib.store import messages, queues, storage
 from chalicelib.store.models import Job
 from tests.conftest import ADMIN
 from tests.polling import wait_until
@@ -278,13 +278,39 @@ def decodes(target: Path, stream: str) -> int:
     )
 
 
+def named_by(manifest: Path) -> list[str]:
+    """What a playlist, MPD or WebVTT index points at, relative to where it lies."""
+    text = manifest.read_text()
+    if manifest.suffix == ".m3u8":
+        names = re.findall(r'URI="([^"]+)"', text)
+        return names + [line for line in text.splitlines() if line and not line.startswith("#")]
+    if manifest.suffix == ".mpd":
+        return re.findall(r'(?:sourceURL|media)="([^"]+)"', text)
+    return sorted({line.split("#", 1)[0] for line in text.splitlines() if "#xywh=" in line})
+
+
 def test_a_ladder_job_publishes_hls_dash_mp4_and_thumbnails_that_ffmpeg_reads_back(
-    aws, chunky, mezzanine, tmp_path
+    aws, chunky, mezzanine, tmp_path, monkeypatch
 ):
+    # At the moment each playlist or manifest is sent, everything it names is already stored.
+    unpublished: list[str] = []
+    send = storage.upload
+
+    def watched(path: Path, location: storage.S3Location, *args, **kwargs) -> None:
+        if path.suffix in (".m3u8", ".mpd", ".vtt"):
+            folder = location.key.rsplit("/", 1)[0]
+            for name in named_by(path):
+                key = f"{folder}/{name}"
+                if storage.head(storage.S3Location(location.bucket, key)) is None:
+                    unpublished.append(f"{location.key} -> {key}")
+        send(path, location, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "upload", watched)
     job = new_job("h264_ladder_hls_dash", upload(mezzanine))
     Drain().until(ended(job), workers=2)
     stored = Job.get(job.id)
     assert stored.status == "completed", stored.error
+    assert not unpublished
     plan = jobs.public_view(stored)["plan"]
     # 360p source: 1080p, 720p and 480p are skipped; 360p is kept. GOP = 4 s segments.
     assert plan["renditions"] == 1 and plan["mode"] == "chunked"
