@@ -5,10 +5,15 @@ form). Every field is an enumeration or a bounded number, so a ladder can name
 nothing but its own streams: no free text reaches ffmpeg. The argv it becomes is
 built by `chalicelib.media.argv`; the planner reads only heights, codec and the
 segment length.
+
+A ladder is `fixed` (each rendition's own rate) or `per-title`: then its renditions are
+the resolutions allowed, and probe encodes choose each rung's resolution and CRF
+(chalicelib.presets.pertitle) for its VMAF target.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Annotated, Literal
 
@@ -27,6 +32,10 @@ PROFILES: dict[str, tuple[str, ...]] = {
 LEVELS = ("3.0", "3.1", "4.0", "4.1", "4.2", "5.0", "5.1", "5.2")
 _RATE = re.compile(r"^(\d{1,6})(k|M)?$")
 MIN_BPS, MAX_BPS = 32_000, 200_000_000
+MIN_VMAF, MAX_VMAF = 50, 99
+DEFAULT_TARGET_VMAF = 95.0
+# A per-title ladder's default rung targets: the top target, then this much lower per rung.
+RUNG_STEP_VMAF = 8.0
 
 
 def bits_per_second(value: str) -> int:
@@ -77,7 +86,8 @@ class Rendition(_Strict):
     def _rate_control(self) -> Rendition:
         if self.height % 2:
             raise ValueError("height must be even")
-        if (self.bitrate is None) == (self.crf is None):
+        # Neither is allowed here: a per-title ladder's rates are chosen (`Ladder` checks).
+        if self.bitrate is not None and self.crf is not None:
             raise ValueError("give either 'bitrate' (capped VBR) or 'crf' with a 'maxrate' cap")
         if self.crf is not None and self.maxrate is None:
             raise ValueError("'crf' needs a 'maxrate' cap")
@@ -111,13 +121,79 @@ class ThumbnailSettings(_Strict):
     sprite: bool = True
 
 
+def _vmaf(value: float | None) -> float | None:
+    if value is not None and not MIN_VMAF <= value <= MAX_VMAF:
+        raise ValueError(f"a VMAF target must be {MIN_VMAF} to {MAX_VMAF}, not {value:g}")
+    return value
+
+
+# What a per-title ladder allows when it lists no renditions: the common 16:9 heights.
+PER_TITLE_HEIGHTS = (1080, 720, 540, 360, 240)
+
+
 class Ladder(_Strict):
     video: VideoSettings = VideoSettings()
-    renditions: list[Rendition] = Field(min_length=1, max_length=10)
+    mode: Literal["fixed", "per-title"] = "fixed"
+    target_vmaf: float | None = None  # per-title: the top rung's target
+    targets: list[float] | None = Field(None, min_length=1, max_length=10)  # per rung, top first
+    renditions: list[Rendition] = Field(
+        default_factory=lambda: [Rendition(height=h) for h in PER_TITLE_HEIGHTS],
+        min_length=1,
+        max_length=10,
+    )
     audio: AudioSettings | None = AudioSettings()
     segment_seconds: int = Field(4, ge=1, le=10)
     packaging: list[Literal["hls", "dash", "mp4"]] = Field(["hls", "dash"], min_length=1)
     thumbnails: ThumbnailSettings | None = None
+
+    _vmafs = field_validator("target_vmaf")(_vmaf)
+
+    @field_validator("targets")
+    @classmethod
+    def _descending(cls, targets: list[float] | None) -> list[float] | None:
+        if targets is not None:
+            for target in targets:
+                _vmaf(target)
+            if any(a <= b for a, b in itertools.pairwise(targets)):
+                raise ValueError("targets go top rung first, each lower than the one before")
+        return targets
+
+    @model_validator(mode="after")
+    def _per_title(self) -> Ladder:
+        if self.mode == "fixed":
+            if self.target_vmaf is not None or self.targets is not None:
+                raise ValueError("'target_vmaf' and 'targets' are for \"mode\": \"per-title\"")
+            for r in self.renditions:
+                if r.bitrate is None and r.crf is None:
+                    raise ValueError(
+                        f"rendition {r.name}: give either 'bitrate' (capped VBR) or 'crf' with "
+                        'a \'maxrate\' cap (or use "mode": "per-title" to have them chosen)'
+                    )
+            return self
+        if self.video.codec != "h264":
+            raise ValueError("per-title ladders are probed with h264 (codec 'h264')")
+        if self.targets and self.target_vmaf is not None and self.targets[0] != self.target_vmaf:
+            raise ValueError("the first of 'targets' is the top rung's: it must equal target_vmaf")
+        if self.targets and len(self.targets) > len(self.renditions):
+            raise ValueError("more targets than renditions allowed: each rung needs a height")
+        return self
+
+    @property
+    def per_title(self) -> bool:
+        return self.mode == "per-title"
+
+    def rung_targets(self) -> list[float]:
+        """A per-title ladder's VMAF target of each rung, top first."""
+        if self.targets:
+            return list(self.targets)
+        top = self.target_vmaf if self.target_vmaf is not None else DEFAULT_TARGET_VMAF
+        count = len(self.renditions)
+        return [t for i in range(count) if (t := top - RUNG_STEP_VMAF * i) >= MIN_VMAF]
+
+    def chosen(self, renditions: list[Rendition]) -> Ladder:
+        """This ladder with the renditions a per-title choice made (a fixed ladder from here)."""
+        return self.model_copy(update={"renditions": renditions, "mode": "fixed",
+                                       "target_vmaf": None, "targets": None})  # fmt: skip
 
     @model_validator(mode="after")
     def _consistent(self) -> Ladder:

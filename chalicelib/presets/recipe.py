@@ -105,9 +105,12 @@ def _rendition_args(ladder: Ladder, r: Rendition, gop: int | None, threads: int)
     cap = r.cap_bps
     if r.crf is not None:
         args += ["-crf", str(r.crf)]
-    else:
-        args += ["-b:v", str(bits_per_second(r.bitrate or "0"))]
-    args += ["-maxrate", str(cap), "-bufsize", str(cap * 2)]
+    elif r.bitrate is not None:
+        args += ["-b:v", str(bits_per_second(r.bitrate))]
+    else:  # a per-title ladder's allowed resolution, judged before its rate is chosen
+        args += ["-crf", "23"]
+    if cap:
+        args += ["-maxrate", str(cap), "-bufsize", str(cap * 2)]
     if r.profile and codec != "av1":
         args += ["-profile:v", r.profile]
     if r.level and codec == "h264":

@@ -258,6 +258,11 @@ def parse_preset_data(data: str) -> PresetSpec:
             "preset data must be a JSON object with 'raw', 'ladder' or structured fields"
         )
     document, metrics = quality.split(document)
+    if "ladder" not in document and {"mode", "target_vmaf", "targets"} & set(document):
+        raise InvalidInput(
+            'per-title ("mode": "per-title", "target_vmaf") is for ladder presets: put it in '
+            '{"ladder": {"mode": "per-title", "target_vmaf": 95, ...}}'
+        )
     return parse_document(document).model_copy(update={"quality": metrics})
 
 
