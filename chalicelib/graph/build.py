@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.config import graph_settings, runtime
-from chalicelib.graph import measures
+from chalicelib.graph import ladder_choice, measures
 from chalicelib.graph.plan import Kind, Limits, Mode, Options, Plan, Source, TaskSpec, plan
 from chalicelib.graph.workspace import Workspace
 from chalicelib.media import argv, steps
@@ -54,12 +54,15 @@ def frame_rate(fps: float | None) -> Fraction | None:
     return _NTSC.get(round(fps, 2)) or Fraction(fps).limit_denominator(1001)
 
 
-def recipe_for(snapshot: dict[str, Any], height: int | None, fps: Fraction | None) -> Recipe:
-    """The preset a job was made with, as a media recipe."""
+def recipe_for(
+    snapshot: dict[str, Any], height: int | None, fps: Fraction | None, chosen: Any = None
+) -> Recipe:
+    """The preset a job was made with, as a media recipe (a per-title ladder as `chosen`)."""
     threads = graph_settings().encode_threads
     document = json.loads(snapshot["data"])
     if isinstance(document, dict) and "ladder" in document:
-        return ladder_recipe(Ladder.model_validate(document["ladder"]), height, fps, threads)
+        ladder = ladder_choice.applied(Ladder.model_validate(document["ladder"]), chosen)
+        return ladder_recipe(ladder, height, fps, threads)
     spec = parse_preset_data(snapshot["data"])
     return single_recipe(
         spec.args, snapshot["output"], height, two_pass=spec.two_pass, threads=threads
@@ -106,9 +109,10 @@ def source_of(info: MediaInfo) -> Source:
     )
 
 
-def plan_job(job: Job, info: MediaInfo) -> tuple[Plan, Recipe]:
+def plan_job(job: Job, info: MediaInfo, chosen: Any = None) -> tuple[Plan, Recipe]:
+    """`chosen`: a per-title ladder's choice (ladder_choice), kept on the plan's details."""
     source = source_of(info)
-    recipe = recipe_for(_snapshot(job), source.height, source.fps)
+    recipe = recipe_for(_snapshot(job), source.height, source.fps, chosen)
     raw = plain(job.options)
     options = Options(parallel=raw.get("parallel", "auto"), priority=raw.get("priority", "speed"))
     if recipe.ladder is not None and source.has_video and not recipe.videos:
@@ -120,6 +124,8 @@ def plan_job(job: Job, info: MediaInfo) -> tuple[Plan, Recipe]:
     bounds = limits(droplets=droplets)
     wanted = quality.wanted(raw, job.preset_snapshot["data"])
     planned = plan(source, work, options, bounds)
+    if chosen:
+        planned.details["ladder"] = chosen
     return measures.with_measures(planned, wanted, source, bounds), recipe
 
 
@@ -279,7 +285,7 @@ class Graph:
         stream = next((s for s in summary.get("streams", []) if s.get("kind") == "video"), {})
         height = int(stream["height"]) if stream.get("height") else None
         size = (int(stream["width"]), height) if stream.get("width") and height else None
-        recipe = recipe_for(_snapshot(job), height, p.fps)
+        recipe = recipe_for(_snapshot(job), height, p.fps, p.details.get("ladder"))
         duration = float(summary.get("duration") or 0.0)
         tallest = max((v.height or 0 for v in recipe.videos), default=0) or (height or 360)
         start = float(p.details.get("source_start") or 0.0)

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from chalicelib.config import graph_settings, runtime
 from chalicelib.errors import InvalidInput
-from chalicelib.graph import build, measures
+from chalicelib.graph import build, ladder_choice, measures
 from chalicelib.graph.plan import Mode, Plan, TaskSpec
 from chalicelib.graph.run import Outcome, Result, Run
 from chalicelib.graph.run_record import RunRecord, StopReason
@@ -132,7 +132,12 @@ class JobRun(Run):
         self.record.heartbeat = self.heartbeat
         spec = self._preset()
         info = self._download_and_probe()
-        plan, _recipe = build.plan_job(self.job, info)
+        chosen = ladder_choice.choose(  # a per-title ladder's probes and choice, else None
+            self.job.preset_snapshot, info, self.source_path, self.scratch.path / "probes",
+            self.ffmpeg, build.frame_rate(info.video.fps if info.video else None),
+            graph_settings().encode_threads,
+        )  # fmt: skip
+        plan, _recipe = build.plan_job(self.job, info, chosen)
         if plan.graph:
             return self._fan_out(plan, info)
         if plan.mode is Mode.DROPLET and self.deadline is not None:

@@ -319,13 +319,20 @@ def cost_view(job: Job) -> dict[str, Any]:
     }
 
 
+def _number(value: Any) -> int | float:
+    """DynamoDB's Decimal as the number it was: whole ones as ints."""
+    return int(value) if value == int(value) else float(value)
+
+
 def plan_view(job: Job) -> dict[str, Any] | None:
     """The plan as the API shows it (api-contract.md); None before probing."""
     if job.plan is None:
         return None
     plan = job.plan.as_dict() if hasattr(job.plan, "as_dict") else dict(job.plan)
     estimate = plan.get("estimate") or {}
+    ladder = (plan.get("details") or {}).get("ladder")
     return {
+        **({"ladder": json.loads(json.dumps(ladder, default=_number))} if ladder else {}),
         "mode": plan.get("mode"),
         "chunks": len(plan.get("seams") or plan.get("chunks") or []),
         "renditions": len(plan.get("renditions") or []),

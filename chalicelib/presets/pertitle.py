@@ -18,10 +18,11 @@ from dataclasses import asdict, dataclass
 
 from chalicelib.presets.ladder import Ladder, Rendition
 
-# CRF points probed per resolution (x264's scale): three points fit the knee of the curve.
-PROBE_CRFS = (20, 27, 34)
+# CRF points probed per resolution (x264's scale): two points and the slope between them
+# (more points cost more probe CPU than the ladder can spare; see docs/guides).
+PROBE_CRFS = (22, 31)
 # A chosen CRF may lie this far past the probed points (the curve's end slope carries on).
-EXTRAPOLATE_CRF = 4
+EXTRAPOLATE_CRF = 5
 CRF_RANGE = (12, 45)
 # Aim this much above each target: samples stand for the whole title only roughly.
 MARGIN_VMAF = 1.0
@@ -33,7 +34,7 @@ CAP_FACTOR = 2.0
 MIN_CAP_KBPS = 64
 # Samples: up to SAMPLES of SAMPLE_SECONDS each, in all at most SAMPLE_SHARE of the
 # source (probe CPU stays a small share of the ladder's), and at least MIN_SAMPLE_SECONDS.
-SAMPLES, SAMPLE_SECONDS, SAMPLE_SHARE, MIN_SAMPLE_SECONDS = 4, 2.0, 0.06, 1.0
+SAMPLES, SAMPLE_SECONDS, SAMPLE_SHARE, MIN_SAMPLE_SECONDS = 4, 2.0, 0.05, 1.0
 
 
 @dataclass(frozen=True)
