@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format docs docs-serve package bench-api bench-encode bench-parallel layer deploy destroy clean
+.PHONY: run test lint format docs docs-serve package bench-api bench-encode bench-parallel bench-quality layer deploy destroy clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench-encode: $(STAMP)
 # Chunked (graph) encoding against one monolithic encode, and the ladder's CPU seconds.
 bench-parallel: $(STAMP)
 	$(PY) -m bench.parallel
+
+# Per-title ladders against the seeded fixed ladder: bits, VMAF, probe and measurement CPU.
+bench-quality: $(STAMP)
+	$(PY) -m bench.quality
 
 # Lambda layer zips with a static ffmpeg, for x86_64 and arm64, into dist/.
 layer: $(STAMP)
