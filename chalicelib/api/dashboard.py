@@ -1,7 +1,9 @@
 """The web dashboard: one HTML page and its static assets, served by the API itself.
 
 The page is plain JavaScript modules and CSS from `chalicelib/dashboard/` (no build
-step). Files are read on the first dashboard request, never at import, so the API
+step). `hls.js` is hls.js 1.7.4 (`dist/hls.min.mjs` of the npm package, unmodified;
+Apache-2.0, its licence served beside it as `hls-license.txt`). Files are read on the
+first dashboard request, never at import, so the API
 function's cold start does not grow. Every asset URL carries the version of the
 whole asset set (a hash of every file), so assets are cached for a year and a new
 deploy is picked up at once: the page itself is never cached.
@@ -22,12 +24,13 @@ from chalicelib.config import Settings, settings
 
 ASSETS = Path(__file__).resolve().parent.parent / "dashboard"
 # A flat folder and a strict name grammar: no separators, no dots but the extension.
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,63}\.(js|css|svg)$")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,63}\.(js|css|svg|txt)$")
 _VERSION = re.compile(r"^[0-9a-f]{16}$")
 _TYPES = {
     "js": "text/javascript; charset=utf-8",
     "css": "text/css; charset=utf-8",
     "svg": "image/svg+xml",
+    "txt": "text/plain; charset=utf-8",  # the vendored player's licence
 }
 _IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -81,7 +84,10 @@ def security_headers() -> dict[str, str]:
             "style-src 'self'",
             "img-src 'self'",
             f"connect-src 'self' {storage}",
-            f"media-src 'self' {storage}",
+            # blob: for media only: hls.js hands the <video> a MediaSource by an object URL,
+            # and the browser's own HLS player is given the job's playlists as blobs (each
+            # rewritten to presigned links). hls.js runs without a worker, so no worker-src.
+            f"media-src 'self' {storage} blob:",
             "form-action 'self'",
             "base-uri 'none'",
             "frame-ancestors 'none'",

@@ -74,6 +74,25 @@ def test_every_module_the_page_imports_is_served_under_the_same_version(http):
         assert http.get(f"/dashboard/assets/{version}/{name}").status_code == 200, name
 
 
+def test_the_vendored_player_and_its_licence_are_served_and_blob_is_for_media_only(http):
+    version = dashboard.bundle().version
+    player = http.get(f"/dashboard/assets/{version}/player.js").body.decode()
+    # hls.js is imported by the player on first use, under the same version.
+    assert re.findall(r'import\("\./([^"]+)"\)', player) == ["hls.js"]
+    js = http.get(f"/dashboard/assets/{version}/hls.js")
+    assert js.status_code == 200 and js.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    licence = http.get(f"/dashboard/assets/{version}/hls-license.txt")
+    assert licence.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert "Apache License" in licence.body.decode()
+    policy = dict(
+        part.strip().split(" ", 1) for part in js.headers["Content-Security-Policy"].split(";")
+    )
+    # MSE's object URL and the native player's rewritten playlists; nothing else takes blob:.
+    assert policy["media-src"].split()[-1] == "blob:"
+    assert not [k for k, v in policy.items() if "blob:" in v and k != "media-src"]
+    assert "worker-src" not in policy  # hls.js runs without a worker
+
+
 @pytest.mark.parametrize(
     "name",
     [
