@@ -1,7 +1,10 @@
-// One job: its facts, source probe, phase timeline, task grid (chunked plans),
-// outputs (a table with download links) and a preview, the error, cancel and restart.
+// One job: its facts, source probe, phase timeline, task grid (chunked plans), the
+// ladder's player and renditions (page-job-renditions.js, player.js), outputs (a table
+// with download links) and a preview, the error, cancel and restart.
 
 import * as api from "./api.js";
+import { bitrate, ladderView, nameOf, perFramePlots, renditionsOf, renditionsTable } from "./page-job-renditions.js";
+import { parseMaster, player, signedLinks } from "./player.js";
 import {
   TERMINAL,
   badge,
@@ -106,12 +109,6 @@ function taskGrid(tasks) {
   ];
 }
 
-function bitrate(bps) {
-  const value = Number(bps);
-  if (!Number.isFinite(value) || value <= 0) return "";
-  return value >= 1e6 ? `${(value / 1e6).toFixed(2)} Mb/s` : `${Math.round(value / 1e3)} kb/s`;
-}
-
 // A rendition's measured quality, as the CLI's quality column shows it; every figure in its title.
 function qualityCell(measured) {
   if (!measured) return "";
@@ -132,7 +129,7 @@ function qualityCell(measured) {
 // rendition's segments, the numbered thumbnails) is one row: its files are listed by GET /api/jobs/:id/files, and the CLI's
 // --download saves them all.
 function outputsView(outputs, jobId) {
-  const name = (output) => output.name || String(output.key || "").split("/").pop();
+  const name = nameOf;
   const sorted = [...outputs].sort((a, b) => (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0));
   const measured = outputs.some((o) => o.quality);
   const rows = sorted.map((output) => {
@@ -156,7 +153,9 @@ function outputsView(outputs, jobId) {
   const headers = ["Name", "Kind", "Resolution", "Bitrate", "Size", "Duration", "Link"];
   if (measured) headers.splice(6, 0, "Quality");
   const expiries = outputs.map((o) => o.url_expires).filter(Boolean).sort();
-  const preview = sorted.find((o) => o.url && /\.mp4$/i.test(name(o)));
+  // A ladder plays in the player section; a one-file job's MP4 plays here.
+  const ladder = outputs.some((o) => name(o) === "master.m3u8");
+  const preview = !ladder && sorted.find((o) => o.url && /\.mp4$/i.test(name(o)));
   return [
     table("Outputs", headers, rows),
     expiries.length ? h("p", { class: "muted" }, `Links valid until ${when(expiries[0])}.`) : null,
@@ -176,6 +175,9 @@ export async function render(main, { ctx, session }, id) {
   const phases = section("Phases", "job-phases");
   const probe = section("Source", "job-probe");
   const outputs = section("Outputs", "job-outputs");
+  const playing = section("Player", "job-player");
+  const renditions = section("Renditions", "job-renditions");
+  const ladder = section("Per-title ladder", "job-ladder");
   const failure = section("Error", "job-error");
   main.append(
     h("p", { class: "crumbs" }, h("a", { href: "#/jobs" }, "← Jobs")),
@@ -183,6 +185,9 @@ export async function render(main, { ctx, session }, id) {
     problem,
     summary.el,
     failure.el,
+    playing.el,
+    renditions.el,
+    ladder.el,
     outputs.el,
     phases.el,
     plan.el,
@@ -192,6 +197,8 @@ export async function render(main, { ctx, session }, id) {
 
   let job = null;
   let actionsFor = null;
+  let variants = []; // the master playlist's, once the player has read it
+  let stopPlayer = null;
   const act = async (verb) => {
     try {
       const answer = await api.post(`/jobs/${encodeURIComponent(id)}/${verb}`);
@@ -201,6 +208,25 @@ export async function render(main, { ctx, session }, id) {
       notify(error.message, "error");
     }
   };
+
+  function drawRenditions() {
+    const rows = renditionsOf(job.outputs, variants);
+    renditions.draw(rows.length ? rows : null, () => [renditionsTable(rows), perFramePlots(rows, job.outputs, ctx.signal)]);
+  }
+
+  async function loadPlayer(holder, signal) {
+    try {
+      const links = await signedLinks(job.id, signal);
+      const response = await fetch(links.get("master.m3u8"), { signal, credentials: "omit", cache: "no-store" });
+      if (!response.ok) throw new Error(`storage answered ${response.status} for master.m3u8`);
+      const master = await response.text();
+      variants = parseMaster(master);
+      clear(holder, player(job, links, variants, master, signal));
+      drawRenditions(); // with what only the master playlist says (a ladder without MP4s)
+    } catch (error) {
+      if (error.name !== "AbortError") clear(holder, errorBox(error));
+    }
+  }
 
   async function refresh() {
     try {
@@ -239,6 +265,22 @@ export async function render(main, { ctx, session }, id) {
     ]);
     outputs.draw(job.outputs?.length ? job.outputs.map(({ url_expires, ...o }) => ({ ...o, url: o.url?.split("?")[0] })) : null,
       () => outputsView(job.outputs, job.id));
+    const ladderOut = finished && job.outputs?.some((o) => nameOf(o) === "master.m3u8");
+    if (!ladderOut && stopPlayer) {
+      stopPlayer.abort(); // restarted: the old attempt's player stops
+      stopPlayer = null;
+    }
+    // Drawn again only when the outputs change (a restart), never for a new link's signature.
+    playing.draw(ladderOut ? { id: job.id, attempt: job.attempt, outputs: job.outputs.map(nameOf) } : null, () => {
+      stopPlayer?.abort();
+      stopPlayer = new AbortController();
+      const signal = AbortSignal.any([ctx.signal, stopPlayer.signal]);
+      const holder = h("div", null, h("p", { class: "muted" }, "Loading the ladder…"));
+      loadPlayer(holder, signal);
+      return holder;
+    });
+    drawRenditions();
+    ladder.draw(job.plan?.ladder ?? null, ladderView);
     phases.draw({ phases: job.phases, status: job.status }, () => timeline(job.phases, job.status, job.updated_date));
     const p = job.plan;
     const actual = job.cost?.actual;

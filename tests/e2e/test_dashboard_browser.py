@@ -477,26 +477,43 @@ def test_a_dropped_clip_is_uploaded_encoded_and_played_in_the_page(page, stack, 
     assert video.evaluate("v => v.videoWidth") == 640
 
 
-def test_a_ladders_outputs_are_a_table_of_one_row_each_as_the_cli_prints_them(page, stack, media):
-    from playwright.sync_api import expect
-
-    from openencoder_cli.views import output_row
+@pytest.fixture(scope="module")
+def measured_ladder(stack, tmp_path_factory) -> dict[str, Any]:
+    """One completed H.264 ladder with VMAF, shared by the outputs-table and player tests:
+    a 480p source makes two rungs (480p and 360p); the taller ones are skipped."""
+    from tests import media as make
     from tests.polling import wait_until
 
     facts = stack
+    clip = make.av_clip(tmp_path_factory.mktemp("ladder") / "ladder.mp4", seconds=4,
+                        size="854x480", bitrate="1M")  # fmt: skip
+    s3(facts).upload_file(str(clip), facts["buckets"]["input"], "src/ladder.mp4")
     auth = {"Authorization": f"Bearer {api_token(facts, *admin(facts))}"}
-    s3(facts).upload_file(str(media["clip"]), facts["buckets"]["input"], "src/ladder.mp4")
     body = {"preset": "h264_ladder_hls_dash", "source": "s3:///src/ladder.mp4",
-            "dest": "s3:///ladder-table/"}  # fmt: skip
+            "dest": "s3:///ladder-table/", "quality": {"metrics": ["vmaf"]}}  # fmt: skip
     job_id = requests.post(f"{facts['api']}/jobs", json=body, headers=auth, timeout=10).json()[
         "job"
     ]["id"]
 
-    def status() -> str | None:
+    def ended() -> dict | None:
         got = requests.get(f"{facts['api']}/jobs/{job_id}", headers=auth, timeout=10).json()
-        return got["status"] if got["status"] in ("completed", "error", "cancelled") else None
+        return got if got["status"] in ("completed", "error", "cancelled") else None
 
-    assert wait_until(status, 240, f"ladder job {job_id} to end") == "completed"
+    job = wait_until(ended, 240, f"ladder job {job_id} to end")
+    assert job["status"] == "completed", job.get("error")
+    return job
+
+
+def test_a_ladders_outputs_are_a_table_of_one_row_each_as_the_cli_prints_them(
+    page, stack, measured_ladder
+):
+    from playwright.sync_api import expect
+
+    from openencoder_cli.views import output_row
+
+    facts = stack
+    auth = {"Authorization": f"Bearer {api_token(facts, *admin(facts))}"}
+    job_id = measured_ladder["id"]
     outputs = requests.get(f"{facts['api']}/jobs/{job_id}/outputs", headers=auth,
                            timeout=10).json()["items"]  # fmt: skip
     login(page, facts, *admin(facts))
@@ -504,23 +521,25 @@ def test_a_ladders_outputs_are_a_table_of_one_row_each_as_the_cli_prints_them(pa
     grid = page.locator("#job-outputs table")
     expect(grid.locator("tbody tr")).to_have_count(len(outputs))
     headers = grid.locator("thead th").all_inner_texts()
-    assert headers == ["Name", "Kind", "Resolution", "Bitrate", "Size", "Duration", "Link"]
+    assert headers == ["Name", "Kind", "Resolution", "Bitrate", "Size", "Duration", "Quality",
+                       "Link"]  # fmt: skip
     # Name, kind, resolution and bitrate read as `openencoder jobs outputs` prints them.
     shown = [row.locator("td").all_inner_texts() for row in grid.locator("tbody tr").all()]
     assert [[c.strip().replace("\u00d7", "x") for c in cells[:4]] for cells in shown] == [
         list(output_row(o)[:4]) for o in sorted(outputs, key=lambda o: o["name"])
     ]  # by name, as the CLI sorts them
     names = [cells[0].strip() for cells in shown]
-    assert {"master.m3u8", "manifest.mpd", "720p/", "360p.mp4", "thumbnails/"} <= set(names)
+    assert {"master.m3u8", "manifest.mpd", "480p/", "360p.mp4", "thumbnails/"} <= set(names)
     assert any(cells[1].strip() == "segments (1)" for cells in shown), shown
     # A link for each output of one object, each serving its bytes; a folder names its files.
     links = grid.get_by_role("link")
     expect(links).to_have_count(len([o for o in outputs if o.get("url")]))
     href = grid.get_by_role("link", name="Download master.m3u8").get_attribute("href")
     assert requests.get(href, timeout=10).text.startswith("#EXTM3U")
-    folder = grid.get_by_role("row", name=re.compile(r"^720p\/ segments"))
+    folder = grid.get_by_role("row", name=re.compile(r"^480p\/ segments"))
     expect(folder).to_contain_text("save with CLI --download")
-    expect(page.locator("#job-outputs video.preview")).to_have_count(1)
+    # A ladder plays in the player section (the tests below), not as an MP4 preview here.
+    expect(page.locator("#job-outputs video.preview")).to_have_count(0)
     shoot(page, "job-ladder-outputs")
 
 
@@ -798,3 +817,137 @@ def test_a_chunked_job_shows_its_plan_and_task_grid_until_every_task_is_done(pag
     expect(page.locator("#job-plan")).to_contain_text(f"GB-s, {total + 1} requests)")
     expect(page.get_by_label(f"Progress of job {job['id']}")).to_have_attribute("value", "100")
     shoot(page, "job-chunked")
+
+
+# --- the job page's player, renditions and plots ------------------------------------
+
+# A browser without HLS of its own (most but Safari and recent Chromium): hls.js plays.
+NO_NATIVE_HLS = """(() => {
+    const own = HTMLMediaElement.prototype.canPlayType;
+    HTMLMediaElement.prototype.canPlayType = function (type) {
+        return /mpegurl/i.test(type) ? "" : own.call(this, type);
+    };
+})()"""
+PLAYS = "v => v.currentTime >= 1 && v.readyState >= 2 && !v.error"
+
+
+def play_then_pick_a_rung(page, height: int) -> None:
+    """The player plays a second, then the menu's rung of `height` is what it shows."""
+    video = page.locator("#player video")
+    video.evaluate("v => { v.muted = true; return v.play(); }")
+    page.wait_for_function(PLAYS, arg=video.element_handle())
+    menu = page.get_by_label("Quality", exact=True)
+    options = menu.locator("option").all_inner_texts()
+    assert options[0] == "Auto" and len(options) == 3, options
+    (label,) = [o for o in options if o.startswith(f"{height}p")]
+    menu.select_option(label=label)
+    page.wait_for_function(
+        f"v => v.videoHeight === {height} && !v.error", arg=video.element_handle()
+    )
+    video.evaluate("v => { v.currentTime = 0; v.muted = true; return v.play(); }")
+    page.wait_for_function(PLAYS, arg=video.element_handle())
+    menu.select_option(label="Auto")
+
+
+def test_a_ladders_page_plays_it_switches_rungs_and_shows_each_renditions_vmaf(
+    page, stack, measured_ladder
+):
+    from playwright.sync_api import expect
+
+    job = measured_ladder
+    login(page, stack, *admin(stack))
+    page.goto(f"{stack['dashboard']}#/jobs/{job['id']}")
+    player = page.locator("#player")
+    # Debian's chromium plays HLS itself: the page uses it rather than hls.js.
+    native = page.evaluate("document.createElement('video').canPlayType("
+                           "'application/vnd.apple.mpegurl') !== ''")  # fmt: skip
+    expect(player).to_have_attribute("data-engine", "native" if native else "hls.js")
+    play_then_pick_a_rung(page, 360)
+    # One row per rendition, tallest first, with the job's own VMAF figures.
+    rows = page.locator("#job-renditions tbody tr")
+    expect(rows).to_have_count(2)
+    headers = page.locator("#job-renditions thead th").all_inner_texts()
+    assert headers == ["Name", "Resolution", "Codec", "Bitrate", "Size", "VMAF mean", "VMAF p5"]
+    by_name = {o["name"]: o for o in job["outputs"]}
+    for row, rendition in zip(rows.all(), ("480p", "360p"), strict=True):
+        vmaf = by_name[f"{rendition}.mp4"]["quality"]["vmaf"]
+        cells = [c.strip() for c in row.locator("td").all_inner_texts()]
+        assert cells[0] == rendition and cells[2].startswith("h264"), cells
+        assert cells[5:] == [f"{vmaf['mean']:.1f}", f"{vmaf['p5']:.1f}"], cells
+    # A plot per rendition, one point per measured frame.
+    for rendition in ("480p", "360p"):
+        plot = page.locator(f'#vmaf-plots figure[data-rendition="{rendition}"] svg.plot')
+        frames = by_name[f"{rendition}.mp4"]["quality"]["frames"]
+        expect(plot).to_have_attribute("data-frames", str(frames))
+        expect(plot.locator("path.series")).to_have_count(1)
+    expect(page.locator("#job-ladder")).to_be_hidden()  # a fixed ladder has no per-title plot
+
+
+def test_where_the_browser_has_no_hls_of_its_own_hls_js_plays_the_ladder(
+    page, stack, measured_ladder
+):
+    from playwright.sync_api import expect
+
+    page.add_init_script(NO_NATIVE_HLS)
+    login(page, stack, *admin(stack))
+    page.goto(f"{stack['dashboard']}#/jobs/{measured_ladder['id']}")
+    expect(page.locator("#player")).to_have_attribute("data-engine", "hls.js")
+    play_then_pick_a_rung(page, 480)
+    expect(page.locator("#player-status")).to_contain_text("hls.js")
+
+
+PER_TITLE = {
+    "mode": "per-title",
+    "target_vmaf": 95,
+    "points": [
+        {"width": w, "height": h, "kbps": k, "vmaf": v, "crf": c}
+        for (w, h, k, v, c) in [
+            (854, 480, 420, 88.1, 30),
+            (854, 480, 760, 93.2, 26),
+            (854, 480, 1350, 96.4, 22),
+            (640, 360, 260, 84.0, 30),
+            (640, 360, 470, 90.5, 26),
+            (640, 360, 820, 94.1, 22),
+        ]
+    ],
+    "chosen": [
+        {"name": "480p", "width": 854, "height": 480, "kbps": 1010, "vmaf": 95.0},
+        {"name": "360p", "width": 640, "height": 360, "kbps": 470, "vmaf": 90.5},
+    ],
+}
+
+
+def test_a_per_title_plan_shows_its_rate_quality_points_and_chosen_rungs(
+    page, stack, measured_ladder
+):
+    """The plan's `ladder` in the shape agreed for per-title jobs, added to the job's view."""
+    import json
+
+    from playwright.sync_api import expect
+
+    job_id = measured_ladder["id"]
+
+    def with_ladder(route) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        for view in (body, body.get("job") or {}):  # the draft's nested `job` too
+            view["plan"] = {**view["plan"], "ladder": PER_TITLE}
+        headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
+        route.fulfill(status=answer.status, headers=headers, body=json.dumps(body))
+
+    page.route(re.compile(rf"/api/jobs/{job_id}$"), with_ladder)
+    login(page, stack, *admin(stack))
+    page.goto(f"{stack['dashboard']}#/jobs/{job_id}")
+    plot = page.locator("#rate-quality svg.plot")
+    expect(plot.locator("circle.point")).to_have_count(len(PER_TITLE["points"]))
+    expect(plot.locator("g.chosen")).to_have_count(2)
+    expect(plot.locator('g.chosen[data-rung="480p"]')).to_contain_text("480p")
+    expect(plot).to_contain_text("target 95")
+    expect(page.locator("#job-ladder")).to_contain_text("2 rung(s) chosen from 6 measured")
+    expect(page.locator("#job-ladder tbody tr")).to_have_count(2)
+    expect(page.locator("#vmaf-plots svg.plot")).to_have_count(2)
+    video = page.locator("#player video")
+    video.evaluate("v => { v.muted = true; return v.play(); }")
+    page.wait_for_function(PLAYS, arg=video.element_handle())
+    video.evaluate("v => v.pause()")
+    shoot(page, "job-player")
