@@ -109,18 +109,21 @@ export function ladderView(ladder) {
   if (!ladder || ladder.mode !== "per-title") return null;
   const points = ladder.points || [];
   const chosen = ladder.chosen || [];
+  const cpu = ladder.probe_cpu_seconds != null ? ` The probes took ${Number(ladder.probe_cpu_seconds).toFixed(1)} CPU seconds.` : "";
   return [
-    h("p", { class: "muted" },
+    h("p", { class: "muted", id: "ladder-summary" },
       `Target VMAF ${ladder.target_vmaf}: ${chosen.length} rung(s) chosen from ${points.length} measured point(s). ` +
-      "Each line is one resolution's probe encodes; a square is a rung of the ladder."),
+      "Each line is one resolution's probe encodes (a hollow point is off the upper hull); a square is a rung of the ladder." + cpu),
     points.length || chosen.length
       ? h("figure", { class: "plot-figure", id: "rate-quality" }, rateQualityPlot(ladder),
         h("figcaption", null, "Rate–quality of the probe encodes"))
       : null,
     chosen.length
-      ? table("Chosen rungs", ["Rung", "Resolution", "Bitrate", "VMAF"], chosen.map((rung) => [
-        rung.name, `${rung.width}×${rung.height}`, bitrate(rung.kbps * 1000), Number(rung.vmaf).toFixed(1),
-      ]))
+      ? table("Chosen rungs", ["Rung", "Resolution", "CRF", "Bitrate (expected)", "VMAF (expected)", "Target", "Max rate"],
+        chosen.map((rung) => [
+          rung.name, `${rung.width}×${rung.height}`, rung.crf ?? "", bitrate(rung.kbps * 1000), Number(rung.vmaf).toFixed(1),
+          rung.target ?? ladder.target_vmaf ?? "", rung.maxrate ?? "",
+        ]))
       : null,
   ];
 }

@@ -209,9 +209,11 @@ export async function render(main, { ctx, session }, id) {
     }
   };
 
+  // A ladder's rungs, or a measured job's video: a plain one-file job's outputs table says it all.
   function drawRenditions() {
     const rows = renditionsOf(job.outputs, variants);
-    renditions.draw(rows.length ? rows : null, () => [renditionsTable(rows), perFramePlots(rows, job.outputs, ctx.signal)]);
+    const worth = job.outputs?.some((o) => nameOf(o) === "master.m3u8" || o.quality);
+    renditions.draw(rows.length && worth ? rows : null, () => [renditionsTable(rows), perFramePlots(rows, job.outputs, ctx.signal)]);
   }
 
   async function loadPlayer(holder, signal) {

@@ -115,8 +115,11 @@ export function rateQualityPlot({ points = [], chosen = [], target_vmaf: target 
     const series = `series series-${i % 6}`;
     svg.append(s("path", { class: series, d: mine.map((p, k) => `${k ? "L" : "M"}${sx(p.kbps).toFixed(1)},${sy(p.vmaf).toFixed(1)}`).join("") }));
     for (const p of mine) {
-      svg.append(s("circle", { class: `point series-${i % 6}`, cx: sx(p.kbps), cy: sy(p.vmaf), r: 3.5 },
-        s("title", {}, `${p.width}×${p.height} at ${Math.round(p.kbps)} kb/s: VMAF ${p.vmaf.toFixed(1)}${p.crf != null ? ` (CRF ${p.crf})` : ""}`)));
+      // A point off the upper hull (another probe gives more VMAF for no more bits) is hollow.
+      const hull = p.hull === false ? " off-hull" : "";
+      svg.append(s("circle", { class: `point series-${i % 6}${hull}`, cx: sx(p.kbps), cy: sy(p.vmaf), r: 3.5 },
+        s("title", {}, `${p.width}×${p.height} at ${Math.round(p.kbps)} kb/s: VMAF ${p.vmaf.toFixed(1)}` +
+          `${p.crf != null ? ` (CRF ${p.crf})` : ""}${hull ? ", off the hull" : ""}`)));
     }
     // Bottom right: a rate–quality curve never goes there (many bits, few VMAF points).
     svg.append(s("text", { class: `legend series-${i % 6}`, x: WIDTH - PAD.right - 8, y: HEIGHT - PAD.bottom - 8 - i * 14,

@@ -576,6 +576,10 @@ def test_a_measured_jobs_outputs_table_has_a_quality_column(page, stack, media):
     row = grid.get_by_role("row", name=re.compile(re.escape(video["name"])))
     # The same figures as the CLI's quality column.
     expect(row.locator("td").nth(6)).to_have_text(quality_cell(video))
+    # A one-file job's rendition is its video: one row and its plot, as a ladder's.
+    expect(page.locator("#job-renditions tbody tr")).to_have_count(1)
+    plot = page.locator(f'#vmaf-plots figure[data-rendition="{video["name"]}"] svg.plot')
+    expect(plot).to_have_attribute("data-frames", str(video["quality"]["frames"]))
     shoot(page, "job-quality-column")
 
 
@@ -896,25 +900,29 @@ def test_where_the_browser_has_no_hls_of_its_own_hls_js_plays_the_ladder(
     expect(page.locator("#player-status")).to_contain_text("hls.js")
 
 
+# `plan.ladder` as presets/pertitle.py records it (per-title on this 480p clip is not run:
+# the probes would add to the suite's time, and their choice is tested in integration).
 PER_TITLE = {
     "mode": "per-title",
     "target_vmaf": 95,
+    "targets": [95, 90],
     "points": [
-        {"width": w, "height": h, "kbps": k, "vmaf": v, "crf": c}
-        for (w, h, k, v, c) in [
-            (854, 480, 420, 88.1, 30),
-            (854, 480, 760, 93.2, 26),
-            (854, 480, 1350, 96.4, 22),
-            (640, 360, 260, 84.0, 30),
-            (640, 360, 470, 90.5, 26),
-            (640, 360, 820, 94.1, 22),
+        {"width": w, "height": h, "crf": c, "kbps": k, "vmaf": v, "hull": hull}
+        for (w, h, c, k, v, hull) in [
+            (854, 480, 30, 420, 88.1, False), (854, 480, 26, 760, 93.2, True),
+            (854, 480, 22, 1350, 96.4, True), (640, 360, 30, 260, 84.0, True),
+            (640, 360, 26, 470, 90.5, True), (640, 360, 22, 820, 94.1, False),
         ]
     ],
     "chosen": [
-        {"name": "480p", "width": 854, "height": 480, "kbps": 1010, "vmaf": 95.0},
-        {"name": "360p", "width": 640, "height": 360, "kbps": 470, "vmaf": 90.5},
+        {"name": "480p", "width": 854, "height": 480, "crf": 24, "kbps": 1010, "vmaf": 95.0,
+         "target": 95, "maxrate": "1515k"},
+        {"name": "360p", "width": 640, "height": 360, "crf": 26, "kbps": 470, "vmaf": 90.5,
+         "target": 90, "maxrate": "705k"},
     ],
-}
+    "probe_cpu_seconds": 3.2,
+    "samples": [[0.0, 2.0]],
+}  # fmt: skip
 
 
 def test_a_per_title_plan_shows_its_rate_quality_points_and_chosen_rungs(
@@ -944,7 +952,11 @@ def test_a_per_title_plan_shows_its_rate_quality_points_and_chosen_rungs(
     expect(plot.locator('g.chosen[data-rung="480p"]')).to_contain_text("480p")
     expect(plot).to_contain_text("target 95")
     expect(page.locator("#job-ladder")).to_contain_text("2 rung(s) chosen from 6 measured")
-    expect(page.locator("#job-ladder tbody tr")).to_have_count(2)
+    expect(plot.locator("circle.point.off-hull")).to_have_count(2)
+    expect(page.locator("#ladder-summary")).to_contain_text("3.2 CPU seconds")
+    chosen = page.locator("#job-ladder tbody tr")
+    expect(chosen).to_have_count(2)
+    expect(chosen.first).to_contain_text("1515k")
     expect(page.locator("#vmaf-plots svg.plot")).to_have_count(2)
     video = page.locator("#player video")
     video.evaluate("v => { v.muted = true; return v.play(); }")
