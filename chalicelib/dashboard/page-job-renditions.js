@@ -3,7 +3,7 @@
 // ladder, the rate–quality points its plan measured with the rungs it chose.
 
 import { bytes, h, table } from "./ui.js";
-import { perFramePlot, rateQualityPlot } from "./plots.js";
+import { perFramePlot, rateQualityPlot, responsive } from "./plots.js";
 
 const RENDITION_KINDS = ["video", "playlist", "segments"];
 
@@ -95,7 +95,7 @@ export function perFramePlots(rows, outputs, signal) {
     series(file, signal)
       .then((measurement) => {
         const values = measurement.series?.vmaf || [];
-        figure.lastChild.replaceWith(perFramePlot(row.name, values, row.quality.vmaf));
+        figure.lastChild.replaceWith(responsive(() => perFramePlot(row.name, values, row.quality.vmaf)));
       })
       .catch((error) => {
         if (error.name !== "AbortError") figure.lastChild.textContent = `Could not read its series: ${error.message}`;
@@ -115,8 +115,8 @@ export function ladderView(ladder) {
       `Target VMAF ${ladder.target_vmaf}: ${chosen.length} rung(s) chosen from ${points.length} measured point(s). ` +
       "Each line is one resolution's probe encodes (a hollow point is off the upper hull); a square is a rung of the ladder." + cpu),
     points.length || chosen.length
-      ? h("figure", { class: "plot-figure", id: "rate-quality" }, rateQualityPlot(ladder),
-        h("figcaption", null, "Rate–quality of the probe encodes"))
+      ? h("figure", { class: "plot-figure", id: "rate-quality" },
+        h("figcaption", null, "Rate–quality of the probe encodes"), responsive(() => rateQualityPlot(ladder)))
       : null,
     chosen.length
       ? table("Chosen rungs", ["Rung", "Resolution", "CRF", "Bitrate (expected)", "VMAF (expected)", "Target", "Max rate"],

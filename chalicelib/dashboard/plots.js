@@ -2,9 +2,49 @@
 // Colours and strokes come from style.css classes: the page's policy refuses inline style.
 
 const NS = "http://www.w3.org/2000/svg";
-const WIDTH = 640;
 const HEIGHT = 240;
-const PAD = { left: 52, right: 80, top: 12, bottom: 40 }; // labels of lines sit right of the plot
+let WIDTH = 640;
+let PAD = {};
+
+// The plot's width in its own units, set as each plot is drawn: fewer on a phone, so the
+// text (sized in those units) stays legible when the plot is scaled to the screen.
+const NARROW = "(max-width: 700px)"; // style.css's phone layout
+
+function layout() {
+  const narrow = window.matchMedia(NARROW).matches;
+  WIDTH = narrow ? 380 : 640;
+  PAD = { left: 48, right: narrow ? 66 : 80, top: 12, bottom: 40 }; // line labels sit on the right
+}
+
+// A plot drawn by `build`, drawn again when the screen crosses into or out of the phone
+// layout (a rotation, a resized window), so its units fit the width it is shown at.
+export function responsive(build) {
+  let svg = build();
+  const query = window.matchMedia(NARROW);
+  const redraw = () => {
+    if (!svg.isConnected) {
+      query.removeEventListener("change", redraw); // its page is gone
+      return;
+    }
+    const next = build();
+    svg.replaceWith(next);
+    svg = next;
+  };
+  query.addEventListener("change", redraw);
+  return svg;
+}
+
+// Ticks for a log axis: 1, 2, 3 and 5 × 10^n within [low, high], thinned to at most six.
+function logTicks(low, high) {
+  for (const steps of [[1, 2, 3, 5], [1, 2, 5], [1]]) {
+    const out = [];
+    for (let p = Math.floor(Math.log10(low)); p <= Math.ceil(Math.log10(high)); p += 1) {
+      for (const m of steps) if (m * 10 ** p >= low && m * 10 ** p <= high) out.push(m * 10 ** p);
+    }
+    if (out.length <= 6) return out.length >= 2 ? out : [Math.round(low), Math.round(high)];
+  }
+  return [Math.round(low), Math.round(high)];
+}
 
 function s(tag, attributes = {}, ...children) {
   const el = document.createElementNS(NS, tag);
@@ -63,6 +103,7 @@ function yRange(values, extra = []) {
 
 // VMAF frame by frame, with the mean and 5th percentile as dashed lines.
 export function perFramePlot(rendition, values, { mean, p5 } = {}) {
+  layout();
   const last = Math.max(1, values.length - 1);
   const x = { low: 0, high: last, scale: (v) => v, ticks: ticks(0, last, 6).filter((v) => Number.isInteger(v)),
     format: String, title: "frame" };
@@ -96,15 +137,15 @@ export function perFramePlot(rendition, values, { mean, p5 } = {}) {
 
 // Per-title: every measured (bitrate, VMAF) point by resolution, the target, and the rungs chosen.
 export function rateQualityPlot({ points = [], chosen = [], target_vmaf: target } = {}) {
+  layout();
   const all = [...points, ...chosen].filter((p) => p.kbps > 0 && Number.isFinite(p.vmaf));
   const kbps = all.map((p) => p.kbps);
   const low = Math.min(...kbps);
   const high = Math.max(...kbps);
   // Bitrate on a log scale: rungs span 100 kb/s to several Mb/s.
-  const decades = ticks(Math.log10(low), Math.log10(high), 5).map((v) => 10 ** v);
-  const x = { low, high: high > low ? high : low * 2, scale: Math.log10, ticks: decades.filter((v) => v >= low && v <= high),
-    format: (v) => (v >= 1000 ? `${(v / 1000).toFixed(v >= 10000 ? 0 : 1)} Mb/s` : `${Math.round(v)}`), title: "bitrate (kb/s)" };
-  if (!x.ticks.length) x.ticks = [low, high];
+  const top = high > low ? high : low * 2;
+  const x = { low, high: top, scale: Math.log10, ticks: logTicks(low, top), format: (v) => String(Math.round(v)),
+    title: "bitrate (kb/s, log scale)" };
   const y = yRange(all.map((p) => p.vmaf), target ? [target] : []);
   const label = `Rate and quality: ${points.length} measured points, ${chosen.length} rungs chosen` +
     (target ? ` for a target of VMAF ${target}` : "");
