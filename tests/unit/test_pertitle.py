@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import itertools
 import math
+from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
 from chalicelib.errors import InvalidInput
+from chalicelib.media import probes
 from chalicelib.presets import pertitle
 from chalicelib.presets.ladder import PER_TITLE_HEIGHTS, Ladder
 from chalicelib.presets.pertitle import Point
+from chalicelib.presets.recipe import ladder_recipe
 from chalicelib.presets.spec import parse_preset_data
 
 
@@ -115,3 +119,20 @@ def test_a_per_title_ladder_needs_only_its_mode_and_target():
     ladder = Ladder.model_validate({"mode": "per-title", "target_vmaf": 93})
     assert ladder.rung_targets()[0] == 93 and ladder.per_title
     assert [r.height for r in ladder.renditions] == list(PER_TITLE_HEIGHTS)
+
+
+def test_a_probe_encodes_every_crf_point_from_one_decode_with_the_renditions_own_options():
+    ladder = Ladder.model_validate({"mode": "per-title", "renditions": [{"height": 360}]})
+    (video,) = ladder_recipe(ladder, 720, Fraction(30), threads=1).videos
+    outs = [(22, Path("a.mp4")), (31, Path("b.mp4"))]
+    args = probes.encode_argv(Path("src.mp4"), 4.5, 1.0, video, outs)
+    assert args.count("-i") == 1 and args[args.index("-ss") + 1] == "4.500"
+    assert args.count("-crf") == 2 and args[args.index("-crf") : args.index("-crf") + 2] == [
+        "-crf",
+        "22",
+    ]
+    assert "-maxrate" not in args and "-threads" in args and "split=2" in " ".join(args)
+    scored = probes.measure_argv(Path("src.mp4"), 4.5, 1.0, (1280, 720), [o for _, o in outs])
+    graph = scored[scored.index("-filter_complex") + 1]
+    assert graph.count("libvmaf=") == 2 and "scale=1280:720:flags=bicubic" in graph
+    assert f"mod(n\\,{probes.EVERY_NTH_FRAME})" in graph
