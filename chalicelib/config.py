@@ -282,6 +282,7 @@ class GraphSettings:
 
     chunk_min_seconds: float
     chunk_seconds: float
+    audio_chunk_seconds: float
     encode_threads: int
     encode_speed: float
     lambda_budget_seconds: float
@@ -300,6 +301,8 @@ def graph_settings() -> GraphSettings:
         # Sources at least this long are cut into chunks (when the preset allows it).
         chunk_min_seconds=_float("OE_CHUNK_MIN_SECONDS", 60.0),
         chunk_seconds=_float("OE_CHUNK_SECONDS", 20.0),
+        # Long AAC audio is encoded in pieces about this long (a track under two: one task).
+        audio_chunk_seconds=_float("OE_AUDIO_CHUNK_SECONDS", 60.0),
         # 0: ffmpeg picks; 1 measures one Lambda vCPU (bench-parallel sets it).
         encode_threads=_int("OE_ENCODE_THREADS", 0),
         encode_speed=_float("OE_ENCODE_SPEED", 2.0),
@@ -501,6 +504,13 @@ REFERENCE: tuple[Documented, ...] = (
         "graph.chunk_min_seconds",
     ),
     Documented("OE_CHUNK_SECONDS", "20", "about this long each chunk", "graph.chunk_seconds"),
+    Documented(
+        "OE_AUDIO_CHUNK_SECONDS",
+        "60",
+        "AAC audio is encoded in pieces about this long, joined gaplessly (a track shorter "
+        "than two pieces, or 0: one audio task)",
+        "graph.audio_chunk_seconds",
+    ),
     Documented(
         "OE_ENCODE_THREADS",
         "0",

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.config import graph_settings, runtime
-from chalicelib.graph import ladder_choice, measures
+from chalicelib.graph import audio, audio_cuts, ladder_choice, measures
+from chalicelib.graph.audio import AUDIO_OUTPUT, AUDIO_PIECE  # noqa: F401 - kinds reads them
 from chalicelib.graph.plan import Kind, Limits, Mode, Options, Plan, Source, TaskSpec, plan
 from chalicelib.graph.workspace import Workspace
-from chalicelib.media import argv, steps
+from chalicelib.media import steps
 from chalicelib.media.probe import MediaError, MediaInfo, fill_video_bit_rate, probe
 from chalicelib.presets import quality
 from chalicelib.presets.ladder import Ladder
@@ -33,8 +34,6 @@ from chalicelib.store import messages, queues
 from chalicelib.store.models import Job, Task
 
 log = logging.getLogger("openencoder.graph")
-AUDIO_PIECE = "pieces/audio.mka"
-AUDIO_OUTPUT = "out/audio.m4a"
 TASK_ITEM_DAYS = 30
 # Kinds another task releases (the fan-in, a chunk's encode): stored waiting, never sent here.
 RELEASED = (Kind.ASSEMBLE, Kind.QUALITY)
@@ -89,6 +88,7 @@ def limits(*, droplets: bool = False) -> Limits:
     return Limits(
         chunk_min_seconds=g.chunk_min_seconds,
         chunk_seconds=g.chunk_seconds,
+        audio_chunk_seconds=g.audio_chunk_seconds,
         lambda_seconds=g.lambda_budget_seconds,
         lambda_usd_per_second=g.lambda_usd_per_second,
         droplets=droplets,
@@ -98,7 +98,7 @@ def limits(*, droplets: bool = False) -> Limits:
 
 
 def source_of(info: MediaInfo) -> Source:
-    video = info.video
+    video, a = info.video, info.audio
     return Source(
         duration=info.duration or 0.0,
         fps=frame_rate(video.fps if video else None),
@@ -106,6 +106,7 @@ def source_of(info: MediaInfo) -> Source:
         has_video=video is not None,
         has_audio=info.audio is not None,
         start=getattr(info, "start", 0.0) or 0.0,
+        audio_rate=audio_cuts.exact_source(info.container, a.codec, a.sample_rate) if a else 0,
     )
 
 
@@ -174,16 +175,13 @@ class Piece:
 def pieces(source: Path, p: Plan, folder: Path, run: steps.Run) -> Iterator[Piece]:
     """The source cut into what the tasks download, in the order they are needed.
 
-    The audio comes first (one task for the whole timeline, often the longest), then each
+    The audio comes first (one task, or its pieces: chalicelib.graph.audio), then each
     chunk's video with its encodes and thumbnails: a chunk's tasks can start while the
     later chunks are still being cut, so the first encode never waits for the whole split.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    audio = tuple(t for t in p.work_tasks if t.kind is Kind.AUDIO)
-    if audio:
-        path = folder / "audio.mka"
-        run(argv.extract_audio(source, path), folder, None)
-        yield Piece(path, AUDIO_PIECE, audio)
+    tasks = tuple(t for t in p.work_tasks if t.kind is Kind.AUDIO)
+    yield from (Piece(*piece) for piece in audio.pieces(source, tasks, p, folder, run))
     start = float(p.details.get("source_start") or 0.0)
     for chunk in p.chunks:
         seam = steps.Seam(chunk.index, chunk.start, chunk.end)

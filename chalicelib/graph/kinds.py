@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chalicelib.graph import build, measures
+from chalicelib.graph import audio, build, measures
+from chalicelib.graph.audio import joined as joined_audio
 from chalicelib.graph.plan import Kind, TaskSpec, encode_task_id
 from chalicelib.media import quality, steps
 from chalicelib.media.scratch import Scratch
@@ -50,7 +51,7 @@ class TaskMedia:
         if spec.kind is Kind.ENCODE:
             return self._encode(spec)
         if spec.kind is Kind.AUDIO:
-            return self._audio()
+            return self._audio(spec)
         if spec.kind is Kind.THUMBNAILS:
             return self._thumbnails(spec)
         if spec.kind is Kind.QUALITY:
@@ -79,12 +80,12 @@ class TaskMedia:
             steps.encode_chunk_renditions(piece, outs, seam, fps, self.run, graph.source_start)
         return [self.store(out, f"out/{out.name}") for _, out in outs]
 
-    def _audio(self) -> list[str]:
-        """The whole job's audio, once (per-chunk audio drifts and leaves priming gaps)."""
-        source = self.fetch(build.AUDIO_PIECE, self.scratch.path / "audio.mka")
-        out = self.scratch.out / "audio.m4a"
-        steps.encode_audio(source, out, self.graph.recipe, self.run, self.graph.duration)
-        return [self.store(out, build.AUDIO_OUTPUT)]
+    def _audio(self, spec: TaskSpec) -> list[str]:
+        """The whole job's audio, or one piece of it cut on AAC frames (chalicelib.graph.audio)."""
+        g = self.graph
+        out, name = audio.encode(spec, g.plan, g.recipe, self.scratch, self.run, self.fetch,
+                                 g.duration)  # fmt: skip
+        return [self.store(out, name)]
 
     def _thumbnails(self, spec: TaskSpec) -> list[str]:
         """A chunk's pictures (and the poster if it falls there), from its own piece."""
@@ -157,7 +158,7 @@ class TaskMedia:
         graph, scratch = self.graph, self.scratch
         audio = None
         if any(t.kind is Kind.AUDIO for t in graph.plan.tasks):
-            audio = self.fetch(build.AUDIO_OUTPUT, scratch.path / "audio.m4a")
+            audio = joined_audio(graph.plan, scratch, self.run, self.fetch)
         joined = []
         folder = scratch.path / "joined"
         folder.mkdir(exist_ok=True)

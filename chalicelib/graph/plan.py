@@ -19,6 +19,7 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
+from chalicelib.graph import audio_cuts
 from chalicelib.presets.work import Work
 
 
@@ -46,6 +47,7 @@ class Source:
     has_video: bool = True
     has_audio: bool = True
     start: float = 0.0  # the first timestamp (MPEG-TS sources rarely start at 0)
+    audio_rate: int = 0  # its audio's sample rate, if that can be cut on samples (audio_cuts)
 
 
 # The stored plan keeps one seam (a frame number) per chunk: 10,000 are under 60 KB of the
@@ -68,6 +70,7 @@ class Limits:
     concurrency: int = 0
     # CPU seconds to decode one second of 720p30 on one vCPU (scaled by pixels and rate).
     decode_seconds_720p: float = 0.05
+    audio_chunk_seconds: float = 0.0  # audio pieces about this long (0: one audio task)
 
 
 REGION_CONCURRENCY = 1000  # Lambda's default concurrent executions per region
@@ -110,6 +113,7 @@ class Shape:
     decode: float  # CPU seconds per source second to decode the source once
     audio: bool
     thumbnails: bool
+    audio_cut: tuple[int, int, int] = (0, 0, 0)  # rate, samples a piece, pre-roll (audio_cuts)
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ class Plan:
             "renditions": list(self.renditions),
             "seams": [c.first_frame for c in self.chunks],
             "groups": [list(g) for g in self.groups],
-            "shape": asdict(self.shape),
+            "shape": asdict(self.shape) | {"audio_cut": list(self.shape.audio_cut)},
             "tasks_total": len(self.tasks),
             "estimate": asdict(self.estimate),
             "details": self.details,
@@ -179,7 +183,8 @@ class Plan:
         )
         if "tasks" in data:  # stored before plans became compact: the tasks are listed
             return cls(**common, **_listed(data))
-        shape = Shape(**data["shape"])
+        raw = data["shape"]  # JSON has no tuples
+        shape = Shape(**raw | {"audio_cut": tuple(raw.get("audio_cut", (0, 0, 0)))})
         groups = tuple(tuple(g) for g in data["groups"])
         chunks = _chunks(list(data["seams"]), fps)
         tasks = _tasks(chunks, groups, shape)
@@ -334,6 +339,7 @@ def _shape(source: Source, work: Work, limits: Limits, duration: float) -> Shape
         decode=decode,
         audio=work.audio and source.has_audio,
         thumbnails=work.thumbnails and source.has_video,
+        audio_cut=audio_cuts.layout(work.audio_args, source.audio_rate, limits.audio_chunk_seconds),
     )
 
 
@@ -408,8 +414,9 @@ def _tasks(
                     weight=length * (shape.decode + 0.005),
                 )
             )
-    if shape.audio:
-        tasks.append(TaskSpec(id="audio", kind=Kind.AUDIO, weight=duration * AUDIO_RATE))
+    if shape.audio:  # one task, or pieces of a long track (each with its pre- and post-roll)
+        for name, seconds in audio_cuts.tasks(duration, *shape.audio_cut):
+            tasks.append(TaskSpec(id=name, kind=Kind.AUDIO, weight=seconds * AUDIO_RATE))
     tasks.append(TaskSpec(id="assemble", kind=Kind.ASSEMBLE, weight=duration * 0.01))
     return tasks
 

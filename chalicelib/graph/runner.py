@@ -5,7 +5,7 @@ job too, so a cancel, another task's failure or a restart stops the task within 
 `TaskMedia` (chalicelib.graph.kinds) does the media of each kind:
 
 - encode: one rendition of one chunk, or all of them from one decode, from its piece;
-- audio: the job's audio, once, for the whole timeline;
+- audio: the job's audio, once, or one piece of a long track (chalicelib.graph.audio);
 - thumbnails: one chunk's pictures (and the poster if it falls there);
 - assemble: join the chunks (stream copy), add the audio, package, tile the sprite,
   publish into dest, complete the job. Only the fan-in releases it, once per attempt.

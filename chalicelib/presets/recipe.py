@@ -83,6 +83,7 @@ class Recipe:
             why_not_chunk_safe=self.why_not,
             gop_frames=self.videos[0].gop_frames if self.videos else None,
             audio=self.audio_args is not None,
+            audio_args=self.audio_args or (),
             thumbnails=bool(self.ladder and self.ladder.thumbnails),
             graph=self.ladder is not None,
         )

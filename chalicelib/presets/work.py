@@ -19,3 +19,4 @@ class Work:
     graph: bool = False  # ladders always run as a graph (packaging needs assembling)
     # `cost` per rendition (each with its own decode of the source); () = equal shares.
     rendition_costs: tuple[float, ...] = ()
+    audio_args: tuple[str, ...] = ()  # the audio encoder's options (may it be cut in pieces?)
