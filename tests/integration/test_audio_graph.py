@@ -5,6 +5,8 @@ and DASH outputs carry one gapless track as long as one encode of the whole."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -13,13 +15,14 @@ import pytest
 from chalicelib.graph import audio_cuts
 from chalicelib.jobs import records as jobs
 from chalicelib.media import steps
+from chalicelib.media.ffmpeg_process import FfmpegProcess
 from chalicelib.media.probe import ffmpeg_exe
 from chalicelib.presets import catalog as presets
 from chalicelib.store.models import Job
 from tests.integration.test_audio_pieces import pcm, seams_and_noise
 from tests.integration.test_graph import FRAMES, Drain, decodes, ended, fetch, new_job, upload
 from tests.integration.test_graph import output_keys as keys_under
-from tests.integration.test_task_retries import KILLED, kill_ffmpeg  # noqa: F401 - a fixture
+from tests.integration.test_task_retries import KILLED
 
 pytestmark = pytest.mark.slow
 LADDER = {"ladder": {
@@ -36,6 +39,27 @@ def _atomic(atomic_items):
     """Tasks race on one job item here: moto gets DynamoDB's atomic writes (conftest)."""
 
 
+@pytest.fixture
+def kill_piece(monkeypatch) -> list[str]:
+    """The first ffmpeg of audio piece 2 is SIGKILLed while it runs (what an out-of-memory
+    kill does). A piece's encode takes milliseconds, so that run is made one that does not
+    end by itself (silence to nowhere), or the kill could come after it finished."""
+    killed: list[str] = []
+    start = FfmpegProcess.start
+
+    def start_then_kill(self: FfmpegProcess):
+        if killed or "-1-audio-0002" not in str(self.cwd):
+            return start(self)
+        self.argv = [self.argv[0], "-nostdin", "-f", "lavfi", "-i", "anullsrc", "-f", "null", "-"]
+        process = start(self)
+        os.kill(process.pid, signal.SIGKILL)
+        killed.append(str(self.cwd))
+        return process
+
+    monkeypatch.setattr(FfmpegProcess, "start", start_then_kill)
+    return killed
+
+
 def packaged_samples(local: Path, entry: str) -> int:
     """Samples of the audio a player gets from a playlist or manifest."""
     result = subprocess.run(
@@ -48,17 +72,12 @@ def packaged_samples(local: Path, entry: str) -> int:
 
 
 def test_a_ladder_with_long_audio_encodes_it_in_pieces_and_publishes_one_gapless_track(
-    aws,
-    chunky,
-    mezzanine,
-    tmp_path,
-    monkeypatch,
-    kill_ffmpeg,  # noqa: F811 - the fixture
+    aws, chunky, mezzanine, tmp_path, monkeypatch, kill_piece
 ):
     monkeypatch.setenv("OE_AUDIO_CHUNK_SECONDS", "1.5")
     presets.create_preset(presets.PresetInput(name="pieces", data=json.dumps(LADDER),
                                               output="ladder"))  # fmt: skip
-    killed = kill_ffmpeg("-1-audio-0002", 1)  # the piece's ffmpeg dies (a task death)
+    killed = kill_piece  # the piece's ffmpeg dies once (a task death)
     job = new_job("pieces", upload(mezzanine))
     drain = Drain()
     drain.until(ended(job), workers=2)
