@@ -127,7 +127,13 @@ async function playNatively(video, master, variants, links, signal, made) {
   }
   const sources = [blob(rewrite(master, "master.m3u8", (name) => playlists.get(name)))];
   for (const variant of variants) sources.push(blob(rewrite(onlyVariant(master, variant.uri), "master.m3u8", (name) => playlists.get(name))));
-  video.src = sources[0];
+  // Its metadata, or why not: a browser's own player may refuse a codec (AV1, say) that
+  // hls.js can hand to Media Source Extensions.
+  await new Promise((resolve, reject) => {
+    video.addEventListener("loadedmetadata", resolve, { once: true });
+    video.addEventListener("error", () => reject(new Error(video.error?.message || "the browser's own player refused it")), { once: true });
+    video.src = sources[0];
+  });
   return {
     engine: "native",
     rungs: variants.map((v) => rungLabel(v.height, v.bandwidth)),
@@ -201,7 +207,13 @@ export function player(job, links, variants, master, signal) {
   video.addEventListener("resize", () => showPlaying(video.videoHeight));
   const masterUrl = links.get("master.m3u8");
   const start = video.canPlayType(HLS_TYPE)
-    ? playNatively(video, master, variants, links, signal, made)
+    ? playNatively(video, master, variants, links, signal, made).catch((error) => {
+      if (error.name === "AbortError") throw error;
+      console.info(`the browser's own HLS player failed (${error.message}): hls.js plays instead`);
+      video.removeAttribute("src");
+      video.load();
+      return playWithHlsJs(video, masterUrl, links);
+    })
     : playWithHlsJs(video, masterUrl, links);
   start
     .then((playing) => {

@@ -832,6 +832,19 @@ NO_NATIVE_HLS = """(() => {
         return /mpegurl/i.test(type) ? "" : own.call(this, type);
     };
 })()"""
+# A browser whose own HLS player refuses the ladder (as one may refuse a codec): the first
+# playlist it is given is not one.
+NATIVE_REFUSES = """(() => {
+    const src = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, "src");
+    Object.defineProperty(HTMLMediaElement.prototype, "src", { ...src, set(value) {
+        if (String(value).startsWith("blob:") && !this.dataset.refused) {
+            this.dataset.refused = "yes";
+            const junk = new Blob(["#EXTM3U\\nnot a playlist\\n"], { type: "application/vnd.apple.mpegurl" });
+            value = URL.createObjectURL(junk);
+        }
+        src.set.call(this, value);
+    } });
+})()"""
 PLAYS = "v => v.currentTime >= 1 && v.readyState >= 2 && !v.error"
 
 
@@ -898,6 +911,22 @@ def test_where_the_browser_has_no_hls_of_its_own_hls_js_plays_the_ladder(
     expect(page.locator("#player")).to_have_attribute("data-engine", "hls.js")
     play_then_pick_a_rung(page, 480)
     expect(page.locator("#player-status")).to_contain_text("hls.js")
+
+
+def test_where_the_browsers_own_hls_player_refuses_the_ladder_hls_js_plays_it(
+    page, stack, measured_ladder
+):
+    from playwright.sync_api import expect
+
+    page.add_init_script(NATIVE_REFUSES)
+    login(page, stack, *admin(stack))
+    page.goto(f"{stack['dashboard']}#/jobs/{measured_ladder['id']}")
+    player = page.locator("#player")
+    expect(player).to_have_attribute("data-engine", "hls.js")
+    assert player.locator("video").get_attribute("data-refused") == "yes"  # native was tried
+    video = player.locator("video")
+    video.evaluate("v => { v.muted = true; return v.play(); }")
+    page.wait_for_function(PLAYS, arg=video.element_handle())
 
 
 # `plan.ladder` as presets/pertitle.py records it (per-title on this 480p clip is not run:
