@@ -199,7 +199,13 @@ export function player(job, links, variants, master, signal) {
     h("div", { class: "player-controls" }, h("label", { for: menu.id }, "Quality"), menu), status);
   const made = [];
   let engine = null;
-  const showPlaying = (height) => {
+  const showPlaying = (shown) => {
+    // The rung nearest the frames' height: a decoder may report a row more or less than
+    // the playlist's RESOLUTION (an odd cropped height).
+    const heights = variants.map((v) => v.height).filter(Boolean);
+    const height = shown && heights.length
+      ? heights.reduce((best, each) => (Math.abs(each - shown) < Math.abs(best - shown) ? each : best))
+      : shown;
     wrap.dataset.playing = height ? String(height) : "";
     if (engine) status.textContent = `${engine === "native" ? "The browser's own HLS player" : "hls.js"}${height ? `, playing ${height}p` : ""}`;
   };

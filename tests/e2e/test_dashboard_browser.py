@@ -850,6 +850,8 @@ PLAYS = "v => v.currentTime >= 1 && v.readyState >= 2 && !v.error"
 
 def play_then_pick_a_rung(page, height: int) -> None:
     """The player plays a second, then the menu's rung of `height` is what it shows."""
+    from playwright.sync_api import expect
+
     video = page.locator("#player video")
     video.evaluate("v => { v.muted = true; return v.play(); }")
     page.wait_for_function(PLAYS, arg=video.element_handle())
@@ -861,6 +863,8 @@ def play_then_pick_a_rung(page, height: int) -> None:
     page.wait_for_function(
         f"v => v.videoHeight === {height} && !v.error", arg=video.element_handle()
     )
+    expect(page.locator("#player")).to_have_attribute("data-playing", str(height))
+    expect(page.locator("#player-status")).to_contain_text(f"playing {height}p")
     video.evaluate("v => { v.currentTime = 0; v.muted = true; return v.play(); }")
     page.wait_for_function(PLAYS, arg=video.element_handle())
     menu.select_option(label="Auto")
