@@ -13,7 +13,7 @@ const NARROW = "(max-width: 700px)"; // style.css's phone layout
 function layout() {
   const narrow = window.matchMedia(NARROW).matches;
   WIDTH = narrow ? 380 : 640;
-  PAD = { left: 48, right: narrow ? 66 : 80, top: 12, bottom: 40 }; // line labels sit on the right
+  PAD = { left: 48, right: narrow ? 76 : 80, top: 12, bottom: 40 }; // line labels sit on the right
 }
 
 // A plot drawn by `build`, drawn again when the screen crosses into or out of the phone
