@@ -167,10 +167,13 @@ def _boto3_session() -> Any:
 
 
 @pytest.fixture
-def aws() -> Iterator[None]:
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A fresh, provisioned in-memory AWS for one test."""
     import boto3
 
+    from tests import moto_transactions
+
+    moto_transactions.backups_of_named_items(monkeypatch)
     with mock_aws():
         # moto starts each test without boto3's default session. Sharing one keeps the
         # service models it has loaded, which halves the CPU this fixture takes; moto's
@@ -222,10 +225,11 @@ class Api:
 
 
 @pytest.fixture
-def atomic_items(monkeypatch) -> None:
+def atomic_items(aws, monkeypatch) -> None:
     """moto applies a conditional write in several Python steps; DynamoDB applies each write
     (and each transaction) atomically. One lock around each item operation gives moto the
-    service's guarantee, so that threads test our code, not moto's missing lock."""
+    service's guarantee, so that threads test our code, not moto's missing lock. (After
+    `aws`: the lock is taken around the transaction's backup of its items too.)"""
     import functools
     import threading
 
