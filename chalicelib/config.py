@@ -294,6 +294,7 @@ class GraphSettings:
     memory_mb: int
     usd_per_gb_second: float
     usd_per_request: float
+    ranged_min_bytes: int
 
 
 def graph_settings() -> GraphSettings:
@@ -322,6 +323,9 @@ def graph_settings() -> GraphSettings:
         # Lambda's x86 prices: what a job's actual cost is reckoned at.
         usd_per_gb_second=_float("OE_LAMBDA_USD_PER_GB_SECOND", 0.0000166667),
         usd_per_request=_float("OE_LAMBDA_USD_PER_REQUEST", 0.0000002),
+        # A chunked job's source at least this big is read by range by each chunk's task
+        # (an indexed container); a smaller one is downloaded once and split.
+        ranged_min_bytes=_int("OE_RANGED_MIN_BYTES", 134217728),
     )
 
 
@@ -510,6 +514,15 @@ REFERENCE: tuple[Documented, ...] = (
         "AAC audio is encoded in pieces about this long, joined gaplessly (a track shorter "
         "than two pieces, or 0: one audio task)",
         "graph.audio_chunk_seconds",
+    ),
+    Documented(
+        "OE_RANGED_MIN_BYTES",
+        "134217728",
+        "a chunked job's source at least this big, in an indexed container (MP4/MOV, "
+        "Matroska/WebM), is read by range by each chunk's task instead of downloaded and "
+        "split before the fan-out",
+        "graph.ranged_min_bytes",
+        note="(128 MiB)",
     ),
     Documented(
         "OE_ENCODE_THREADS",

@@ -12,13 +12,15 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from chalicelib.graph import audio, build, measures
+from chalicelib.graph import audio, build, measures, source_read
 from chalicelib.graph.audio import joined as joined_audio
 from chalicelib.graph.plan import Kind, TaskSpec, encode_task_id
 from chalicelib.media import quality, steps
+from chalicelib.media.argv import Loopback
 from chalicelib.media.scratch import Scratch
 from chalicelib.media.steps import FfmpegKilled, MediaFailed
 from chalicelib.store import transfers
@@ -37,6 +39,7 @@ class TaskMedia:
         fetch: Fetch,
         store: Store,
         names: Callable[[str], list[str]],
+        source: Callable[[], AbstractContextManager[Loopback]] | None = None,
     ) -> None:
         self.graph = graph
         self.scratch = scratch
@@ -44,6 +47,7 @@ class TaskMedia:
         self.fetch = fetch
         self.store = store
         self.names = names
+        self.source = source  # the job's source on loopback, when read by range
         self.qualities: dict[str, dict[str, Any]] = {}  # the assemble's, per rendition
 
     def work(self, spec: TaskSpec) -> list[str]:
@@ -61,8 +65,12 @@ class TaskMedia:
     def _piece(self, index: int) -> tuple[Path, steps.Seam]:
         chunk = self.graph.plan.chunk(index)
         name = steps.piece_name(index)
-        piece = self.fetch(f"pieces/{name}", self.scratch.path / name)
-        return piece, steps.Seam(chunk.index, chunk.start, chunk.end)
+        seam = steps.Seam(chunk.index, chunk.start, chunk.end)
+        if self.source is not None:  # read by range: cut here, as the split would have
+            with self.source() as url:
+                start = self.graph.source_start
+                return source_read.cut_piece(url, seam, self.scratch.path, self.run, start), seam
+        return self.fetch(f"pieces/{name}", self.scratch.path / name), seam
 
     def _encode(self, spec: TaskSpec) -> list[str]:
         """One rendition of a chunk, or all of them from one decode."""

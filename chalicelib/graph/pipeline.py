@@ -16,15 +16,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import threading
 import time
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chalicelib.config import graph_settings, runtime
+from chalicelib.config import graph_settings
 from chalicelib.errors import InvalidInput
-from chalicelib.graph import build, ladder_choice, measures
+from chalicelib.graph import build, ladder_choice, measures, source_read
 from chalicelib.graph.plan import Mode, Plan, TaskSpec
 from chalicelib.graph.run import Outcome, Result, Run
 from chalicelib.graph.run_record import RunRecord, StopReason
@@ -138,6 +137,9 @@ class JobRun(Run):
             graph_settings().encode_threads,
         )  # fmt: skip
         plan, _recipe = build.plan_job(self.job, info, chosen)
+        way = source_read.record(plan, self.located, info.container, self.took())
+        if way is source_read.Way.DOWNLOAD and self.source_path is None:
+            self._download()  # probed by range, but read whole (not indexed, or one task)
         if plan.graph:
             return self._fan_out(plan, info)
         if plan.mode is Mode.DROPLET and self.deadline is not None:
@@ -221,10 +223,11 @@ class JobRun(Run):
             # The assemble first: the fan-in releases it, however early the others finish.
             self.transfer("storing the assemble", lambda: task_lifecycle.plant([items["assemble"]]))
             folder = self.scratch.path / "pieces"
-            for piece in build.pieces(self.source_path, plan, folder, runner):
-                put = lambda p=piece: workspace.put(p.path, p.name, self.stops.wanted)  # noqa: E731
-                self.transfer(f"writing {piece.name}", put)
-                piece.path.unlink()  # a long source's pieces need not all fit in scratch
+            for piece in source_read.pieces(plan, self.source_path or self.located, folder, runner):
+                if piece.name:  # read by range, a chunk's task cuts its own: none stored
+                    put = lambda p=piece: workspace.put(p.path, p.name, self.stops.wanted)  # noqa: E731
+                    self.transfer(f"writing {piece.name}", put)
+                    piece.path.unlink()  # a long source's pieces need not all fit in scratch
                 fan.add(piece.tasks)
             fan.flush()
         except BaseException:
@@ -274,38 +277,39 @@ class JobRun(Run):
 
     def _download_and_probe(self) -> MediaInfo:
         assert self.job is not None and self.scratch is not None
-        source = storage.from_uri(self.job.source)
+        source = storage.from_uri(self.job.source)  # probed by range, or downloaded first
         try:
-            size = self.transfer("reading the source", lambda: storage.object_size(source))
+            found = self.transfer("reading the source", lambda: storage.source_facts(source))
         except Exception as exc:
             if message := storage.explain(exc, source, "read the source"):
                 raise EncodeFailed(message) from None
             raise
-        room = self.scratch.free_bytes(runtime().scratch_bytes)
-        # Room for the source and about as much again for the outputs.
-        if size * 2 > room:
-            raise EncodeFailed(
-                f"source is {size} bytes but scratch space holds {room} bytes "
-                "(source plus outputs); use a smaller source or a host with more storage"
-            )
-        if size == 0:
+        if found["size"] == 0:
             raise EncodeFailed("source is empty (0 bytes)")
-        suffix = Path(source.key).suffix.lower()
-        if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix):
-            suffix = ""  # the name is ours; ffmpeg probes the content, not the name
-        self.source_path = self.scratch.path / f"source{suffix}"
-        self.transfer(
-            "downloading the source",
-            lambda: storage.download(source, self.source_path, self.stops.wanted),
-        )
-        self.stops.check()
+        self.located = source_read.Located(source, found["size"], found["etag"] or None)
+        self.source_path: Path | None = None
+        # A per-title ladder's probes sample the whole timeline from a local file.
+        if not source_read.worth_ranged(found["size"]) or ladder_choice.per_title(
+            self.job.preset_snapshot
+        ):
+            self._download()
         self.record.advance(Status.PROBING, {})
         try:
-            info = probe(self.source_path)
+            path = self.source_path
+            info = source_read.probe(self.located, self.scratch.path) if not path else probe(path)
         except MediaError as exc:
             raise MediaError(self.scratch.redact(str(exc))) from None
         self.stops.check()
         return info
+
+    def _download(self) -> None:
+        assert self.scratch is not None
+        self.source_path = source_read.download_path(self.located, self.scratch)
+        download = lambda: storage.download(  # noqa: E731
+            self.located.location, self.source_path, self.stops.wanted
+        )
+        self.transfer("downloading the source", download)
+        self.stops.check()
 
     def _check_budget(self, info: MediaInfo, spec: PresetSpec) -> None:
         if self.deadline is None:

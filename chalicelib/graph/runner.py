@@ -17,11 +17,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from chalicelib.config import graph_settings
-from chalicelib.graph import build, kinds, measures
+from chalicelib.graph import build, kinds, measures, source_read
 from chalicelib.graph.plan import Kind
 from chalicelib.graph.run import Outcome, Result, Run
 from chalicelib.graph.run_record import Stop, StopReason
@@ -31,6 +32,7 @@ from chalicelib.jobs.lifecycle import Lost, Status
 from chalicelib.jobs.outputs import record_versions
 from chalicelib.jobs.task_lifecycle import NotYet, TaskLease, TaskStatus
 from chalicelib.media import quality
+from chalicelib.media.argv import Loopback
 from chalicelib.media.steps import MediaFailed
 from chalicelib.store import faults, messages, queues, storage, transfers
 from chalicelib.store.models import Job, rfc3339, utcnow
@@ -112,7 +114,7 @@ class TaskRun(Run):
         assert self.graph is not None and self.scratch is not None and self.ffmpeg is not None
         self.media = kinds.TaskMedia(
             self.graph, self.scratch, self.ffmpeg,
-            fetch=self._get, store=self._put, names=self._names,
+            fetch=self._get, store=self._put, names=self._names, source=self._source(),
         )  # fmt: skip
         spec = self.graph.plan.task(self.task_id)
         if spec.kind is Kind.ASSEMBLE:
@@ -385,6 +387,14 @@ class TaskRun(Run):
     def _while_leased(self, what: str, call: Callable[[], T]) -> T:
         until = self.heartbeat.retry_until() if self.heartbeat else time.monotonic() + 10
         return faults.retry(call, until=until, what=what, extra=self.extra)
+
+    def _source(self) -> Callable[[], AbstractContextManager[Loopback]] | None:
+        """The job's source served by range, if the plan reads it so (else its pieces)."""
+        assert self.graph is not None and self.job is not None
+        if source_read.way(self.graph.plan) is not source_read.Way.RANGED:
+            return None
+        located = source_read.planned(self.job.source, self.graph.plan)
+        return lambda: source_read.served(located)
 
     def _names(self, prefix: str) -> list[str]:
         return self.transfer(f"listing {prefix}", lambda: self.workspace.names(prefix))

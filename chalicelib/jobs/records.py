@@ -331,9 +331,12 @@ def plan_view(job: Job) -> dict[str, Any] | None:
     plan = job.plan.as_dict() if hasattr(job.plan, "as_dict") else dict(job.plan)
     estimate = plan.get("estimate") or {}
     ladder = (plan.get("details") or {}).get("ladder")
+    read = dict((plan.get("details") or {}).get("source_read") or {})
     return {
         **({"ladder": json.loads(json.dumps(ladder, default=_number))} if ladder else {}),
         "mode": plan.get("mode"),
+        # How the tasks read the source (ranged | download), why, and how long planning took.
+        "source_read": _source_read(read),
         "chunks": len(plan.get("seams") or plan.get("chunks") or []),
         "renditions": len(plan.get("renditions") or []),
         "tasks_total": int(job.tasks_total or 0),
@@ -343,6 +346,13 @@ def plan_view(job: Job) -> dict[str, Any] | None:
             "cost_usd": round(float(estimate.get("cost_usd") or 0), 6),
         },
     }
+
+
+def _source_read(read: dict[str, Any]) -> dict[str, Any] | None:
+    if not read.get("way"):
+        return None  # planned before the way was recorded (downloaded)
+    return {"way": read["way"], "why": read.get("why", ""), "bytes": int(read.get("bytes") or 0),
+            "ready_seconds": float(read.get("ready_seconds") or 0)}  # fmt: skip
 
 
 def task_views(job: Job) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """ffmpeg argv for each step of a graph: split, chunk encode, audio, assemble, package, thumbnails.
 
 Pure builders: paths in, argv lists out (no shell, no I/O). Every input is
-read through the file protocol only; the runner adds the common prefix
+read through the file protocol only, but a job's source read by range (`Loopback`:
+http to the engine's own 127.0.0.1 proxy, by a stream copy); the runner adds the common prefix
 (`-nostdin`, `-progress`, ...) and the fence.
 
 Timestamps: pieces keep the source's own timestamps (`-copyts`), so a chunk is
@@ -11,10 +12,12 @@ seam: a frame belongs to exactly one chunk however the container rounds times.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from chalicelib.media.sandbox import INPUT_FENCE, OUTPUT_FENCE
+from chalicelib.media.sandbox import INPUT_FENCE, LOOPBACK_INPUT_FENCE, OUTPUT_FENCE
 from chalicelib.presets.recipe import VideoRecipe
 
 # Demuxers a source may be read with (the same list the probe uses).
@@ -23,11 +26,33 @@ SOURCE_DEMUXERS = (
     "wav,mp3,aac,flac,h264,hevc,m4v,dv,gif,yuv4mpegpipe,ivf,w64,aiff"
 )
 PIECE_TAIL_SECONDS = 2.0  # copied past a seam: B-frames reorder, trim drops the rest
+# ffmpeg's reads of a loopback source: a small TCP window, so it reads little ahead of what
+# it demuxes and the proxy (whose S3 GETs follow the reader) fetches about that much.
+REMOTE_READS = ("-recv_buffer_size", str(64 << 10))
+_LOOPBACK = re.compile(r"http://127\.0\.0\.1:\d{1,5}/[\w-]{16,}")
 
 
-def source_input(path: Path | str, *, start: float | None = None) -> list[str]:
+@dataclass(frozen=True)
+class Loopback:
+    """The engine's own loopback URL of a job's source (chalicelib/store/source_proxy.py):
+    the only input ffmpeg may read over the network, and only over plain HTTP to 127.0.0.1."""
+
+    url: str
+
+    def __post_init__(self) -> None:
+        if not _LOOPBACK.fullmatch(self.url):
+            raise ValueError("not the engine's loopback URL of a source")
+
+
+Source = Path | Loopback
+
+
+def source_input(source: Path | str | Loopback, *, start: float | None = None) -> list[str]:
     seek = ["-ss", f"{start:.6f}"] if start else []
-    return [*INPUT_FENCE, "-format_whitelist", SOURCE_DEMUXERS, *seek, "-i", f"file:{path}"]
+    if isinstance(source, Loopback):
+        return [*LOOPBACK_INPUT_FENCE, *REMOTE_READS, "-format_whitelist", SOURCE_DEMUXERS,
+                *seek, "-i", source.url]  # fmt: skip
+    return [*INPUT_FENCE, "-format_whitelist", SOURCE_DEMUXERS, *seek, "-i", f"file:{source}"]
 
 
 def own_input(path: Path | str, *, copyts: bool = False, threads: str | None = None) -> list[str]:
@@ -44,7 +69,7 @@ def _threads(videos: list[VideoRecipe]) -> str | None:
 
 
 def split_piece(
-    source: Path, start: float, end: float | None, out: Path, source_start: float = 0.0
+    source: Source, start: float, end: float | None, out: Path, source_start: float = 0.0
 ) -> list[str]:
     """Stream-copy the video from the keyframe at or before `start` to a little past `end`.
 
@@ -58,6 +83,17 @@ def split_piece(
         *stop,
         "-map", "0:v:0", "-c", "copy", "-copyts", "-avoid_negative_ts", "disabled",
         "-f", "matroska", *OUTPUT_FENCE, f"file:{out}",
+    ]  # fmt: skip
+
+
+def indexed_copy(source: Path, out: Path) -> list[str]:
+    """The source's video and first audio, stream-copied into Matroska, which has an index
+    (cues) to seek by: a container with none (MPEG-TS) seeks by guessing, and a piece cut
+    from it could start after its chunk's first frame."""
+    return [
+        *source_input(source),
+        "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy", "-copyts", "-avoid_negative_ts",
+        "disabled", "-f", "matroska", *OUTPUT_FENCE, f"file:{out}",
     ]  # fmt: skip
 
 
@@ -130,7 +166,7 @@ def encode_whole(source: Path, out: Path, video: VideoRecipe) -> list[str]:
     ]  # fmt: skip
 
 
-def extract_audio(source: Path, out: Path) -> list[str]:
+def extract_audio(source: Source, out: Path) -> list[str]:
     """The source's first audio stream, stream-copied (what the audio task downloads)."""
     return [*source_input(source), "-map", "0:a:0", "-c", "copy", "-vn",
             "-f", "matroska", *OUTPUT_FENCE, f"file:{out}"]  # fmt: skip

@@ -10,6 +10,7 @@ from functools import cache
 from pathlib import Path
 
 from chalicelib.media import sandbox
+from chalicelib.media.argv import Loopback, source_input
 
 # Demuxers a source may be read with. Playlists and lists (hls, concat, ...)
 # name other files or URLs, so they are not on it.
@@ -131,9 +132,17 @@ def probe(path: Path, *, restricted: bool = True) -> MediaInfo:
     argv = [ffmpeg_exe(), "-hide_banner", "-nostdin"]
     if restricted:
         argv += ["-protocol_whitelist", "file", "-format_whitelist", ALLOWED_DEMUXERS]
-    argv += ["-i", f"file:{path}"]
+    return _described([*argv, "-i", f"file:{path}"], path.parent)
+
+
+def probe_loopback(source: Loopback, cwd: Path) -> MediaInfo:
+    """Describe a source served by range on loopback: its header and index, not its bytes."""
+    return _described([ffmpeg_exe(), "-hide_banner", "-nostdin", *source_input(source)], cwd)
+
+
+def _described(argv: list[str], cwd: Path) -> MediaInfo:
     try:
-        result = sandbox.run(argv, cwd=path.parent, seconds=_TIMEOUT_SECONDS)
+        result = sandbox.run(argv, cwd=cwd, seconds=_TIMEOUT_SECONDS)
     except sandbox.DeadlineExceeded:
         raise MediaError(f"probing took over {_TIMEOUT_SECONDS} s") from None
     stderr = result.stderr

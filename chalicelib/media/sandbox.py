@@ -3,7 +3,8 @@
 Defence in depth behind the preset allow-list (DESIGN.md, "Trust model for presets"):
 even an option that slipped through could see no credential (the environment holds
 only PATH, a HOME inside scratch and the locale), reach no network (file is the only
-protocol on the input and the output), write no file larger than a bound
+protocol on the input and the output, but for the engine's loopback URL of the source:
+see LOOPBACK_INPUT_FENCE), write no file larger than a bound
 (RLIMIT_FSIZE), and not run past its deadline (the process group is killed). Every
 ffmpeg that chalicelib starts goes through here.
 """
@@ -29,6 +30,11 @@ LOCALE = "C.UTF-8"
 # Placed before the job's input and before its output: ffmpeg then opens nothing but
 # local files, including the segments and playlists a muxer opens by itself.
 INPUT_FENCE = ("-protocol_whitelist", "file")
+# The one exception, and only before the engine's own loopback URL of a job's source
+# (argv.Loopback, served by chalicelib/store/source_proxy.py): plain HTTP to 127.0.0.1 needs
+# nothing more. Never before a preset's input, an intermediate or any output; the input's
+# `-format_whitelist` keeps playlists and lists (hls, concat, ...) from naming other URLs.
+LOOPBACK_INPUT_FENCE = ("-protocol_whitelist", "http,tcp")
 OUTPUT_FENCE = ("-protocol_whitelist", "file")
 # In Lambda the pipeline hands the job off a minute before the function times out; the
 # fence fires half-way through that margin, so the job can still be failed cleanly.

@@ -75,7 +75,7 @@ def piece_name(index: int) -> str:
 
 
 def split(
-    source: Path, seams: list[Seam], out: Path, run: Run, source_start: float = 0.0
+    source: argv.Source, seams: list[Seam], out: Path, run: Run, source_start: float = 0.0
 ) -> list[Path]:
     """Stream-copy the source's video into one piece per chunk (no re-encode)."""
     pieces = []

@@ -163,10 +163,16 @@ def content_type(name: str) -> str:
 
 
 def object_size(location: S3Location) -> int:
+    return source_facts(location)["size"]
+
+
+def source_facts(location: S3Location) -> dict[str, Any]:
+    """A source's size and ETag (SourceMissing when it is not there or not ours to read)."""
     from botocore.exceptions import ClientError
 
     try:
-        return int(s3().head_object(Bucket=location.bucket, Key=location.key)["ContentLength"])
+        answer = s3().head_object(Bucket=location.bucket, Key=location.key)
+        return {"size": int(answer["ContentLength"]), "etag": answer.get("ETag", "").strip('"')}
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "403", "AccessDenied"):
             raise SourceMissing(f"source {location.uri} does not exist or cannot be read") from None
@@ -185,6 +191,16 @@ def download(location: S3Location, path: Path, should_stop: Callable[[], bool]) 
             handle.write(chunk)
             written += len(chunk)
     return written
+
+
+def read_range(location: S3Location, first: int, last: int, etag: str | None) -> bytes:
+    """Bytes first..last (inclusive) of an object, only while it is still the one planned
+    with (`If-Match` on its ETag: S3 answers 412 once it was overwritten)."""
+    match = {"IfMatch": f'"{etag}"'} if etag else {}
+    answer = s3().get_object(
+        Bucket=location.bucket, Key=location.key, Range=f"bytes={first}-{last}", **match
+    )
+    return answer["Body"].read()
 
 
 def check_output(location: S3Location) -> None:

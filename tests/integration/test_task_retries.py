@@ -85,6 +85,23 @@ def test_a_killed_chunk_task_is_tried_again_and_the_job_completes_once_and_whole
     assert decodes(fetch(key, tmp_path / "out.mp4"), "0:v:0") == FRAMES
 
 
+def test_a_chunk_task_killed_while_it_reads_its_range_is_tried_again_and_completes(
+    aws, chunky, mezzanine, tmp_path, kill_ffmpeg, monkeypatch
+):
+    monkeypatch.setenv("OE_RANGED_MIN_BYTES", "0")  # each chunk's task cuts its own piece
+    killed = kill_ffmpeg("-encode-0001-", 1)  # its first ffmpeg: the cut from the source
+    job = new_job("h264_baseline_360p_600", upload(mezzanine))
+    Drain().until(ended(job), workers=2)
+    stored = Job.get(job.id)
+    assert stored.status == "completed", stored.error
+    assert jobs.public_view(stored)["plan"]["source_read"]["way"] == "ranged"
+    assert len(killed) == 1
+    (view,) = [v for v in jobs.task_views(stored) if v["id"].startswith("encode-0001")]
+    assert _tries(view) == (2, [KILLED]) and view["status"] == "done"
+    (key,) = [k for k in output_keys() if k.endswith(".mp4")]
+    assert decodes(fetch(key, tmp_path / "out.mp4"), "0:v:0") == FRAMES
+
+
 def test_a_killed_ladder_task_is_tried_again_and_the_package_plays_to_the_end(
     aws, chunky, mezzanine, tmp_path, kill_ffmpeg
 ):
