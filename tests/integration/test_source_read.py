@@ -153,6 +153,27 @@ def test_a_chunked_job_reads_its_mp4_by_range_and_each_chunk_gets_what_the_split
         assert video_md5(cut) == video_md5(split), chunk
 
 
+def test_a_ladder_read_by_range_packages_every_frame_with_its_audio_and_thumbnails(
+    aws, ranged, mezzanine, tmp_path, s3_reads
+):
+    reads = s3_reads("src/ladder.mp4")
+    job = new_job("h264_ladder_hls_dash", upload(mezzanine, "src/ladder.mp4"))
+    Drain().until(ended(job), workers=2)
+    stored = Job.get(job.id)
+    assert stored.status == "completed", stored.error
+    assert jobs.public_view(stored)["plan"]["source_read"]["way"] == "ranged"
+    assert reads.whole() == []
+    local = tmp_path / "out"
+    for key in output_keys():
+        target = local / key.removeprefix("out/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fetch(key, target)
+    assert decodes(local / "master.m3u8", "0:v:0") == FRAMES
+    assert decodes(local / "manifest.mpd", "0:a:0") != 0
+    assert (local / "thumbnails" / "poster.jpg").exists()
+    assert (local / "thumbnails" / "sprite.jpg").exists()
+
+
 def test_the_job_run_reads_only_the_header_and_index_and_the_chunks_about_the_source(
     aws, ranged, tmp_path, s3_reads, monkeypatch
 ):
