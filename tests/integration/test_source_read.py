@@ -154,8 +154,9 @@ def test_a_chunked_job_reads_its_mp4_by_range_and_each_chunk_gets_what_the_split
 
 
 def test_a_ladder_read_by_range_packages_every_frame_with_its_audio_and_thumbnails(
-    aws, ranged, mezzanine, tmp_path, s3_reads
+    aws, ranged, mezzanine, tmp_path, s3_reads, monkeypatch
 ):
+    monkeypatch.setenv("OE_AUDIO_CHUNK_SECONDS", "1.5")  # the audio in pieces too
     reads = s3_reads("src/ladder.mp4")
     job = new_job("h264_ladder_hls_dash", upload(mezzanine, "src/ladder.mp4"))
     Drain().until(ended(job), workers=2)
@@ -163,6 +164,7 @@ def test_a_ladder_read_by_range_packages_every_frame_with_its_audio_and_thumbnai
     assert stored.status == "completed", stored.error
     assert jobs.public_view(stored)["plan"]["source_read"]["way"] == "ranged"
     assert reads.whole() == []
+    assert len([t for t in jobs.task_views(stored) if t["kind"] == "audio"]) > 1
     local = tmp_path / "out"
     for key in output_keys():
         target = local / key.removeprefix("out/")
@@ -281,7 +283,7 @@ def test_a_hostile_source_read_by_range_makes_ffmpeg_fetch_nothing_else(
 
 
 def test_a_storage_error_during_a_ranged_read_is_retried_not_failed(
-    aws, ranged, mezzanine, tmp_path, monkeypatch
+    aws, ranged, tmp_path, monkeypatch
 ):
     from botocore.exceptions import ClientError
 
@@ -301,7 +303,13 @@ def test_a_storage_error_during_a_ranged_read_is_retried_not_failed(
 
     monkeypatch.setattr(source_read, "cut_piece", cut)
     monkeypatch.setattr(storage, "read_range", flaky)
-    stored = run_job(upload(mezzanine, "src/flaky.mp4"))
+    # Video only: the job's run reads no audio once the chunks' tasks are cutting.
+    video = generate(
+        tmp_path / "video.mp4",
+        "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", "7.2",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p",
+    )  # fmt: skip
+    stored = run_job(upload(video, "src/flaky.mp4"))
     assert stored.status == "completed", stored.error
     assert len(failed) == 1
     retried = [v for v in jobs.task_views(stored) if v["tries"]["ended"]]
