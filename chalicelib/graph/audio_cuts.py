@@ -137,10 +137,16 @@ def output_rate(audio_args: tuple[str, ...], source_rate: int) -> int:
     return int(rate) if rate.isdigit() else source_rate
 
 
-def exact_source(container: str, codec: str | None, sample_rate: int | None) -> int:
-    """The source's sample rate when its audio can be cut on samples, else 0."""
+def exact_source(
+    container: str, codec: str | None, sample_rate: int | None, start: float = 0.0
+) -> int:
+    """The source's sample rate when its audio can be cut on samples, else 0.
+
+    A source that does not start at 0 (MPEG-TS, mostly) may start its audio at another
+    instant than its video, and the pieces count samples from 0: it stays one task.
+    """
     names = set(container.split(","))
-    if not sample_rate or not codec or not names & EXACT_CONTAINERS:
+    if not sample_rate or not codec or start or not names & EXACT_CONTAINERS:
         return 0
     return sample_rate if codec.startswith(COPY_CODECS) else 0
 

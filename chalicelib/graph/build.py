@@ -98,15 +98,17 @@ def limits(*, droplets: bool = False) -> Limits:
 
 
 def source_of(info: MediaInfo) -> Source:
-    video, a = info.video, info.audio
+    video, a, start = info.video, info.audio, getattr(info, "start", 0.0) or 0.0
     return Source(
         duration=info.duration or 0.0,
         fps=frame_rate(video.fps if video else None),
         height=video.height if video else None,
         has_video=video is not None,
         has_audio=info.audio is not None,
-        start=getattr(info, "start", 0.0) or 0.0,
-        audio_rate=audio_cuts.exact_source(info.container, a.codec, a.sample_rate) if a else 0,
+        start=start,
+        audio_rate=audio_cuts.exact_source(info.container, a.codec, a.sample_rate, start)
+        if a
+        else 0,
     )
 
 

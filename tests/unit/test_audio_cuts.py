@@ -83,6 +83,10 @@ def test_only_sources_with_sample_exact_audio_timestamps_are_cut(container, code
     assert audio_cuts.exact_source(container, codec, rate) == expected
 
 
+def test_a_source_that_does_not_start_at_zero_keeps_its_audio_whole():
+    assert audio_cuts.exact_source("mpegts", "aac", 48000, start=1.4) == 0
+
+
 def test_the_plan_lists_each_audio_piece_as_a_task_and_records_how_to_find_them_again():
     work = Work(renditions=("a",), cost=0.1, chunk_safe=True, gop_frames=30, audio_args=AAC)
     limits = Limits(audio_chunk_seconds=60.0)
