@@ -21,7 +21,8 @@ from chalicelib.presets.ladder import Ladder, Rendition
 # CRF points probed per resolution (x264's scale): two points and the slope between them
 # (more points cost more probe CPU than the ladder can spare; see docs/guides).
 PROBE_CRFS = (22, 31)
-# A chosen CRF may lie this far past the probed points (the curve's end slope carries on).
+# A chosen CRF may lie this far above the highest probed (the curve's end slope carries
+# on), never below the lowest: VMAF flattens at low CRF, so a line there over-promises.
 EXTRAPOLATE_CRF = 5
 CRF_RANGE = (12, 45)
 # Aim this much above each target: samples stand for the whole title only roughly.
@@ -138,7 +139,7 @@ def crf_for(curve: list[Point], target: float) -> int | None:
     """
     if not curve:
         return None
-    low = max(CRF_RANGE[0], math.floor(curve[0].crf) - EXTRAPOLATE_CRF)
+    low = max(CRF_RANGE[0], math.ceil(curve[0].crf))
     high = min(CRF_RANGE[1], math.ceil(curve[-1].crf) + EXTRAPOLATE_CRF)
     best = None
     for crf in range(low, high + 1):

@@ -76,6 +76,16 @@ def test_an_unreachable_top_target_gets_the_most_quality_the_probes_allow():
     assert top.kbps > 5000  # more bits than any probe spent: per-title spends more here
 
 
+def test_a_target_only_a_line_below_the_lowest_probed_crf_would_reach_goes_to_a_taller_resolution():
+    # 480p's line would reach 80 at CRF 17; probed, it never does: 720p at CRF 22 does.
+    points = [
+        *_curve(720, 1280, (22, 3000, 81.0), (31, 1200, 70.0)),
+        *_curve(480, 854, (22, 1500, 76.0), (31, 600, 62.0)),
+    ]
+    (top,) = pertitle.choose(points, [80], margin=0)
+    assert top.height == 720 and top.crf == 22
+
+
 def test_chosen_rungs_become_a_fixed_ladders_renditions_with_a_cap():
     ladder = Ladder.model_validate({"mode": "per-title", "target_vmaf": 95,
                                     "renditions": [{"height": 720, "profile": "main"},
