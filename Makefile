@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format docs docs-serve package bench-api bench-encode bench-parallel bench-quality layer deploy destroy clean
+.PHONY: run test lint format docs docs-serve package bench-api bench-encode bench-parallel bench-quality bench-scale layer deploy destroy clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench-parallel: $(STAMP)
 # Per-title ladders against the seeded fixed ladder: bits, VMAF, probe and measurement CPU.
 bench-quality: $(STAMP)
 	$(PY) -m bench.quality
+
+# A 10-minute 1080p ladder's critical path, measured here in CPU seconds (wait4) and
+# projected onto 1,000 Lambdas, and the same for a 2-hour source (see bench/scale.py).
+bench-scale: $(STAMP)
+	nice -n 10 $(PY) -m bench.scale
 
 # Lambda layer zips with a static ffmpeg, for x86_64 and arm64, into dist/.
 layer: $(STAMP)

@@ -295,6 +295,7 @@ class GraphSettings:
     usd_per_gb_second: float
     usd_per_request: float
     ranged_min_bytes: int
+    package_min_seconds: float
 
 
 def graph_settings() -> GraphSettings:
@@ -326,6 +327,8 @@ def graph_settings() -> GraphSettings:
         # A chunked job's source at least this big is read by range by each chunk's task
         # (an indexed container); a smaller one is downloaded once and split.
         ranged_min_bytes=_int("OE_RANGED_MIN_BYTES", 134217728),
+        # Ladders at least this long are packaged one rendition per task, in parallel.
+        package_min_seconds=_float("OE_PACKAGE_MIN_SECONDS", 120.0),
     )
 
 
@@ -523,6 +526,12 @@ REFERENCE: tuple[Documented, ...] = (
         "split before the fan-out",
         "graph.ranged_min_bytes",
         note="(128 MiB)",
+    ),
+    Documented(
+        "OE_PACKAGE_MIN_SECONDS",
+        "120",
+        "ladders at least this long are joined and packaged one rendition per task, at once",
+        "graph.package_min_seconds",
     ),
     Documented(
         "OE_ENCODE_THREADS",

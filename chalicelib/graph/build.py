@@ -36,7 +36,7 @@ from chalicelib.store.models import Job, Task
 log = logging.getLogger("openencoder.graph")
 TASK_ITEM_DAYS = 30
 # Kinds another task releases (the fan-in, a chunk's encode): stored waiting, never sent here.
-RELEASED = (Kind.ASSEMBLE, Kind.QUALITY)
+RELEASED = (Kind.ASSEMBLE, Kind.QUALITY, Kind.PACKAGE)
 # Common frame rates as ffmpeg prints them (two decimals) and what they stand for.
 _NTSC = {
     23.98: Fraction(24000, 1001),
@@ -94,6 +94,7 @@ def limits(*, droplets: bool = False) -> Limits:
         droplets=droplets,
         droplet_usd_per_hour=g.droplet_usd_per_hour,
         concurrency=g.encode_concurrency,
+        package_min_seconds=g.package_min_seconds,
     )
 
 

@@ -148,7 +148,7 @@ class TaskMedia:
         out.write_text(json.dumps(result, separators=(",", ":")))
         return [self.store(out, f"measures/{spec.id}.json")]
 
-    def _gather_quality(self, publish: Path) -> None:
+    def gather_quality(self, publish: Path) -> None:
         """Each rendition's chunks in timeline order → its summary and its series file."""
         for video in self.graph.recipe.videos:
             chunks = []
@@ -186,7 +186,7 @@ class TaskMedia:
             paths = [path for _, path in parts[video.name]]
             joined.append((video, steps.join(paths, folder / f"{len(joined)}.mp4", self.run)))
         if graph.metrics():
-            self._gather_quality(publish)
+            self.gather_quality(publish)
         ladder = graph.recipe.ladder
         if ladder is None:
             _, path = joined[0]
@@ -195,8 +195,16 @@ class TaskMedia:
             return
         assert graph.plan.fps is not None
         steps.assemble_ladder(joined, audio, graph.recipe, graph.plan.fps, publish, self.run)
-        for name in self.names("thumbs/"):
-            self.fetch(name, publish / "thumbnails" / name.rsplit("/", 1)[-1])
+        self.pictures(publish)
+
+    def pictures(self, publish: Path) -> None:
+        """The chunks' thumbnails into `publish`, and the sprite tiled from them."""
+        graph = self.graph
+        ladder = graph.recipe.ladder
+        assert ladder is not None
+        folder = publish / "thumbnails"
+        pictures = [(name, folder / name.rsplit("/", 1)[-1]) for name in self.names("thumbs/")]
+        transfers.all_at_once(pictures, lambda pair: self.fetch(*pair))
         if ladder.thumbnails is not None and ladder.thumbnails.sprite:
             steps.sprite(publish, ladder.thumbnails.every_seconds, graph.duration, self.run)
 

@@ -220,8 +220,9 @@ class JobRun(Run):
 
         fan = build.FanOut(ready)  # stored and sent in batches, not piece by piece
         try:
-            # The assemble first: the fan-in releases it, however early the others finish.
-            self.transfer("storing the assemble", lambda: task_lifecycle.plant([items["assemble"]]))
+            # The assemble (and packages) first: the fan-in releases them, however early.
+            last = [items[t.id] for t in plan.tasks if t.chunk is None and t.kind in build.RELEASED]
+            self.transfer("storing the assemble", lambda: task_lifecycle.plant(last))
             folder = self.scratch.path / "pieces"
             for piece in source_read.pieces(plan, self.source_path or self.located, folder, runner):
                 if piece.name:  # read by range, a chunk's task cuts its own: none stored

@@ -34,6 +34,7 @@ class Kind(StrEnum):
     AUDIO = "audio"
     THUMBNAILS = "thumbnails"
     QUALITY = "quality"  # one chunk of one rendition measured (chalicelib.graph.measures)
+    PACKAGE = "package"  # a rendition joined, muxed, packaged (chalicelib.graph.packaging)
     ASSEMBLE = "assemble"
 
 
@@ -71,6 +72,7 @@ class Limits:
     # CPU seconds to decode one second of 720p30 on one vCPU (scaled by pixels and rate).
     decode_seconds_720p: float = 0.05
     audio_chunk_seconds: float = 0.0  # audio pieces about this long (0: one audio task)
+    package_min_seconds: float = 120.0  # a ladder this long is packaged per rendition
 
 
 REGION_CONCURRENCY = 1000  # Lambda's default concurrent executions per region
@@ -105,8 +107,7 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class Shape:
-    """What the task list is derived from, so the stored plan need not list every task
-    (a long ladder has thousands, and a DynamoDB item holds 400 KB)."""
+    """What the task list is derived from (a long ladder has thousands of tasks: not stored)."""
 
     duration: float
     rates: dict[str, float]  # CPU seconds per source second, per rendition
@@ -114,6 +115,7 @@ class Shape:
     audio: bool
     thumbnails: bool
     audio_cut: tuple[int, int, int] = (0, 0, 0)  # rate, samples a piece, pre-roll (audio_cuts)
+    packages: bool = False  # one package task per rendition before the assemble
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,8 @@ class Plan:
 
     @property
     def work_tasks(self) -> tuple[TaskSpec, ...]:
-        """The tasks that fan in: everything but the assemble."""
-        return tuple(t for t in self.tasks if t.kind != Kind.ASSEMBLE)
+        """The tasks that fan in: everything but the packages and the assemble."""
+        return tuple(t for t in self.tasks if t.kind not in (Kind.ASSEMBLE, Kind.PACKAGE))
 
     @property
     def decode_once(self) -> bool:
@@ -233,11 +235,8 @@ def encode_task_id(chunk: int, renditions: str | tuple[str, ...]) -> str:
 
 
 def cut(total_frames: int, fps: Fraction, gop_frames: int, limits: Limits) -> list[Chunk]:
-    """Chunk seams at multiples of the GOP, about `chunk_seconds` apart.
-
-    The last seam leaves at least one GOP after it (the frame count is an
-    estimate from the duration), and the last chunk runs to the end of the stream.
-    """
+    """Chunk seams at multiples of the GOP, about `chunk_seconds` apart; the last seam leaves
+    one GOP after it at least (the frame count is an estimate), the last chunk runs to the end."""
     per_chunk = max(1, math.floor(limits.chunk_seconds * fps / gop_frames)) * gop_frames
     wanted = max(1, math.ceil(total_frames / per_chunk))
     if wanted > limits.max_chunks:  # a very long source: longer chunks, same seams rule
@@ -340,6 +339,7 @@ def _shape(source: Source, work: Work, limits: Limits, duration: float) -> Shape
         audio=work.audio and source.has_audio,
         thumbnails=work.thumbnails and source.has_video,
         audio_cut=audio_cuts.layout(work.audio_args, source.audio_rate, limits.audio_chunk_seconds),
+        packages=work.graph and len(names) > 1 and duration >= limits.package_min_seconds,
     )
 
 
@@ -417,6 +417,8 @@ def _tasks(
     if shape.audio:  # one task, or pieces of a long track (each with its pre- and post-roll)
         for name, seconds in audio_cuts.tasks(duration, *shape.audio_cut):
             tasks.append(TaskSpec(id=name, kind=Kind.AUDIO, weight=seconds * AUDIO_RATE))
+    for name in shape.rates if shape.packages else ():  # each rendition packaged alone
+        tasks.append(TaskSpec(f"package-{name}", Kind.PACKAGE, None, name, duration / 400))
     tasks.append(TaskSpec(id="assemble", kind=Kind.ASSEMBLE, weight=duration * 0.01))
     return tasks
 

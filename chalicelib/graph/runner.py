@@ -22,19 +22,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from chalicelib.config import graph_settings
-from chalicelib.graph import build, kinds, measures, source_read
+from chalicelib.graph import build, kinds, measures, packaging, source_read
 from chalicelib.graph.plan import Kind
 from chalicelib.graph.run import Outcome, Result, Run
 from chalicelib.graph.run_record import Stop, StopReason
 from chalicelib.graph.workspace import Workspace
 from chalicelib.jobs import lifecycle, task_lifecycle, tries
 from chalicelib.jobs.lifecycle import Lost, Status
-from chalicelib.jobs.outputs import record_versions
 from chalicelib.jobs.task_lifecycle import NotYet, TaskLease, TaskStatus
-from chalicelib.media import quality
 from chalicelib.media.argv import Loopback
-from chalicelib.media.steps import MediaFailed
-from chalicelib.store import faults, messages, queues, storage, transfers
+from chalicelib.store import faults, messages, queues, storage
 from chalicelib.store.models import Job, rfc3339, utcnow
 
 log = logging.getLogger("openencoder.graph")
@@ -119,6 +116,10 @@ class TaskRun(Run):
         spec = self.graph.plan.task(self.task_id)
         if spec.kind is Kind.ASSEMBLE:
             return self._assemble()
+        if spec.kind is Kind.PACKAGE:
+            assert self.job is not None
+            dest = storage.from_uri(self.job.dest)
+            return self._finish(packaging.package(self.media, spec, dest))
         return self._finish(self.media.work(spec))
 
     # --- the assemble: the job's last steps -------------------------------------------
@@ -129,9 +130,13 @@ class TaskRun(Run):
         assert self.job is not None and self.media is not None
         graph = self.graph
         publish = self.scratch.out
-        self.media.assemble(publish)
+        packaged = None
+        if packaging.package_ids(graph.plan):  # the renditions are packaged: copy them
+            packaged = packaging.assemble(self.media, publish, self.workspace)
+        else:
+            self.media.assemble(publish)
         self._job_step(Status.ENCODING, Status.UPLOADING, {"progress": 99})
-        outputs = self._publish(publish)
+        outputs = self._publish(publish, packaged)
         total = len(graph.plan.tasks)
         phases = dict(
             self.job.phases.as_dict()
@@ -164,35 +169,15 @@ class TaskRun(Run):
         log.info("job completed with %d outputs", len(outputs), extra=self.extra)
         return Outcome(self.job_id, Result.COMPLETED)
 
-    def _publish(self, folder: Path) -> list[dict[str, Any]]:
-        """Every file under dest (stamped with this attempt), each key checked before any byte."""
+    def _publish(
+        self, folder: Path, packaged: packaging.Packaged | None = None
+    ) -> list[dict[str, Any]]:
         assert self.job is not None
-        dest = storage.from_uri(self.job.dest)
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
-        if not files:
-            raise MediaFailed("the assemble made no output files")
-        pairs = [
-            (p, storage.S3Location(dest.bucket, dest.key + p.relative_to(folder).as_posix()))
-            for p in files
-        ]
-        for _, location in pairs:
-            storage.check_output(location)
-
-        def send(pair: tuple[Path, storage.S3Location]) -> None:
-            path, location = pair
-            self.stops.check()
-            self.uploaded.append(location)
-            self.transfer(
-                f"uploading {location.uri}",
-                lambda: storage.upload(path, location, self.writer, self.stops.wanted),
-            )
-
-        # Several at once; playlists and manifests only after everything they name.
-        transfers.publish(pairs, folder, send)
-        records = build.describe_outputs(pairs)
-        if self.media is not None and self.media.qualities:
-            quality.attach(records, self.media.qualities)
-        return record_versions(records, self.writer, self.transfer)
+        qualities = self.media.qualities if self.media is not None else {}
+        return packaging.publish(
+            folder, self.job.dest, packaged, qualities,
+            writer=self.writer, stops=self.stops, transfer=self.transfer, uploaded=self.uploaded,
+        )  # fmt: skip
 
     # --- fan-in ----------------------------------------------------------------------
 
@@ -212,8 +197,11 @@ class TaskRun(Run):
             return self.stopped(self.stops.reason or StopReason.SUPERSEDED)
         log.info("task %s done (%d of %d)", self.task_id, done, total, extra=self.extra)
         self._release_measures()
+        packages = packaging.package_ids(self.graph.plan)
         if done >= total - 1:
             self._release_assemble()
+        elif packages and done >= total - 1 - len(packages):
+            self._release_packages(packages)
         return Outcome(self.job_id, Result.COMPLETED, f"task {self.task_id} done")
 
     def _release_assemble(self) -> None:
@@ -221,6 +209,10 @@ class TaskRun(Run):
         if task_lifecycle.release_assemble(self.job_id, self.attempt, by=self.task_id):
             self._send("assemble")
             log.info("fan-in complete: assemble queued", extra=self.extra)
+
+    def _release_packages(self, packages: tuple[str, ...], again: bool = False) -> None:
+        packaging.release(self.job_id, self.attempt, self.task_id, packages, again=again,
+                          retry=self._while_leased, send=self._send)  # fmt: skip
 
     def _release_measures(self, again: bool = False) -> None:
         """A chunk's encode done: its measurements may start (each released once).
@@ -255,7 +247,13 @@ class TaskRun(Run):
         ):
             self.graph = build.Graph.of(job)
             self._release_measures(again=True)  # its host may have died before sending them
-        if int(job.tasks_done or 0) < int(job.tasks_total or 0) - 1:
+        done, total = int(job.tasks_done or 0), int(job.tasks_total or 0)
+        packages = packaging.package_ids(build.Graph.of(job).plan) if total > done + 1 else ()
+        if packages and total - 1 - len(packages) <= done < total - 1:
+            if not self.task_id.startswith("package-"):
+                self._release_packages(packages, again=True)
+            return
+        if done < total - 1:
             return
         if not task_lifecycle.release_assemble(self.job_id, self.attempt, by=self.task_id):
             assemble = task_lifecycle.task(self.job_id, self.attempt, "assemble")

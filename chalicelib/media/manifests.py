@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from chalicelib.media.codecs import codec_string
@@ -72,6 +73,23 @@ def describe(out: Path, folder: str, width: int, height: int, fps: Fraction) -> 
     playlist = read_media_playlist(out, folder)
     codecs = codec_string(out / folder / playlist.init)
     return Variant(playlist, width, height, fps, codecs, measure(out, playlist))
+
+
+def variant_record(v: Variant) -> dict[str, Any]:
+    """A variant as JSON (what a package task hands the assemble)."""
+    p = v.playlist
+    return {"folder": p.folder, "init": p.init, "segments": [list(s) for s in p.segments],
+            "target": p.target_duration, "width": v.width, "height": v.height,
+            "fps": [v.fps.numerator, v.fps.denominator], "codecs": v.codecs,
+            "peak": v.rates.peak, "average": v.rates.average}  # fmt: skip
+
+
+def variant_of(record: dict[str, Any]) -> Variant:
+    segments = tuple((str(uri), float(seconds)) for uri, seconds in record["segments"])
+    playlist = MediaPlaylist(record["folder"], record["init"], segments, int(record["target"]))
+    return Variant(playlist, int(record["width"]), int(record["height"]),
+                   Fraction(*record["fps"]), record["codecs"],
+                   Rates(int(record["peak"]), int(record["average"])))  # fmt: skip
 
 
 def master_playlist(variants: list[Variant], audio: Variant | None) -> str:

@@ -167,28 +167,67 @@ def assemble_ladder(
         (out / HLS_MASTER_SCRATCH).unlink(missing_ok=True)
         for name in [video.name for video, _ in videos] + (["audio"] if audio else []):
             _fixed_init_name(out / name)
-        variants = []
-        for video, path in videos:
-            info = probe(path, restricted=False)
-            assert info.video is not None
-            variants.append(
-                manifests.describe(
-                    out, video.name, info.video.width or 0, info.video.height or 0, fps
-                )
-            )
+        variants = [describe_variant(out, video.name, path, fps) for video, path in videos]
         audio_variant = None
         if audio is not None:
             audio_variant = manifests.describe(out, "audio", 0, 0, fps)
-        if "hls" in ladder.packaging:
-            (out / "master.m3u8").write_text(manifests.master_playlist(variants, audio_variant))
-        if "dash" in ladder.packaging:
-            rate = ladder.audio.sample_rate if ladder.audio else None
-            (out / "manifest.mpd").write_text(manifests.mpd(variants, audio_variant, rate))
-        if "hls" not in ladder.packaging:
-            for playlist in out.glob("*/index.m3u8"):
-                playlist.unlink()
+        write_manifests(variants, audio_variant, recipe, out)
         written += [p for p in out.rglob("*") if p.is_file() and p not in written]
     return sorted(set(written))
+
+
+def describe_variant(out: Path, name: str, joined: Path, fps: Fraction) -> manifests.Variant:
+    info = probe(joined, restricted=False)
+    assert info.video is not None
+    return manifests.describe(out, name, info.video.width or 0, info.video.height or 0, fps)
+
+
+def write_manifests(
+    variants: list[manifests.Variant], audio: manifests.Variant | None, recipe: Recipe, out: Path
+) -> None:
+    """master.m3u8 and manifest.mpd over the packaged renditions; without HLS, no playlists."""
+    ladder = recipe.ladder
+    assert ladder is not None
+    if "hls" in ladder.packaging:
+        (out / "master.m3u8").write_text(manifests.master_playlist(variants, audio))
+    if "dash" in ladder.packaging:
+        rate = ladder.audio.sample_rate if ladder.audio else None
+        (out / "manifest.mpd").write_text(manifests.mpd(variants, audio, rate))
+    if "hls" not in ladder.packaging:
+        for playlist in out.glob("*/index.m3u8"):
+            playlist.unlink()
+
+
+def package_rendition(
+    video: VideoRecipe, joined: Path, audio: Path | None, recipe: Recipe, fps: Fraction,
+    out: Path, run: Run,
+) -> manifests.Variant | None:  # fmt: skip
+    """One rendition on its own into `out`: its progressive MP4 (with the job's audio), its
+    CMAF segments and playlist; its variant for the manifests (None: no HLS or DASH)."""
+    ladder = recipe.ladder
+    assert ladder is not None
+    out.mkdir(parents=True, exist_ok=True)
+    if "mp4" in ladder.packaging:
+        run(argv.mux(joined, audio, out / f"{video.name}.mp4"), out, None)
+    if not {"hls", "dash"} & set(ladder.packaging):
+        return None
+    named = [(video.name, joined)]
+    run(argv.package_hls(named, None, ladder.segment_seconds, HLS_MASTER_SCRATCH), out, None)
+    (out / HLS_MASTER_SCRATCH).unlink(missing_ok=True)
+    _fixed_init_name(out / video.name)
+    return describe_variant(out, video.name, joined, fps)
+
+
+def package_audio(
+    audio: Path, recipe: Recipe, fps: Fraction, out: Path, run: Run
+) -> manifests.Variant:
+    """The job's audio as its own CMAF rendition, `audio/`, cut as the videos are."""
+    assert recipe.ladder is not None
+    out.mkdir(parents=True, exist_ok=True)
+    run(argv.package_hls([], audio, recipe.ladder.segment_seconds, HLS_MASTER_SCRATCH), out, None)
+    (out / HLS_MASTER_SCRATCH).unlink(missing_ok=True)
+    _fixed_init_name(out / "audio")
+    return manifests.describe(out, "audio", 0, 0, fps)
 
 
 def _fixed_init_name(folder: Path) -> None:

@@ -25,14 +25,14 @@ class JobMessage(BaseModel):
 
 class TaskMessage(BaseModel):
     """One task of a job's graph is ready: `task` names it ("encode-0003-720p", "assemble",
-    or "encode-0003" for every rendition of a chunk at once)."""
+    "package-720p", or "encode-0003" for every rendition of a chunk at once)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     kind: Literal["task"] = "task"
     job_id: int = Field(ge=1)
     attempt: int = Field(ge=1)
-    task: str = Field(pattern=r"^[a-z]+(-\d{4}(-[A-Za-z0-9._%-]{1,128})?)?$", max_length=160)
+    task: str = Field(pattern=r"^[a-z]+(-\d{4})?(-[A-Za-z0-9._%-]{1,128})?$", max_length=160)
 
 
 # Every message kind the encode queues carry, told apart by "kind" (absent: a job).

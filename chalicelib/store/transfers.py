@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from pathlib import Path
 from typing import TypeVar
 
-from chalicelib.store.storage import S3Location
+from chalicelib.store import storage
+from chalicelib.store.storage import S3Location, Writer
 
 T = TypeVar("T")
 FILES_IN_FLIGHT = 16  # files sent at once; each large one also sends its parts at once
-Pair = tuple[Path, S3Location]
 
 
 def tier(relative: str) -> int:
@@ -35,11 +34,11 @@ def tier(relative: str) -> int:
     return 0
 
 
-def in_tiers(pairs: Iterable[Pair], folder: Path) -> list[list[Pair]]:
-    """The pairs in the order they may be published: each tier after the one before."""
-    tiers: list[list[Pair]] = [[], [], []]
-    for path, location in pairs:
-        tiers[tier(path.relative_to(folder).as_posix())].append((path, location))
+def in_tiers(items: Iterable[tuple[str, T]]) -> list[list[T]]:
+    """Items (each by its name under the dest) in the order they may be published."""
+    tiers: list[list[T]] = [[], [], []]
+    for relative, item in items:
+        tiers[tier(relative)].append(item)
     return [t for t in tiers if t]
 
 
@@ -64,7 +63,30 @@ def all_at_once(
                 raise future.exception()  # type: ignore[misc]
 
 
-def publish(pairs: Iterable[Pair], folder: Path, send: Callable[[Pair], object]) -> None:
-    """Every pair sent, tier by tier (see `tier`), each tier's files several at once."""
-    for group in in_tiers(pairs, folder):
+def publish(items: Iterable[tuple[str, T]], send: Callable[[T], object]) -> None:
+    """Every item (by its name under the dest) sent, tier by tier (see `tier`), each
+    tier's several at once."""
+    for group in in_tiers(items):
         all_at_once(group, send)
+
+
+def copy(
+    source: S3Location, location: S3Location, writer: Writer, should_stop: Callable[[], bool]
+) -> None:
+    """An object copied inside S3 (no byte through this host), stamped as `upload` stamps;
+    large ones in parts (UploadPartCopy), as s3transfer does."""
+    storage.check_output(location)
+
+    def progress(_sent: int) -> None:
+        if should_stop():
+            raise storage.Stopped("copy interrupted")
+
+    extra = {"ContentType": storage.content_type(location.key), "Metadata": writer.metadata(),
+             "MetadataDirective": "REPLACE"}  # fmt: skip
+    origin = {"Bucket": source.bucket, "Key": source.key}
+    storage.stoppable(
+        lambda: storage.s3().copy(origin, location.bucket, location.key, ExtraArgs=extra,
+                                  Callback=progress, Config=storage.transfer_config()),
+        should_stop,
+        "copy interrupted",
+    )  # fmt: skip

@@ -19,7 +19,7 @@ import botocore.client
 import pytest
 
 from chalicelib.config import settings
-from chalicelib.graph import build, kinds, pipeline
+from chalicelib.graph import build, kinds, packaging, pipeline
 from chalicelib.graph.plan import Kind, Plan
 from chalicelib.graph.run import Result
 from chalicelib.graph.runner import TaskRun
@@ -206,6 +206,8 @@ def test_every_task_completes_once_under_concurrent_finishes_and_one_assemble_is
     planned, monkeypatch
 ):
     job, work = planned.job, planned.plan.work_tasks
+    packages = packaging.package_ids(planned.plan)
+    assert len(packages) == 4
     job_id, share = int(job.id), 99.0 / len(work)
     counted: Counter = Counter()
     released: list[str] = []
@@ -224,16 +226,19 @@ def test_every_task_completes_once_under_concurrent_finishes_and_one_assemble_is
                                                  1.5, 3008)  # fmt: skip
         with lock:
             counted["done"] += 1
-        if done >= total - 1 and task_lifecycle.release_assemble(job_id, 1, by=task_id):
+        # The work's last finisher releases the packages (the last package, the assemble).
+        if done >= total - 1 - len(packages) and all(
+            task_lifecycle.release(job_id, 1, t, by=task_id) for t in packages
+        ):
             with lock:
                 released.append(task_id)
 
     # Every message, and a duplicate of every tenth (SQS delivers at least once), at once.
     on_hosts(8, planned.bodies + planned.bodies[::10], finish)
     assert counted == Counter(done=len(work), skipped=len(planned.bodies[::10]))
-    assert len(released) == 1  # exactly one finisher releases the assemble
+    assert len(released) == 1  # exactly one finisher releases the packages
     stored = Job.get(job.id)
-    assert int(stored.tasks_done) == len(work) == int(stored.tasks_total) - 1
+    assert int(stored.tasks_done) == len(work) == int(stored.tasks_total) - 1 - len(packages)
     # Each task's run is billed with its count, and the job's own run (the fan-out) once.
     assert int(stored.requests) == len(work) + 1
     tasks_gb = len(work) * 2.0 * 3008 / 1024

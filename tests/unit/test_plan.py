@@ -274,7 +274,8 @@ def test_the_stored_plan_lists_no_tasks_and_stays_small_for_a_long_ladder():
     # Two hours at 20 s chunks: 360 chunks x 3 renditions, 1,080 encode tasks (no audio,
     # whose one task would otherwise be the longest, so nothing is gained by splitting).
     p = plan(source(7200, has_audio=False), ladder_work(), limits=Limits(concurrency=1000))
-    assert len(p.tasks) == 360 * 3 + 1 and not p.decode_once  # and the assemble
+    # ... a package per rendition, and the assemble.
+    assert len(p.tasks) == 360 * 3 + 3 + 1 and not p.decode_once
     stored = json.dumps(p.record())
     assert 'tasks"' not in stored.replace('"tasks_total"', "")
     assert len(stored) < 8_000  # a DynamoDB item holds 400 KB; the job keeps outputs too
