@@ -117,9 +117,11 @@ def source() -> Path:
 def ladder_plan(src: Source, chunk_seconds: float, packages: bool = True) -> Plan:
     ladder = next(lad for name, lad in LADDERS if name == LADDER)
     recipe = ladder_recipe(ladder, src.height, src.fps, THREADS)
-    at = Limits().package_min_seconds if packages else math.inf
-    return plan(src, recipe.work(2.0), Options(), Limits(chunk_seconds=chunk_seconds,
-                                                         package_min_seconds=at))  # fmt: skip
+    # The stage's own limits (OE_* settings: audio pieces, packages), at this chunk length.
+    limits = replace(build.limits(), chunk_seconds=chunk_seconds, concurrency=0)
+    if not packages:
+        limits = replace(limits, package_min_seconds=math.inf)
+    return plan(src, recipe.work(2.0), Options(), limits)
 
 
 @dataclass
