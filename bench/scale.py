@@ -30,12 +30,13 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from chalicelib.graph import build
+from chalicelib.graph import build, source_read
 from chalicelib.graph.plan import AUDIO_RATE, Kind, Limits, Options, Plan, Source, plan
 from chalicelib.media import argv, steps
 from chalicelib.media.probe import ffmpeg_exe, probe
 from chalicelib.presets.catalog import LADDERS
 from chalicelib.presets.recipe import Recipe, ladder_recipe
+from chalicelib.store import storage
 
 CACHE = Path(os.environ.get("BENCH_CACHE") or Path(tempfile.gettempdir()) / "oe-bench-scale")
 SAMPLE = int(os.environ.get("BENCH_SAMPLE_CHUNKS", "2"))
@@ -281,17 +282,27 @@ def transfer(size: float) -> float:
     return size / S3_BYTES_PER_SECOND
 
 
-def project(p: Plan, src: Source, m: Measured, source_bytes: float) -> Projection:
+def way(source_bytes: float, container: str) -> str:
+    """How the job's run reads this source, as main decides (chalicelib.graph.source_read)."""
+    located = source_read.Located(storage.S3Location("input", "mezz.mp4"), int(source_bytes), None)
+    return str(source_read.choose(located, container, True)["way"])
+
+
+def project(p: Plan, src: Source, m: Measured, source_bytes: float, ranged: bool) -> Projection:
     """The plan's tasks on 1,000 invocations, from what was measured."""
     duration = src.duration
-    # The job's own run, as main has it: the whole source downloaded, probed, planned; the
-    # audio stream-copied out and stored, then each chunk's piece cut and stored in turn.
-    ranged = bool(p.details.get("ranged") or p.details.get("source_read") == "ranged")
+    # The job's own run. Ranged: probed by range, planned, the chunk tasks sent at once (each
+    # reads its own range), the audio then copied out by range (the whole file is read).
+    # Downloaded: the whole source fetched, probed, planned; the audio copied out and
+    # stored, then each chunk's piece cut and stored in turn.
     clock = TASK_START_SECONDS
     if not ranged:
         clock += transfer(source_bytes)
-    clock += (m.probe_cpu + m.plan_cpu) / SERIAL_FACTOR
+    clock += (m.probe_cpu + m.plan_cpu) / SERIAL_FACTOR + (0.5 if ranged else 0.0)
     ready: dict[str, float] = {}
+    if ranged:
+        ready |= {t.id: clock + 0.2 for t in p.work_tasks if t.chunk is not None}
+        clock += transfer(source_bytes)  # the audio copied out by range
     audio_tasks = [t for t in p.tasks if t.kind is Kind.AUDIO]
     if audio_tasks:
         clock += m.extract_per_second * duration / SERIAL_FACTOR + transfer(
@@ -299,11 +310,10 @@ def project(p: Plan, src: Source, m: Measured, source_bytes: float) -> Projectio
         )
         for t in audio_tasks:
             ready[t.id] = clock
-    for chunk in p.chunks:
+    for chunk in p.chunks if not ranged else ():
         length = (chunk.end or duration) - chunk.start
-        if not ranged:
-            clock += m.split_per_second * length / SERIAL_FACTOR
-            clock += transfer(m.piece_bytes_per_second * length)
+        clock += m.split_per_second * length / SERIAL_FACTOR
+        clock += transfer(m.piece_bytes_per_second * length)
         for t in p.tasks:
             if t.chunk == chunk.index:
                 ready[t.id] = clock
@@ -391,13 +401,16 @@ def main() -> int:
     source_bytes = path.stat().st_size
     rate = source_bytes / src.duration
     two_hours = replace(src, duration=7200.0)
+    read = way(source_bytes, probe(path).container or "mov")
     rows = []
     for seconds, packages in ((20.0, False), (20.0, True), (12.0, True), (8.0, True)):
         for name, facts, size in (("10 min", src, source_bytes), ("2 h", two_hours, rate * 7200)):
             planned = ladder_plan(facts, seconds, packages)
-            rows.append((name, seconds, packages, project(planned, facts, m, size)))
+            ranged = way(size, probe(path).container or "mov") == "ranged"
+            rows.append((name, seconds, packages, project(planned, facts, m, size, ranged)))
     print(f"\nmachine: {os.cpu_count()} cores, load {load[0]:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after (figures are CPU seconds from wait4)")  # fmt: skip
+    print(f"source read: {read} (chalicelib.graph.source_read, as main decides for this source)")
     print(f"Lambda factor: encodes {ENCODE_FACTOR:.2f} of this machine's cores per invocation "
           f"(3008/1769 = {VCPU:.2f} vCPU x {PER_VCPU} per vCPU x {THREAD_EFFICIENCY} for 2 "
           f"threads), serial steps {SERIAL_FACTOR}; S3 {S3_BYTES_PER_SECOND / 1e6:.0f} MB/s per "
@@ -437,6 +450,7 @@ def main() -> int:
         "tasks_10min": ten.tasks, "tasks_2h": two.tasks,
         "cost_usd_10min": round(ten.cost_usd, 4), "cost_usd_2h": round(two.cost_usd, 4),
         "chunk_seconds": Limits().chunk_seconds, "lambda_encode_factor": round(ENCODE_FACTOR, 3),
+        "source_read": read,
         "load_average": round(os.getloadavg()[0], 2),
     }))  # fmt: skip
     return 0
