@@ -58,7 +58,9 @@ def test_the_plan_and_tasks_of_a_graph_job_as_the_contract_says(api, admin):
     job.update(actions=[Job.plan.set(p.record()), Job.tasks_total.set(len(p.tasks)),
                         Job.tasks_done.set(1)])  # fmt: skip
     view = api.call("GET", f"/api/jobs/{job_id}", token=admin).data["job"]["plan"]
-    assert set(view) == {"mode", "chunks", "renditions", "tasks_total", "tasks_done", "estimate"}
+    assert set(view) == {"mode", "source_read", "chunks", "renditions", "tasks_total",
+                         "tasks_done", "estimate"}  # fmt: skip
+    assert view["source_read"] is None  # planned here, not by a run that read the source
     assert view["mode"] == "single" and view["chunks"] == 1 and view["renditions"] == 2
     assert view["tasks_total"] == 4 and view["tasks_done"] == 1
     assert set(view["estimate"]) == {"seconds", "cost_usd"}
