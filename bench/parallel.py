@@ -27,11 +27,8 @@ import time
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
-import boto3
-import requests
-
+from bench.stack import Stack
 from chalicelib.media.probe import ffmpeg_exe, fill_video_bit_rate, probe
 from chalicelib.presets.catalog import LADDERS, SEEDED
 from chalicelib.presets.recipe import ladder_recipe
@@ -42,6 +39,7 @@ from tests.media import av_clip
 SECONDS = int(os.environ.get("BENCH_SECONDS", "120"))
 PRESET = "h264_main_720p_3000"
 LADDER = "h264_ladder_hls_dash"
+SOURCE = "s3:///bench/mezz.mp4"
 
 
 def _time(moment: str) -> float:
@@ -76,35 +74,6 @@ def psnr(reference: Path, other: Path) -> float:
     return float(re.findall(r"average:([\d.]+|inf)", result.stderr)[-1])
 
 
-class Stack:
-    def __init__(self, facts: dict[str, Any]) -> None:
-        self.api = facts["api"]
-        self.s3 = boto3.client("s3", endpoint_url=facts["aws_endpoint"], region_name=facts["region"],
-                               aws_access_key_id="x", aws_secret_access_key="y")  # fmt: skip
-        self.buckets = facts["buckets"]
-        self.http = requests.Session()
-        login = self.http.post(f"{self.api}/login", json=facts["admin"], timeout=30)
-        login.raise_for_status()
-        self.http.headers["Authorization"] = f"Bearer {login.json()['token']}"
-
-    def job(self, preset: str, dest: str, **extra: Any) -> tuple[dict, list[dict]]:
-        body = {"preset": preset, "source": "s3:///bench/mezz.mp4", "dest": dest, **extra}
-        created = self.http.post(f"{self.api}/jobs", json=body, timeout=30).json()["job"]
-        while True:
-            time.sleep(2)  # slow polls: API calls take CPU from ffmpeg
-            job = self.http.get(f"{self.api}/jobs/{created['id']}", timeout=30).json()["job"]
-            if job["status"] in ("completed", "error", "cancelled"):
-                break
-        if job["status"] != "completed":
-            raise SystemExit(f"job {job['id']} ended {job['status']}: {job.get('error')}")
-        tasks = self.http.get(f"{self.api}/jobs/{job['id']}/tasks", timeout=30).json()["items"]
-        return job, tasks
-
-    def fetch(self, key: str, path: Path) -> Path:
-        self.s3.download_file(self.buckets["output"], key, str(path))
-        return path
-
-
 def critical_path(job: dict, tasks: list[dict]) -> tuple[float, float, float]:
     """(planning, longest task, assemble) of a finished chunked job.
 
@@ -123,7 +92,7 @@ def projection(work: Path, source: Path, env: dict[str, str]) -> tuple[float, fl
     with running(work / "state-alone", **(env | {"OE_LOCAL_CONCURRENCY": "1"})) as (_, facts):
         stack = Stack(facts)
         stack.s3.upload_file(str(source), stack.buckets["input"], "bench/mezz.mp4")
-        return critical_path(*stack.job(PRESET, "s3:///bench/alone/"))
+        return critical_path(*stack.job(PRESET, SOURCE, "s3:///bench/alone/"))
 
 
 def main() -> int:
@@ -147,7 +116,7 @@ def main() -> int:
     with running(work / "state", **env) as (_process, facts):
         stack = Stack(facts)
         stack.s3.upload_file(str(source), stack.buckets["input"], "bench/mezz.mp4")
-        job, tasks = stack.job(PRESET, "s3:///bench/chunked/")
+        job, tasks = stack.job(PRESET, SOURCE, "s3:///bench/chunked/")
         wall = _time(job["phases"]["completed"]) - _time(job["created_date"])
         plan = job["plan"]
         print(f"2. chunked job, local stack, OE_LOCAL_CONCURRENCY=2: {wall:7.1f} s "
@@ -185,7 +154,7 @@ def main() -> int:
               f"PSNR chunked {psnr(source, chunked):.2f} dB vs monolithic {psnr(source, mono):.2f} dB "
               f"(target within 0.15 dB); frames {frames(chunked)} vs {frames(mono)}")  # fmt: skip
 
-        ladder_job, ladder_tasks = stack.job(LADDER, "s3:///bench/ladder/")
+        ladder_job, ladder_tasks = stack.job(LADDER, SOURCE, "s3:///bench/ladder/")
         encode_tasks = [t for t in ladder_tasks if t["kind"] == "encode"]
         cpu = sum(t["cpu_seconds"] for t in encode_tasks)
         ladder = next(lad for name, lad in LADDERS if name == LADDER)

@@ -25,13 +25,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import boto3
-import requests
-
+from bench.stack import Stack
 from chalicelib.media import quality, steps
 from chalicelib.media.probe import ffmpeg_exe
 from chalicelib.presets.catalog import LADDER_SEEDS
@@ -41,6 +38,7 @@ from ops.local_stack import running
 SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
 SIZE = (1280, 720)
 FIXED = "h264_ladder_hls_dash"
+VMAF = {"metrics": ["vmaf"]}  # measured on every job
 # (name, lavfi video source): easy to hard.
 CLIPS = (
     ("still slide", "smptehdbars=size=1280x720:rate=30"),
@@ -60,45 +58,6 @@ def make_clip(path: Path, source: str) -> Path:
         "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", "-shortest", str(path),
     ], check=True)  # fmt: skip
     return path
-
-
-class Stack:
-    def __init__(self, facts: dict[str, Any]) -> None:
-        self.api = facts["api"]
-        self.s3 = boto3.client("s3", endpoint_url=facts["aws_endpoint"], region_name=facts["region"],
-                               aws_access_key_id="x", aws_secret_access_key="y")  # fmt: skip
-        self.buckets = facts["buckets"]
-        self.http = requests.Session()
-        login = self.http.post(f"{self.api}/login", json=facts["admin"], timeout=30)
-        login.raise_for_status()
-        self.http.headers["Authorization"] = f"Bearer {login.json()['token']}"
-
-    def preset(self, name: str, ladder: dict[str, Any]) -> None:
-        body = {"name": name, "data": json.dumps({"ladder": ladder}), "output": "master.m3u8"}
-        answer = self.http.post(f"{self.api}/presets", json=body, timeout=30)
-        if answer.status_code >= 300:
-            raise SystemExit(f"preset {name}: {answer.status_code} {answer.text}")
-
-    def job(self, preset: str, source: str, dest: str) -> tuple[dict, list[dict]]:
-        body = {"preset": preset, "source": source, "dest": dest,
-                "quality": {"metrics": ["vmaf"]}}  # fmt: skip
-        answer = self.http.post(f"{self.api}/jobs", json=body, timeout=30)
-        if answer.status_code >= 300:
-            raise SystemExit(f"job on {preset}: {answer.status_code} {answer.text}")
-        created = answer.json()["job"]
-        while True:
-            time.sleep(2)  # slow polls: API calls take CPU from ffmpeg
-            job = self.http.get(f"{self.api}/jobs/{created['id']}", timeout=30).json()["job"]
-            if job["status"] in ("completed", "error", "cancelled"):
-                break
-        if job["status"] != "completed":
-            raise SystemExit(f"job {job['id']} ended {job['status']}: {job.get('error')}")
-        tasks = self.http.get(f"{self.api}/jobs/{job['id']}/tasks", timeout=30).json()["items"]
-        return job, tasks
-
-    def fetch(self, key: str, path: Path) -> Path:
-        self.s3.download_file(self.buckets["output"], key, str(path))
-        return path
 
 
 def rungs(job: dict) -> list[dict[str, Any]]:
@@ -151,13 +110,15 @@ def run_clip(stack: Stack, work: Path, index: int, name: str, lavfi: str) -> dic
     clip = make_clip(work / f"clip-{index}.mp4", lavfi)
     key = f"bench/clip-{index}.mp4"
     stack.s3.upload_file(str(clip), stack.buckets["input"], key)
-    fixed_job, fixed_tasks = stack.job(FIXED, f"s3:///{key}", f"s3:///bench/{index}/fixed/")
+    fixed_job, fixed_tasks = stack.job(
+        FIXED, f"s3:///{key}", f"s3:///bench/{index}/fixed/", quality=VMAF
+    )
     fixed = rungs(fixed_job)
     seeded = json.loads(next(d for _, n, d, _ in LADDER_SEEDS if n == FIXED))["ladder"]
     goals = targets(fixed)
     stack.preset(f"per-title-{index}", per_title_ladder(seeded, goals))
     dest = f"bench/{index}/per-title/"
-    job, tasks = stack.job(f"per-title-{index}", f"s3:///{key}", f"s3:///{dest}")
+    job, tasks = stack.job(f"per-title-{index}", f"s3:///{key}", f"s3:///{dest}", quality=VMAF)
     chosen = rungs(job)
     ladder = job["plan"]["ladder"]
     encode = cpu(tasks, "encode")
