@@ -171,9 +171,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A fresh, provisioned in-memory AWS for one test."""
     import boto3
 
-    from tests import moto_transactions
+    from tests import moto_speed, moto_transactions
 
     moto_transactions.backups_of_named_items(monkeypatch)
+    moto_speed.install(monkeypatch)
     with mock_aws():
         # moto starts each test without boto3's default session. Sharing one keeps the
         # service models it has loaded, which halves the CPU this fixture takes; moto's

@@ -5,7 +5,8 @@ can put the tables back if one of the writes fails its condition. A transaction 
 time in proportion to the table: with a 2-hour ladder's 700 task items, the fan-in's
 transactions spent minutes copying. DynamoDB's guarantee is the same either way (all of a
 transaction's writes, or none), and so is moto's with this backup: the items it names are
-copied before, and put back as they were if the transaction is cancelled.
+copied before (those it only checks are never written), and put back as they were if the
+transaction is cancelled.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def _named_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]])
     """(table, hash, range, a copy of the item or None) for each item a transaction names."""
     named = []
     for entry in transact_items:
-        _, op = next(iter(entry.items()))
+        kind, op = next(iter(entry.items()))
+        if kind == "ConditionCheck":
+            continue  # read, never written: nothing to put back
         table = backend.tables.get(op.get("TableName"))
         if table is None:
             continue  # moto reports the missing table itself

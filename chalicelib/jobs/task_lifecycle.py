@@ -21,11 +21,12 @@ from chalicelib.jobs.lifecycle import (
     READ_RETRIES,
     Lost,
     Status,
-    current,
-    status_of,
 )
 from chalicelib.store import faults
 from chalicelib.store.models import Job, Task, connection, utcnow
+
+# A job still planning, or fanning out (encoding): a task's item may not be stored yet.
+STORING_TASKS = (Status.DOWNLOADING, Status.PROBING, Status.ENCODING)
 
 # --- the job graph: a graph job's own writes and every task status write -----------------
 #
@@ -108,6 +109,16 @@ def _task_write(
         raise
 
 
+def standing(job_id: int) -> tuple[int, Status] | None:
+    """The job's (attempt, status) as stored now, or None: a strongly consistent read of
+    those two attributes only (a task's claim asks this, a thousand times a plan)."""
+    try:
+        job = Job.get(job_id, consistent_read=True, attributes_to_get=["attempt", "status"])
+    except Job.DoesNotExist:
+        return None
+    return int(job.attempt), Status(job.status)
+
+
 def task(job_id: int, attempt: int, task_id: str) -> Task | None:
     try:
         return Task.get(job_id, Task.make_key(attempt, task_id), consistent_read=True)
@@ -139,17 +150,8 @@ def claim_task(
     for _ in range(READ_RETRIES):
         item = task(job_id, attempt, task_id)
         if item is None:
-            job = current(job_id)
-            if (
-                job is not None
-                and int(job.attempt) == attempt
-                and status_of(job)
-                in (
-                    Status.DOWNLOADING,
-                    Status.PROBING,
-                    Status.ENCODING,
-                )
-            ):
+            now_at = standing(job_id)  # before its fan-out stores the task, or after the job
+            if now_at is not None and now_at[0] == attempt and now_at[1] in STORING_TASKS:
                 raise NotYet(f"job {job_id} is still planning")
             return None
         now = time.time()
@@ -179,12 +181,12 @@ def claim_task(
                 job_condition=_job_running(attempt),
             )
         except Lost:
-            job = current(job_id)
-            if job is None or int(job.attempt) != attempt:
+            now_at = standing(job_id)
+            if now_at is None or now_at[0] != attempt:
                 return None
-            if status_of(job) in (Status.DOWNLOADING, Status.PROBING):
+            if now_at[1] in (Status.DOWNLOADING, Status.PROBING):
                 raise NotYet(f"job {job_id} is still planning") from None
-            if status_of(job) not in GRAPH_RUNNING:
+            if now_at[1] not in GRAPH_RUNNING:
                 return None
             continue  # the task changed under us: look again
         item.status, item.lease_owner, item.lease_expires = TaskStatus.RUNNING.value, owner, expires
@@ -245,8 +247,15 @@ def finish_task(
             Job.updated_date.set(utcnow()),
         ],
     )
-    job = current(lease.job_id)
-    if job is None:
+    return counts(lease.job_id)
+
+
+def counts(job_id: int) -> tuple[int, int]:
+    """(tasks_done, tasks_total) as stored now: a strongly consistent read of those two
+    attributes only (the job item holds the plan; a thousand finishers need not read it)."""
+    try:
+        job = Job.get(job_id, consistent_read=True, attributes_to_get=["tasks_done", "tasks_total"])
+    except Job.DoesNotExist:
         return 0, 1
     return int(job.tasks_done or 0), int(job.tasks_total or 0)
 
