@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 from chalicelib.fleet import heartbeats
@@ -22,6 +23,10 @@ from chalicelib.store import queues
 log = logging.getLogger("openencoder.worker")
 VISIBILITY_SECONDS = 120
 EXTEND_EVERY_SECONDS = 40
+# An idle worker waits in its receive, and a SIGTERM is answered when the receive returns:
+# short long-polls make a stop (a droplet's, the local stack's) take a second, not five.
+RECEIVE_WAIT_SECONDS = 1
+IDLE_BEAT_SECONDS = 5  # an idle worker's heartbeat (a read and a write), not one per poll
 
 
 class Worker:
@@ -47,7 +52,7 @@ class Worker:
             except Exception:
                 log.warning("could not extend message visibility", exc_info=True)
 
-    def run_once(self, wait_seconds: int = 5) -> int:
+    def run_once(self, wait_seconds: int = RECEIVE_WAIT_SECONDS) -> int:
         url = queues.queue_url(self.queue)
         answer = queues.sqs().receive_message(
             QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=wait_seconds,
@@ -81,10 +86,14 @@ class Worker:
 
     def serve(self) -> None:
         log.info("worker %s draining the %s queue", self.worker_id, self.queue)
+        next_beat = 0.0
         while not self.stopping.is_set():
             try:
-                self.beat("idle")
-                self.run_once()
+                if time.monotonic() >= next_beat:
+                    self.beat("idle")
+                    next_beat = time.monotonic() + IDLE_BEAT_SECONDS
+                if self.run_once():
+                    next_beat = 0.0  # back to idle: say so at once
             except Exception:
                 log.exception("worker loop failed")
                 self.stopping.wait(5)

@@ -60,9 +60,10 @@ PHASES: dict[str, Phase] = {
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    """12 s of near-lossless 720p: tens of MB to download, cut and encode into a ladder."""
+    """12 s of near-lossless 480p: MBs to download and cut, and a ladder of two rungs (480p
+    and 360p) that takes seconds to encode, so that each phase lasts long enough to stop in."""
     return make.av_clip(tmp_path_factory.mktemp("clips") / "ladder.mp4", seconds=12,
-                        size="1280x720", rate=30)  # fmt: skip
+                        size="854x480", rate=30)  # fmt: skip
 
 
 def wait_for_phase(facts: dict, auth: dict, job_id: int, phase: Phase, name: str) -> None:

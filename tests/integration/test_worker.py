@@ -42,7 +42,7 @@ def test_the_worker_encodes_jobs_from_the_long_queue(aws, media, scratch):
     assert long_queue_bodies() == []  # the message was deleted
 
 
-def test_stopping_the_worker_gives_its_job_back(aws, media, scratch):
+def test_stopping_the_worker_gives_its_job_back(aws, atomic_items, media, scratch):
     presets.create_preset(presets.PresetInput(
         name="slow", data='{"raw":["-vf scale=-2:1080","-c:v libx264","-preset veryslow","-y"]}', output="s.mp4"))  # fmt: skip
     job = long_job(media, "slow", "long")
@@ -57,3 +57,18 @@ def test_stopping_the_worker_gives_its_job_back(aws, media, scratch):
     assert (stored.status, stored.attempt, stored.lease_owner) == ("queued", 1, None)
     assert long_queue_bodies() == [{"job_id": int(job.id), "attempt": 1}]  # visible again at once
     assert not any(scratch.iterdir())
+
+
+def test_an_idle_worker_stops_within_its_receive_wait_and_says_so(aws):
+    from chalicelib.fleet import heartbeats
+    from chalicelib.fleet.worker import RECEIVE_WAIT_SECONDS
+
+    worker = Worker(worker_id="idle-one")
+    thread = threading.Thread(target=worker.serve, daemon=True)
+    thread.start()
+    states = lambda: {w.worker_id: w.state for w in heartbeats.all_workers()}  # noqa: E731
+    wait_until(lambda: states().get("idle-one") == "idle", 30, "the worker to report idle")
+    worker.stopping.set()  # what SIGTERM does
+    thread.join(timeout=RECEIVE_WAIT_SECONDS + 5)  # one receive's wait, not a long poll's 20 s
+    assert not thread.is_alive()
+    assert states()["idle-one"] == "stopping"
