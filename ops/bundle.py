@@ -27,14 +27,14 @@ def build() -> bytes:
 def _fingerprint() -> tuple[tuple[str, int, int], ...]:
     """Each file's path, size and mtime: a stat per file, a hundred times cheaper than a gzip
     of the tree (the suite provisions a fresh moto for each of hundreds of tests)."""
-    paths = [ROOT / name for name in FILES]
-    paths += [p for p in (ROOT / "chalicelib").rglob("*") if "__pycache__" not in p.parts]
-    return tuple(sorted((str(p), st.st_size, st.st_mtime_ns) for p in paths
-                        if (st := p.stat()) and p.is_file()))  # fmt: skip
+    files = [ROOT / name for name in FILES]
+    files += [p for p in (ROOT / "chalicelib").rglob("*")
+              if p.is_file() and "__pycache__" not in p.parts]  # fmt: skip
+    return tuple(sorted((str(p), (st := p.stat()).st_size, st.st_mtime_ns) for p in files))
 
 
 @functools.lru_cache(maxsize=1)
-def _tarball(_fingerprint: tuple[tuple[str, int, int], ...]) -> bytes:
+def _tarball(_stamp: tuple[tuple[str, int, int], ...]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name in FILES:

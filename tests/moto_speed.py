@@ -41,10 +41,12 @@ def install(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def project(self: Item, projection_expressions: list[list[str]]) -> Item:
         names = [path[0] for path in projection_expressions if len(path) == 1]
-        picked = [self.attrs[n] for n in names if n in self.attrs]
-        if len(names) < len(projection_expressions) or any(v.type not in _PLAIN for v in picked):
+        picked = {n: self.attrs[n] for n in names if n in self.attrs}
+        if len(names) < len(projection_expressions) or any(
+            v.type not in _PLAIN for v in picked.values()
+        ):
             return original(self, projection_expressions)  # nested or binary: moto's own way
-        attrs: dict[str, Any] = {n: self.attrs[n].to_json() for n in names if n in self.attrs}
+        attrs: dict[str, Any] = {n: v.to_json() for n, v in picked.items()}
         return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=attrs)
 
     monkeypatch.setattr(Item, "project", project)
