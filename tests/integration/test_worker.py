@@ -69,6 +69,6 @@ def test_an_idle_worker_stops_within_its_receive_wait_and_says_so(aws):
     states = lambda: {w.worker_id: w.state for w in heartbeats.all_workers()}  # noqa: E731
     wait_until(lambda: states().get("idle-one") == "idle", 30, "the worker to report idle")
     worker.stopping.set()  # what SIGTERM does
-    thread.join(timeout=RECEIVE_WAIT_SECONDS + 5)  # one receive's wait, not a long poll's 20 s
+    thread.join(timeout=RECEIVE_WAIT_SECONDS + 5)  # one 1 s receive, not the 5 s long poll it had
     assert not thread.is_alive()
     assert states()["idle-one"] == "stopping"
