@@ -223,6 +223,10 @@ def api_server(app: Any, config: Any, port: int) -> Any:
     http_log = logging.getLogger("openencoder.local.http")
 
     class RequestHandler(local.ChaliceRequestHandler):
+        # http.server writes a response's headers and its body in two sends; with Nagle on,
+        # the body waits for the client's delayed ACK of the headers: 40 ms on every request.
+        disable_nagle_algorithm = True
+
         def log_message(self, format: str, *args: Any) -> None:
             # One line per request is chatter: DEBUG, like werkzeug's request lines.
             http_log.debug(format, *args)

@@ -91,6 +91,8 @@ class FakeDigitalOcean:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # no 40 ms wait between headers and body
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -219,6 +221,8 @@ class FakeMetadata:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # no 40 ms wait between headers and body
+
             def log_message(self, *args: Any) -> None:
                 pass
 

@@ -48,6 +48,7 @@ class FaultProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # no 40 ms wait between headers and body
             protocol_version = "HTTP/1.1"
 
             def log_message(self, *_args: Any) -> None:

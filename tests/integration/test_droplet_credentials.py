@@ -33,6 +33,8 @@ def api_over_http(api):
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True  # no 40 ms wait between headers and body
+
         def log_message(self, *args):
             pass
 

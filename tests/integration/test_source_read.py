@@ -237,6 +237,8 @@ class Witness:
         witness = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # no 40 ms wait between headers and body
+
             def do_GET(self) -> None:
                 witness.requests.append(self.path)
                 self.send_response(200)

@@ -31,6 +31,8 @@ class FlakyStorage:
         storage = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # no 40 ms wait between headers and body
+
             def log_message(self, *args) -> None:
                 pass
 
@@ -81,6 +83,8 @@ class ExpiringStorage:
 
     def __init__(self, body: bytes) -> None:
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # no 40 ms wait between headers and body
+
             def log_message(self, *args) -> None:
                 pass
 
