@@ -171,7 +171,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A fresh, provisioned in-memory AWS for one test."""
     import boto3
 
-    from tests import moto_speed, moto_transactions
+    from tests import moto_speed, moto_state, moto_transactions
 
     moto_transactions.backups_of_named_items(monkeypatch)
     moto_speed.install(monkeypatch)
@@ -183,8 +183,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         _clear_caches()
         from ops import provision
 
-        provision.provision(stage="local", log=lambda _msg: None)
-        provision.ensure_admin(*ADMIN)
+        def provision_and_seed() -> None:
+            provision.provision(stage="local", log=lambda _msg: None)
+            provision.ensure_admin(*ADMIN)
+
+        moto_state.provisioned(provision_and_seed)
         yield
         _clear_caches()
 

@@ -11,8 +11,16 @@ _MAX_AGE_SECONDS = 300
 def _get(name: str, max_age: int = _MAX_AGE_SECONDS) -> str | None:
     # Imported here: Powertools' parameters module pulls in boto3 clients and
     # would add ~100 ms to every cold start that never needs a secret.
+    import boto3
     from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
+    if "ssm" not in DEFAULT_PROVIDERS:
+        # Left to itself, Powertools makes its provider on a boto3 session of its own, which
+        # loads botocore's models and endpoints again (0.1-0.2 s of CPU on a cold start).
+        # boto3's default session, which every other client here uses, has them loaded.
+        client = boto3.client("ssm", region_name=settings().region)
+        DEFAULT_PROVIDERS["ssm"] = parameters.SSMProvider(boto3_client=client)
     try:
         return parameters.get_parameter(name, decrypt=True, max_age=max_age)
     except parameters.exceptions.GetParameterError:

@@ -34,6 +34,14 @@ def slow_clip(tmp_path_factory) -> Path:
                         size="320x180", bitrate="200k")  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def stoppable_clip(tmp_path_factory) -> Path:
+    """The same, for 12 s: seconds of 720p encoding to stop in (progress shows from the first
+    heartbeat, 2 s in), and not half a minute more to encode it again after the restart."""
+    return make.av_clip(tmp_path_factory.mktemp("clips") / "stoppable.mp4", seconds=12,
+                        size="320x180", bitrate="200k")  # fmt: skip
+
+
 def login(facts: dict) -> dict:
     # The password set in FAST: after a restore the stack has none to report (it kept the user).
     admin = {"username": FAST["ADMIN_USERNAME"], "password": FAST["ADMIN_PASSWORD"]}
@@ -189,7 +197,7 @@ def test_users_presets_uploads_and_jobs_survive_a_restart(tmp_path, media):
 
 
 def test_a_job_stopped_mid_encode_is_handed_back_and_completes_once_after_a_restart(
-    tmp_path, slow_clip
+    tmp_path, stoppable_clip
 ):
     state = tmp_path / "stack"
     state.mkdir()
@@ -197,7 +205,8 @@ def test_a_job_stopped_mid_encode_is_handed_back_and_completes_once_after_a_rest
     first_log = state / "first.log"
     with first_log.open("w") as out, running(state, out, **FAST) as (process, facts):
         auth = login(facts)
-        aws_client(facts, "s3").upload_file(str(slow_clip), facts["buckets"]["input"], "s.mp4")
+        aws_client(facts, "s3").upload_file(str(stoppable_clip), facts["buckets"]["input"],
+                                            "s.mp4")  # fmt: skip
         made = create_job(facts, auth, "s3:///s.mp4", "s3:///slow/", "h264_main_720p_3000")
         wait_until(lambda: job(facts, auth, made["id"])["progress"] > 0, 120, "encoding to start")
         assert ffmpegs_under(scratch)
