@@ -151,6 +151,40 @@ def _clear_caches() -> None:
     queues.queue_url.cache_clear()
 
 
+_retry_quotas: Any = None
+
+
+def _fresh_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with botocore's retry state as a new container has it.
+
+    The container's clients outlive a test (they are cached, as in Lambda), and with them
+    standard mode's retry quota: a fault test that fails hundreds of calls drains it, and a
+    later test's injected failures then get no botocore retries at all, only ours, with
+    their longer waits (one test took 24 s instead of 3). Every quota is refilled here.
+
+    DynamoDB's back-off after a throttle is a second, doubling; the fault tests count tries,
+    not the waits between them, so they wait a twentieth of it."""
+    global _retry_quotas
+    import weakref
+
+    from botocore.retries import quota, standard
+
+    if _retry_quotas is None:
+        _retry_quotas = weakref.WeakSet()
+        made = quota.RetryQuota.__init__
+
+        def tracked(self: Any, *args: Any, **kwargs: Any) -> None:
+            made(self, *args, **kwargs)
+            _retry_quotas.add(self)
+
+        quota.RetryQuota.__init__ = tracked  # type: ignore[method-assign]
+    for q in list(_retry_quotas):
+        q.release(quota.RetryQuota.INITIAL_CAPACITY)
+    scales = standard.ExponentialBackoff._DEFAULT_BACKOFF_CONFIG
+    monkeypatch.setattr(standard.ExponentialBackoff, "_DEFAULT_BACKOFF_CONFIG",
+                        {**scales, "throttling_base_scale": scales["throttling_base_scale"] / 20})  # fmt: skip
+
+
 _boto3_sessions: dict[tuple[str | None, ...], Any] = {}
 
 
@@ -175,6 +209,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     moto_transactions.backups_of_named_items(monkeypatch)
     moto_speed.install(monkeypatch)
+    _fresh_retries(monkeypatch)
     with mock_aws():
         # moto starts each test without boto3's default session. Sharing one keeps the
         # service models it has loaded, which halves the CPU this fixture takes; moto's

@@ -119,16 +119,18 @@ def has(*words: str):
 def test_a_throttled_claim_keeps_the_message_and_the_job_completes(aws, media, scratch,
                                                                    short_lease):  # fmt: skip
     job = new_job(upload(media["clip"], "src/clip.mp4"))
-    claim = Rule("dynamodb", "TransactWriteItems", times=12, error=THROTTLED,
+    # Throttled for as long as the claim is retried (botocore's tries, then ours while the
+    # lease would hold), and no longer.
+    claim = Rule("dynamodb", "TransactWriteItems", times=10**6, error=THROTTLED,
                  when=has("downloading"))  # fmt: skip
     with injected(claim):
         first = deliver_once()
-        assert first and first[0]["failed"]  # reported failed: SQS keeps the message
-        stored = Job.get(job.id)
-        assert stored.status == "queued" and stored.lease_owner is None
-        assert encode_messages() == 1
-        deliveries = drive(job)
-    assert claim.failed == 12
+    assert first and first[0]["failed"]  # reported failed: SQS keeps the message
+    assert claim.failed > 4  # more than one whole call, each through botocore's retries
+    stored = Job.get(job.id)
+    assert stored.status == "queued" and stored.lease_owner is None
+    assert encode_messages() == 1
+    deliveries = drive(job)
     completed_once(job)
     assert any(d["failed"] for d in first + deliveries)
 
