@@ -6,6 +6,9 @@ API test. The first `aws` fixture of a worker (for a given environment) provisio
 real and keeps a deep copy of every moto backend it filled; later ones start from a
 fresh moto (mock_aws resets it) and put a new deep copy of those backends in place.
 Each test still gets state of its own: nothing it writes reaches the kept copy.
+
+`kept(name, make)` does the same for a bigger starting point that several tests share
+(a 2-hour plan's 1,925 tasks and messages): made once, then copied.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import copy
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from moto.core.base_backend import BackendDict, BaseBackend
 from moto.core.model_instances import model_data
@@ -24,13 +27,22 @@ from moto.sqs.models import SQSBackend
 from moto.ssm.models import ParameterDict, SimpleSystemManagerBackend
 
 Snapshot = list[tuple[BackendDict, str, str, BaseBackend]]
+T = TypeVar("T")
 _kept: dict[tuple[tuple[str, str], ...], Snapshot] = {}
+_made: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Snapshot, Any]] = {}
 
 
 def _environment() -> tuple[tuple[str, str], ...]:
     # What provisioning reads: the stage's names, region and account come from these.
+    # Not the scratch folder: each test has its own, and no AWS state depends on it.
     prefixes = ("AWS_", "OE_", "MOTO_", "ADMIN_")
-    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(prefixes)))
+    return tuple(
+        sorted(
+            (k, v)
+            for k, v in os.environ.items()
+            if k.startswith(prefixes) and k != "OE_SCRATCH_DIR"
+        )
+    )
 
 
 def _copy(backend: BaseBackend) -> BaseBackend:
@@ -68,10 +80,18 @@ def _snapshot() -> Snapshot:
 @atexit.register
 def _dispose() -> None:
     # Before the interpreter's teardown, when a kept S3 object could no longer close quietly.
-    for kept in _kept.values():
+    for kept in [*_kept.values(), *(snapshot for snapshot, _ in _made.values())]:
         for _, _, _, backend in kept:
             if isinstance(backend, S3Backend):
                 backend.reset()
+
+
+def _restore(kept: Snapshot) -> None:
+    for service, account, region, backend in kept:
+        restored = service[account][region] = _copy(backend)
+        if isinstance(restored, S3Backend):  # S3's global namespace: bucket → its account
+            for name in restored.buckets:
+                s3_backends.bucket_accounts[name] = (restored.partition, account)
 
 
 def provisioned(provision: Callable[[], None]) -> None:
@@ -82,8 +102,18 @@ def provisioned(provision: Callable[[], None]) -> None:
         provision()
         _kept[key] = _snapshot()
         return
-    for service, account, region, backend in kept:
-        restored = service[account][region] = _copy(backend)
-        if isinstance(restored, S3Backend):  # S3's global namespace: bucket → its account
-            for name in restored.buckets:
-                s3_backends.bucket_accounts[name] = (restored.partition, account)
+    _restore(kept)
+
+
+def kept(name: str, make: Callable[[], T]) -> T:
+    """`make()` once per worker, name and environment, on the test's moto, and its answer;
+    later calls put a copy of the moto state it left in place, and give the same answer
+    (keep it immutable: every caller shares it)."""
+    key = (name, _environment())
+    if key not in _made:
+        answer = make()
+        _made[key] = (_snapshot(), answer)
+        return answer
+    snapshot, answer = _made[key]
+    _restore(snapshot)
+    return answer

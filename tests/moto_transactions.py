@@ -7,6 +7,8 @@ transactions spent minutes copying. DynamoDB's guarantee is the same either way 
 transaction's writes, or none), and so is moto's with this backup: the items it names are
 copied before (those it only checks are never written), and put back as they were if the
 transaction is cancelled.
+
+UpdateItem's copy of the item it updates is skipped too, unless a table has a stream.
 """
 
 from __future__ import annotations
@@ -18,13 +20,29 @@ from typing import Any
 import pytest
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
 
 def _no_table_copy(value: Any, memo: Any = None) -> Any:
-    # The transaction's own backup (below) replaces the copy of a whole table.
-    return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+    # The transaction's own backup (below) replaces the copy of a whole table. The other
+    # copy in moto's DynamoDB models is UpdateItem's of the item before the update, which
+    # only a table with a stream reads (to record the old image): the stages have none.
+    if isinstance(value, Table) or (isinstance(value, Item) and not _streams):
+        return value
+    return copy.deepcopy(value, memo)
+
+
+_streams: list[Table] = []  # tables made with a stream, or given one
+
+
+def _stream_noted(original: Any) -> Any:
+    def set_stream_specification(self: Table, streams: dict[str, Any] | None) -> None:
+        original(self, streams)
+        if self.stream_shard is not None:
+            _streams.append(self)
+
+    return set_stream_specification
 
 
 def _named_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[tuple]:
@@ -70,6 +88,8 @@ def backups_of_named_items(monkeypatch: pytest.MonkeyPatch) -> None:
             _put_back(named)
             raise
 
+    monkeypatch.setattr(Table, "set_stream_specification",
+                        _stream_noted(Table.set_stream_specification))  # fmt: skip
     shim = types.SimpleNamespace(**{**vars(copy), "deepcopy": _no_table_copy})
     monkeypatch.setattr(dynamodb_models, "copy", shim)
     monkeypatch.setattr(DynamoDBBackend, "transact_write_items", transact_write_items)

@@ -31,6 +31,7 @@ from chalicelib.media.probe import MediaInfo, Stream
 from chalicelib.store import messages, queues
 from chalicelib.store.item_size import ITEM_LIMIT_BYTES, item_bytes
 from chalicelib.store.models import Job
+from tests import moto_state
 from tests.conftest import ADMIN
 from tests.polling import wait_until
 
@@ -113,13 +114,7 @@ def receive_all(url: str) -> list[str]:
     return bodies
 
 
-@pytest.fixture
-def planned(aws, atomic_items, scratch, monkeypatch) -> Planned:
-    """The seeded 4-rung H.264 ladder's job for a 2-hour source, planned and fanned out by
-    its own run: a stand-in source is downloaded, the probe's facts are TWO_HOURS."""
-    monkeypatch.setattr(pipeline, "probe", lambda path: TWO_HOURS)
-    monkeypatch.setattr(build, "pieces", stand_in_pieces)
-    monkeypatch.setattr(build, "FAN_OUT_LINGER_SECONDS", 3600.0)  # full batches: exact counts
+def _plan_two_hours(monkeypatch: pytest.MonkeyPatch) -> tuple[int, Counter, Counter, tuple]:
     boto3.client("s3").put_object(Bucket=settings().input_bucket, Key="src/two-hours.mp4",
                                   Body=b"stand-in")  # fmt: skip
     job = jobs.create_job(owner=ADMIN[0], preset="h264_ladder_hls_dash",
@@ -130,14 +125,23 @@ def planned(aws, atomic_items, scratch, monkeypatch) -> Planned:
     outcome = pipeline.JobRun(int(job.id), 1, worker_id="planner").run()
     calls.on = False
     assert outcome.result is Result.FANNED_OUT, outcome
-    stored = Job.get(job.id)
-    return Planned(
-        stored,
-        build.Graph.of(stored).plan,
-        calls.counts.copy(),
-        calls.tasks(),
-        list(calls.bodies),
+    return int(job.id), calls.counts.copy(), calls.tasks(), tuple(calls.bodies)
+
+
+@pytest.fixture
+def planned(aws, atomic_items, scratch, monkeypatch) -> Planned:
+    """The seeded 4-rung H.264 ladder's job for a 2-hour source, planned and fanned out by
+    its own run: a stand-in source is downloaded, the probe's facts are TWO_HOURS. Planned
+    once per worker; the other tests start from a copy of what it left (moto_state.kept)."""
+    monkeypatch.setattr(pipeline, "probe", lambda path: TWO_HOURS)
+    monkeypatch.setattr(build, "pieces", stand_in_pieces)
+    monkeypatch.setattr(build, "FAN_OUT_LINGER_SECONDS", 3600.0)  # full batches: exact counts
+    job_id, counts, sent, bodies = moto_state.kept(
+        "a 2-hour ladder, fanned out", lambda: _plan_two_hours(monkeypatch)
     )
+    stored = Job.get(job_id)
+    return Planned(stored, build.Graph.of(stored).plan, Counter(counts), Counter(sent),
+                   list(bodies))  # fmt: skip
 
 
 def raw_job(job_id: int) -> dict[str, Any]:

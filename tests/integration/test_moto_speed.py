@@ -1,11 +1,15 @@
 """The suite's quicker paths through moto (tests/moto_speed.py) give moto's answers: a
 projection of top-level names, of nested paths and of binary values; a delayed and an
-in-flight SQS message stay hidden until their time, then come back."""
+in-flight SQS message stay hidden until their time, then come back; every item operation's
+answer, written directly, is what moto's shape walk writes; a parsed UpdateExpression
+serves again."""
 
 from __future__ import annotations
 
 import boto3
+import pytest
 
+from tests import moto_speed
 from tests.polling import wait_until
 
 TABLE = "projections"
@@ -48,3 +52,93 @@ def test_delayed_and_in_flight_messages_are_hidden_until_their_time(aws):
     wait_until(lambda: seen.extend(bodies(VisibilityTimeout=30)) or len(seen) == 2, 10,
                "both messages to come back", every=0.1)  # fmt: skip
     assert sorted(seen) == ["later", "now"]
+
+
+def test_every_item_operations_answer_is_what_motos_shape_walk_writes(aws, monkeypatch):
+    monkeypatch.setattr(moto_speed, "CHECK", True)
+    monkeypatch.setattr(moto_speed, "checked", [])
+    client = boto3.client("dynamodb")
+    client.create_table(
+        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "N"}],
+    )  # fmt: skip
+    every_type = {"s": {"S": "x"}, "empty": {"S": ""}, "n": {"N": "-1.50"}, "yes": {"BOOL": True},
+                  "no": {"BOOL": False}, "null": {"NULL": True}, "ss": {"SS": ["p", "q"]},
+                  "ns": {"NS": ["1", "2.5"]}, "l": {"L": [{"S": "a"}, {"N": "1"}, {"L": []}]},
+                  "m": {"M": {"deep": {"M": {"n": {"N": "7"}}}, "none": {"M": {}}}}}  # fmt: skip
+    key = lambda i: {"pk": {"S": "a"}, "sk": {"N": str(i)}}  # noqa: E731
+    capacity = {"ReturnConsumedCapacity": "TOTAL"}
+    for i in range(5):
+        client.put_item(TableName=TABLE, Item={**key(i), **every_type}, **capacity)
+    client.put_item(TableName=TABLE, Item={**key(0), "s": {"S": "y"}}, ReturnValues="ALL_OLD")
+    client.get_item(TableName=TABLE, Key=key(1), ConsistentRead=True, **capacity)
+    client.get_item(TableName=TABLE, Key=key(9))  # no item
+    client.get_item(TableName=TABLE, Key=key(1), ProjectionExpression="m.deep, l[0], ns")
+    for returns in ("NONE", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW", "ALL_OLD"):
+        client.update_item(TableName=TABLE, Key=key(2), UpdateExpression="SET n = n + :one, t = :t",
+                           ExpressionAttributeValues={":one": {"N": "1"}, ":t": {"S": returns}},
+                           ReturnValues=returns)  # fmt: skip
+    client.delete_item(TableName=TABLE, Key=key(3), ReturnValues="ALL_OLD", **capacity)
+    pages = client.get_paginator("query").paginate(
+        TableName=TABLE, KeyConditionExpression="pk = :a", Limit=2,
+        ExpressionAttributeValues={":a": {"S": "a"}}, **capacity)  # fmt: skip
+    assert sum(len(page["Items"]) for page in pages) == 4
+    client.query(TableName=TABLE, KeyConditionExpression="pk = :a", Select="COUNT",
+                 ExpressionAttributeValues={":a": {"S": "a"}})  # fmt: skip
+    client.scan(TableName=TABLE, FilterExpression="yes = :t",
+                ExpressionAttributeValues={":t": {"BOOL": True}})  # fmt: skip
+    client.batch_write_item(RequestItems={TABLE: [{"PutRequest": {"Item": {**key(7), **every_type}}},
+                                                  {"DeleteRequest": {"Key": key(4)}}]})  # fmt: skip
+    client.batch_get_item(RequestItems={TABLE: {"Keys": [key(1), key(7), key(8)]}})
+    client.transact_write_items(TransactItems=[
+        {"Update": {"TableName": TABLE, "Key": key(1), "UpdateExpression": "REMOVE m"}},
+        {"ConditionCheck": {"TableName": TABLE, "Key": key(2), "ConditionExpression": "attribute_exists(n)"}},
+    ])  # fmt: skip
+    client.transact_get_items(TransactItems=[{"Get": {"TableName": TABLE, "Key": key(1)}},
+                                             {"Get": {"TableName": TABLE, "Key": key(9)}}])  # fmt: skip
+    assert set(moto_speed.checked) == {
+        "PutItem", "GetItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchWriteItem",
+        "BatchGetItem", "TransactWriteItems", "TransactGetItems",
+    }  # fmt: skip
+
+
+def test_a_failed_item_operation_and_a_blob_are_answered_by_motos_shape_walk(aws, monkeypatch):
+    monkeypatch.setattr(moto_speed, "CHECK", True)
+    monkeypatch.setattr(moto_speed, "checked", [])
+    client = boto3.client("dynamodb")
+    client.create_table(
+        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    )  # fmt: skip
+    client.put_item(TableName=TABLE, Item={"pk": {"S": "b"}, "blob": {"B": b"\x00\xff"}})
+    assert client.get_item(TableName=TABLE, Key={"pk": {"S": "b"}})["Item"]["blob"] == {
+        "B": b"\x00\xff"
+    }
+    with pytest.raises(client.exceptions.ConditionalCheckFailedException):
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "b"}},
+                        ConditionExpression="attribute_not_exists(pk)")  # fmt: skip
+    # The blob's GetItem went moto's way (only the PutItem, of no answer, was written here).
+    assert moto_speed.checked == ["PutItem"]
+
+
+def test_one_parsed_update_expression_serves_every_update_of_it(aws):
+    client = boto3.client("dynamodb")
+    client.create_table(
+        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    )  # fmt: skip
+    for i in range(3):
+        client.update_item(TableName=TABLE, Key={"pk": {"S": "c"}},
+                           UpdateExpression="ADD hits :one SET #last = :i",
+                           ExpressionAttributeNames={"#last": "last"},
+                           ExpressionAttributeValues={":one": {"N": "1"}, ":i": {"N": str(i)}})  # fmt: skip
+    item = client.get_item(TableName=TABLE, Key={"pk": {"S": "c"}})["Item"]
+    assert item == {"pk": {"S": "c"}, "hits": {"N": "3"}, "last": {"N": "2"}}
+    with pytest.raises(client.exceptions.ClientError, match="Invalid UpdateExpression"):
+        client.update_item(TableName=TABLE, Key={"pk": {"S": "c"}}, UpdateExpression="SET = :i",
+                           ExpressionAttributeValues={":i": {"N": "1"}})  # fmt: skip
