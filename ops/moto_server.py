@@ -1,46 +1,39 @@
 """moto's server, with DynamoDB's atomicity: the local stack's AWS endpoint.
 
 moto applies a conditional write, an ADD or a transaction in several Python steps, and its
-server answers requests on many threads, so two writes to one item can interleave and one
-be lost (two tasks finishing together count once, and the job's fan-in never completes).
-DynamoDB applies each write and each transaction atomically. One lock around moto's item
-operations gives the local stack that guarantee; everything else is `moto.server` as is
-(the same arguments). tests/conftest.py's `atomic_items` does the same in-process.
+server answers requests on many threads with no lock on its tables: two writes to one item
+can interleave and one be lost (two tasks finishing together count once, and the job's
+fan-in never completes), and a Query that walks a partition while another request adds to
+it fails ("dictionary changed size during iteration"). DynamoDB applies each request
+whole. One lock around moto's handling of a DynamoDB request gives the local stack that
+guarantee; everything else is `moto.server` as is (the same arguments). tests/conftest.py's
+`aws` fixture does the same in-process.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
 import threading
-
-ITEM_OPERATIONS = (
-    "put_item",
-    "get_item",
-    "update_item",
-    "delete_item",
-    "transact_write_items",
-)
+from typing import Any
 
 
-def make_item_operations_atomic() -> None:
-    from moto.dynamodb.models import DynamoDBBackend
+def make_dynamodb_requests_atomic() -> None:
+    from moto.dynamodb.responses import DynamoHandler
 
     lock = threading.RLock()
-    for name in ITEM_OPERATIONS:
-        original = getattr(DynamoDBBackend, name)
+    original = DynamoHandler.call_action
 
-        def locked(*args, _original=original, **kwargs):
-            with lock:
-                return _original(*args, **kwargs)
+    def call_action(self: Any) -> Any:
+        with lock:
+            return original(self)
 
-        setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> None:
     from moto import server
 
-    make_item_operations_atomic()
+    make_dynamodb_requests_atomic()
     server.main(argv if argv is not None else sys.argv[1:])
 
 

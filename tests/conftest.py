@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import threading
 import types
 
 # Set before anything imports chalicelib: settings are read once per process.
@@ -185,6 +186,25 @@ def _fresh_retries(monkeypatch: pytest.MonkeyPatch) -> None:
                         {**scales, "throttling_base_scale": scales["throttling_base_scale"] / 20})  # fmt: skip
 
 
+_DYNAMODB_REQUEST = threading.RLock()
+
+
+def _one_dynamodb_request_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's DynamoDB shares its tables' dicts between threads with no lock: a Query that
+    walks a partition while another thread's PutItem adds to it, or an answer written from
+    an item another thread updates, fails with "dictionary changed size during iteration".
+    DynamoDB applies each request whole; one request at a time gives moto that much."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _DYNAMODB_REQUEST:
+            return original(self)
+
+    monkeypatch.setattr(DynamoHandler, "call_action", call_action)
+
+
 _boto3_sessions: dict[tuple[str | None, ...], Any] = {}
 
 
@@ -210,6 +230,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     moto_transactions.backups_of_named_items(monkeypatch)
     moto_speed.install(monkeypatch)
     _fresh_retries(monkeypatch)
+    _one_dynamodb_request_at_a_time(monkeypatch)
     with mock_aws():
         # moto starts each test without boto3's default session. Sharing one keeps the
         # service models it has loaded, which halves the CPU this fixture takes; moto's
@@ -261,28 +282,6 @@ class Api:
             r = self.call("PUT", f"/api/users/{username}", {"role": role}, token=admin)
             assert r.status_code == 200, r.data
         return self.login(username, password)
-
-
-@pytest.fixture
-def atomic_items(aws, monkeypatch) -> None:
-    """moto applies a conditional write in several Python steps; DynamoDB applies each write
-    (and each transaction) atomically. One lock around each item operation gives moto the
-    service's guarantee, so that threads test our code, not moto's missing lock. (After
-    `aws`: the lock is taken around the transaction's backup of its items too.)"""
-    import functools
-    import threading
-
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("put_item", "get_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(*args, _original=original, **kwargs):
-            with lock:
-                return _original(*args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
 
 
 @pytest.fixture

@@ -52,11 +52,6 @@ ARGS = ("-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000")  # the ladder
 PIECE = 70 * audio_cuts.FRAME  # 1.5 s at 48 kHz, rounded down to whole frames
 
 
-@pytest.fixture(autouse=True)
-def _atomic(atomic_items):
-    """Tasks race on one job item here: moto gets DynamoDB's atomic writes (conftest)."""
-
-
 def endless(monkeypatch, task: str, *, kill: bool) -> list[str]:
     """The first ffmpeg of `task` (attempt 1) runs until stopped (silence to nowhere), and
     is SIGKILLed at once if `kill` (what an out-of-memory kill does). A piece's own encode

@@ -33,11 +33,6 @@ SECONDS = 7.2  # three GOPs of the seeded presets (72 frames at 30 fps)
 FRAMES = 216
 
 
-@pytest.fixture(autouse=True)
-def _atomic(atomic_items):
-    """Tasks race on one job item here: moto gets DynamoDB's atomic writes (conftest)."""
-
-
 def upload(path: Path, key: str = "src/mezz.mp4") -> str:
     boto3.client("s3").upload_file(str(path), settings().input_bucket, key)
     return f"s3:///{key}"

@@ -34,11 +34,6 @@ LADDER = {"ladder": {
     "segment_seconds": 2, "packaging": ["hls", "dash", "mp4"]}}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _atomic(atomic_items):
-    """Tasks race on one job item here: moto gets DynamoDB's atomic writes (conftest)."""
-
-
 def run_job(source: str, dest: str) -> Job:
     job = jobs.create_job(owner=ADMIN[0], preset="two_rungs_hls", source=source, dest=dest)
     Drain().until(ended(job), workers=2)

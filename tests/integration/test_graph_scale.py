@@ -129,7 +129,7 @@ def _plan_two_hours(monkeypatch: pytest.MonkeyPatch) -> tuple[int, Counter, Coun
 
 
 @pytest.fixture
-def planned(aws, atomic_items, scratch, monkeypatch) -> Planned:
+def planned(aws, scratch, monkeypatch) -> Planned:
     """The seeded 4-rung H.264 ladder's job for a 2-hour source, planned and fanned out by
     its own run: a stand-in source is downloaded, the probe's facts are TWO_HOURS. Planned
     once per worker; the other tests start from a copy of what it left (moto_state.kept)."""

@@ -106,7 +106,7 @@ def test_a_malformed_key_is_a_clear_400(api):
     assert job_count() == 0
 
 
-def test_twenty_concurrent_identical_posts_with_one_key_make_one_job(api, atomic_items):
+def test_twenty_concurrent_identical_posts_with_one_key_make_one_job(api):
     token = api.user("maker", "operator")
     start = threading.Barrier(20)
 
@@ -194,7 +194,7 @@ def test_the_openapi_document_describes_the_header_on_exactly_the_three_creates(
     assert "422" in header["description"] and header["schema"]["maxLength"] == 255
 
 
-def test_concurrent_identical_uploads_and_presets_with_one_key_are_made_once(api, atomic_items):
+def test_concurrent_identical_uploads_and_presets_with_one_key_are_made_once(api):
     from chalicelib.store.models import Preset, Upload
 
     token = api.user("maker", "operator")

@@ -26,7 +26,7 @@ def attempt(password: str, address: str) -> str:
         return "429"
 
 
-def test_twenty_parallel_guesses_get_five_evaluations(aws, atomic_items):
+def test_twenty_parallel_guesses_get_five_evaluations(aws):
     start = threading.Barrier(20)
 
     def guess(i: int) -> str:

@@ -48,11 +48,6 @@ def easy(tmp_path_factory) -> Path:
     )  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _atomic(atomic_items):
-    """Tasks race on one job item here: moto gets DynamoDB's atomic writes (conftest)."""
-
-
 def _preset(name: str, ladder: dict) -> None:
     data = json.dumps({"ladder": ladder})
     presets.create_preset(presets.PresetInput(name=name, data=data, output="master.m3u8"))

@@ -44,11 +44,6 @@ LADDER = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _atomic(atomic_items):
-    """Tasks race on one job item here: moto gets DynamoDB's atomic writes (conftest)."""
-
-
 def _ladder() -> None:
     presets.create_preset(
         presets.PresetInput(name="measured", data=json.dumps(LADDER), output="master.m3u8")

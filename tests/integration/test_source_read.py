@@ -38,11 +38,6 @@ pytestmark = pytest.mark.slow
 PRESET = "h264_baseline_360p_600"
 
 
-@pytest.fixture(autouse=True)
-def _atomic(atomic_items):
-    """Tasks race on one job item here: moto gets DynamoDB's atomic writes (conftest)."""
-
-
 @pytest.fixture
 def ranged(chunky, monkeypatch):
     """Any source is big enough to be read by range."""

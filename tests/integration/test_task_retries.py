@@ -32,11 +32,6 @@ pytestmark = pytest.mark.slow
 KILLED = "ffmpeg was killed by signal 9 (SIGKILL)"
 
 
-@pytest.fixture(autouse=True)
-def _atomic(atomic_items):
-    """Tasks race on one job item here: moto gets DynamoDB's atomic writes (conftest)."""
-
-
 @pytest.fixture
 def kill_ffmpeg(monkeypatch) -> Callable[[str, int], list[str]]:
     """`arm(match, times)`: SIGKILL the ffmpeg of the first `times` runs whose argv or

@@ -42,7 +42,7 @@ def test_the_worker_encodes_jobs_from_the_long_queue(aws, media, scratch):
     assert long_queue_bodies() == []  # the message was deleted
 
 
-def test_stopping_the_worker_gives_its_job_back(aws, atomic_items, media, scratch):
+def test_stopping_the_worker_gives_its_job_back(aws, media, scratch):
     presets.create_preset(presets.PresetInput(
         name="slow", data='{"raw":["-vf scale=-2:1080","-c:v libx264","-preset veryslow","-y"]}', output="s.mp4"))  # fmt: skip
     job = long_job(media, "slow", "long")
