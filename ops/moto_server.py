@@ -6,8 +6,9 @@ can interleave and one be lost (two tasks finishing together count once, and the
 fan-in never completes), and a Query that walks a partition while another request adds to
 it fails ("dictionary changed size during iteration"). DynamoDB applies each request
 whole. One lock around moto's handling of a DynamoDB request gives the local stack that
-guarantee; everything else is `moto.server` as is (the same arguments). tests/conftest.py's
-`aws` fixture does the same in-process.
+guarantee. moto's slow paths are made quick (ops/moto_speed.py: the same answers); the
+rest is `moto.server` as is (the same arguments). tests/conftest.py's `aws` fixture does
+the same in-process.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def make_dynamodb_requests_atomic() -> None:
 def main(argv: list[str] | None = None) -> None:
     from moto import server
 
+    from ops import moto_speed
+
     make_dynamodb_requests_atomic()
+    moto_speed.install()
     server.main(argv if argv is not None else sys.argv[1:])
 
 

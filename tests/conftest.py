@@ -225,10 +225,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A fresh, provisioned in-memory AWS for one test."""
     import boto3
 
-    from tests import moto_speed, moto_state, moto_transactions
+    from ops import moto_speed
+    from tests import moto_state, moto_transactions
 
     moto_transactions.backups_of_named_items(monkeypatch)
-    moto_speed.install(monkeypatch)
+    moto_speed.install(monkeypatch.setattr)
     _fresh_retries(monkeypatch)
     _one_dynamodb_request_at_a_time(monkeypatch)
     with mock_aws():

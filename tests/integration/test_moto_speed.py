@@ -1,4 +1,4 @@
-"""The suite's quicker paths through moto (tests/moto_speed.py) give moto's answers: a
+"""The quicker paths through moto (ops/moto_speed.py) give moto's answers: a
 projection of top-level names, of nested paths and of binary values; a delayed and an
 in-flight SQS message stay hidden until their time, then come back; every item operation's
 answer, written directly, is what moto's shape walk writes; a parsed UpdateExpression
@@ -9,7 +9,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from tests import moto_speed
+from ops import moto_speed
 from tests.polling import wait_until
 
 TABLE = "projections"

@@ -1,4 +1,6 @@
-"""Two of moto's slow paths, made quick with the same answers (the suite's hot spots).
+"""moto's slow paths, made quick with the same answers: the local stack's AWS endpoint
+(ops/moto_server.py) and the suite's in-process moto (tests/conftest.py) spend their time
+in them.
 
 - SQS: moto reads `Message.visible` and `Message.delayed` through `unix_time_millis()`,
   which builds two `datetime` objects per call, and each SendMessage reads the queue's
@@ -29,9 +31,9 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from moto.core.responses import ActionResult, BaseResponse
 from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
@@ -48,9 +50,10 @@ def _delayed(message: Message) -> bool:
     return time.time() * 1000.0 < message.delayed_until
 
 
-def install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Message, "visible", property(_visible))
-    monkeypatch.setattr(Message, "delayed", property(_delayed))
+def install(put: Callable[[Any, str, Any], None] = setattr) -> None:
+    """Put the quick paths in place (`put` is `monkeypatch.setattr` for one test's)."""
+    put(Message, "visible", property(_visible))
+    put(Message, "delayed", property(_delayed))
     original = Item.project
 
     def project(self: Item, projection_expressions: list[list[str]]) -> Item:
@@ -63,9 +66,9 @@ def install(monkeypatch: pytest.MonkeyPatch) -> None:
         attrs: dict[str, Any] = {n: v.to_json() for n, v in picked.items()}
         return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=attrs)
 
-    monkeypatch.setattr(Item, "project", project)
-    monkeypatch.setattr(UpdateExpressionParser, "make", staticmethod(_parsed))
-    monkeypatch.setattr(BaseResponse, "serialized", _serialized)
+    put(Item, "project", project)
+    put(UpdateExpressionParser, "make", staticmethod(_parsed))
+    put(BaseResponse, "serialized", _serialized)
 
 
 @functools.lru_cache(maxsize=512)
@@ -78,8 +81,10 @@ _make = UpdateExpressionParser.make
 
 
 # The item operations: their answers hold items, keys and capacities, nothing else.
-_ITEM_OPERATIONS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
-                    "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "TransactGetItems"}  # fmt: skip
+_ITEM_OPERATIONS = {
+    "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
+    "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "TransactGetItems",
+}  # fmt: skip
 CHECK = False  # write each answer both ways and compare (the equivalence test sets it)
 checked: list[str] = []  # the operations CHECK compared
 
