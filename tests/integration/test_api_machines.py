@@ -214,14 +214,20 @@ def test_creating_past_the_hourly_budget_is_409_with_the_numbers(
     assert r.status_code == 200
 
 
-def test_creating_while_the_reconcile_changes_the_pool_is_409(api, fake_do, operator):
+def test_creating_while_the_reconcile_changes_the_pool_is_409(api, fake_do, operator, monkeypatch):
+    import threading
     import time
 
-    from chalicelib.fleet import pool_lock
+    from chalicelib.fleet import droplet_pool, pool_lock
 
+    monkeypatch.setattr(droplet_pool, "LOCK_WAIT_SECONDS", 1.0)  # a reconcile's run, shorter
     token = pool_lock.acquire(time.time())
     body = {"provider": "digitalocean", "region": "nyc3", "size": "c-2", "count": 1}
     r = api.call("POST", "/api/machines", body, token=operator)
     assert r.status_code == 409 and r.headers["Retry-After"] == "60"
-    pool_lock.release(token)
+    # A run that lets go while the route waits: the route takes the lock and creates.
+    releaser = threading.Timer(0.3, pool_lock.release, args=(token,))
+    releaser.start()
+    assert api.call("POST", "/api/machines", body, token=operator).status_code == 200
+    releaser.join()
     assert api.call("POST", "/api/machines", body, token=operator).status_code == 200
