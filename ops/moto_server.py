@@ -31,6 +31,39 @@ def make_dynamodb_requests_atomic() -> None:
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
+# The services the local stack provisions and calls (ops/provision.py, chalicelib/).
+STACK_SERVICES = ("dynamodb", "s3", "sqs", "ssm", "iam", "sts", "apigateway")
+
+
+def load_backends_early() -> None:
+    """Import the stack's backends while the server starts, not on their first request.
+
+    moto imports a backend on its first request, and SSM's imports EC2's (1.3 s of CPU,
+    mostly JSON: the region lists, instance types and AMIs), so the stack's provisioning
+    waited that long on its first SSM call. Loaded on a thread of its own, it overlaps the
+    stack's own start-up. Each region list comes from a new botocore session, which parses
+    botocore's endpoints file again: one parse serves the three lists.
+    """
+    import functools
+
+    import boto3.session
+    from moto.backends import get_backend
+
+    listed = boto3.session.Session.get_available_regions
+    shared = functools.cache(boto3.session.Session)  # one loader: endpoints parsed once
+
+    def get_available_regions(self: Any, *args: Any, **kwargs: Any) -> list[str]:
+        return listed(shared(), *args, **kwargs)
+
+    boto3.session.Session.get_available_regions = get_available_regions  # type: ignore[method-assign]
+
+    def load() -> None:
+        for name in STACK_SERVICES:
+            get_backend(name)  # type: ignore[call-overload]
+
+    threading.Thread(target=load, name="moto-backends", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto import server
 
@@ -38,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
 
     make_dynamodb_requests_atomic()
     moto_speed.install()
+    load_backends_early()
     server.main(argv if argv is not None else sys.argv[1:])
 
 
