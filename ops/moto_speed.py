@@ -51,7 +51,7 @@ def _delayed(message: Message) -> bool:
 
 
 def install(put: Callable[[Any, str, Any], None] = setattr) -> None:
-    """Put the quick paths in place (`put` is `monkeypatch.setattr` for one test's)."""
+    """Put the quick paths in place: `put` sets each (a test passes `monkeypatch.setattr`)."""
     put(Message, "visible", property(_visible))
     put(Message, "delayed", property(_delayed))
     original = Item.project

@@ -15,13 +15,19 @@ from tests.polling import wait_until
 TABLE = "projections"
 
 
-def test_a_projection_returns_exactly_the_attributes_it_names(aws):
-    client = boto3.client("dynamodb")
+def _table(client, sort_key: str | None = None) -> None:
+    """TABLE, keyed by a string `pk` (and a `sk` of type `sort_key`)."""
+    keys = [("pk", "HASH", "S"), *([("sk", "RANGE", sort_key)] if sort_key else [])]
     client.create_table(
         TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": n, "KeyType": k} for n, k, _ in keys],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, _, t in keys],
     )  # fmt: skip
+
+
+def test_a_projection_returns_exactly_the_attributes_it_names(aws):
+    client = boto3.client("dynamodb")
+    _table(client)
     item = {"pk": {"S": "a"}, "n": {"N": "1.50"}, "s": {"S": "x"}, "b": {"B": b"\x00\xff"},
             "tags": {"SS": ["p", "q"]}, "m": {"M": {"deep": {"N": "7"}, "other": {"S": "y"}}}}  # fmt: skip
     client.put_item(TableName=TABLE, Item=item)
@@ -58,13 +64,7 @@ def test_every_item_operations_answer_is_what_motos_shape_walk_writes(aws, monke
     monkeypatch.setattr(moto_speed, "CHECK", True)
     monkeypatch.setattr(moto_speed, "checked", [])
     client = boto3.client("dynamodb")
-    client.create_table(
-        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                   {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "N"}],
-    )  # fmt: skip
+    _table(client, sort_key="N")
     every_type = {"s": {"S": "x"}, "empty": {"S": ""}, "n": {"N": "-1.50"}, "yes": {"BOOL": True},
                   "no": {"BOOL": False}, "null": {"NULL": True}, "ss": {"SS": ["p", "q"]},
                   "ns": {"NS": ["1", "2.5"]}, "l": {"L": [{"S": "a"}, {"N": "1"}, {"L": []}]},
@@ -109,11 +109,7 @@ def test_a_failed_item_operation_and_a_blob_are_answered_by_motos_shape_walk(aws
     monkeypatch.setattr(moto_speed, "CHECK", True)
     monkeypatch.setattr(moto_speed, "checked", [])
     client = boto3.client("dynamodb")
-    client.create_table(
-        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )  # fmt: skip
+    _table(client)
     client.put_item(TableName=TABLE, Item={"pk": {"S": "b"}, "blob": {"B": b"\x00\xff"}})
     assert client.get_item(TableName=TABLE, Key={"pk": {"S": "b"}})["Item"]["blob"] == {
         "B": b"\x00\xff"
@@ -127,11 +123,7 @@ def test_a_failed_item_operation_and_a_blob_are_answered_by_motos_shape_walk(aws
 
 def test_one_parsed_update_expression_serves_every_update_of_it(aws):
     client = boto3.client("dynamodb")
-    client.create_table(
-        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )  # fmt: skip
+    _table(client)
     for i in range(3):
         client.update_item(TableName=TABLE, Key={"pk": {"S": "c"}},
                            UpdateExpression="ADD hits :one SET #last = :i",
