@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 
-def make_dynamodb_requests_atomic() -> None:
+def make_dynamodb_requests_atomic(put: Callable[[Any, str, Any], None] = setattr) -> None:
+    """One DynamoDB request at a time (`put` sets the wrapper: a test passes its
+    `monkeypatch.setattr`)."""
     from moto.dynamodb.responses import DynamoHandler
 
     lock = threading.RLock()
@@ -28,7 +31,7 @@ def make_dynamodb_requests_atomic() -> None:
         with lock:
             return original(self)
 
-    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+    put(DynamoHandler, "call_action", call_action)
 
 
 # The services the local stack provisions and calls (ops/provision.py, chalicelib/).

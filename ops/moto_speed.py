@@ -89,22 +89,26 @@ CHECK = False  # write each answer both ways and compare (the equivalence test s
 checked: list[str] = []  # the operations CHECK compared
 
 
-def _json(value: Any) -> bool:
+_NOT_JSON = object()
+
+
+def _as_json(value: Any) -> Any:
+    """`value` without its None members (the shape walk leaves them out), or _NOT_JSON if
+    it holds anything but strings, numbers, booleans, lists and maps."""
     kind = type(value)
     if kind is dict:
-        return all(type(k) is str and _json(v) for k, v in value.items())
+        out = {}
+        for k, v in value.items():
+            if v is not None:
+                v = _as_json(v)
+                if v is _NOT_JSON or type(k) is not str:
+                    return _NOT_JSON
+                out[k] = v
+        return out
     if kind is list:
-        return all(_json(v) for v in value)
-    return kind in (str, bool, int, float) or value is None
-
-
-def _without_none(value: Any) -> Any:
-    # The shape walk leaves out a member whose value is None.
-    if type(value) is dict:
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
-    if type(value) is list:
-        return [_without_none(v) for v in value]
-    return value
+        items = [_as_json(v) for v in value]
+        return _NOT_JSON if any(v is _NOT_JSON for v in items) else items
+    return value if kind in (str, bool, int, float) or value is None else _NOT_JSON
 
 
 _shape_walk = BaseResponse.serialized
@@ -120,12 +124,14 @@ def _output_members(action: str) -> frozenset[str]:
 def _serialized(self: BaseResponse, action_result: ActionResult) -> Any:
     result = action_result.result
     action = self._get_action() if self.service_name == "dynamodb" else ""
-    if action not in _ITEM_OPERATIONS or type(result) is not dict or not _json(result):
+    if action not in _ITEM_OPERATIONS or type(result) is not dict:
         return _shape_walk(self, action_result)
     members = _output_members(action)  # the shape walk writes only the shape's members
-    shaped = {k: v for k, v in result.items() if k in members}
+    shaped = _as_json({k: v for k, v in result.items() if k in members})
+    if shaped is _NOT_JSON:
+        return _shape_walk(self, action_result)
     headers = {"Content-Type": "application/x-amz-json-1.0", **self.response_headers}
-    answer = 200, headers, json.dumps(_without_none(shaped))
+    answer = 200, headers, json.dumps(shaped)
     if CHECK:
         status, walked_headers, body = _shape_walk(self, action_result)
         assert (status, walked_headers) == answer[:2], (action, walked_headers)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-import threading
 import types
 
 # Set before anything imports chalicelib: settings are read once per process.
@@ -186,25 +185,6 @@ def _fresh_retries(monkeypatch: pytest.MonkeyPatch) -> None:
                         {**scales, "throttling_base_scale": scales["throttling_base_scale"] / 20})  # fmt: skip
 
 
-_DYNAMODB_REQUEST = threading.RLock()
-
-
-def _one_dynamodb_request_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's DynamoDB shares its tables' dicts between threads with no lock: a Query that
-    walks a partition while another thread's PutItem adds to it, or an answer written from
-    an item another thread updates, fails with "dictionary changed size during iteration".
-    DynamoDB applies each request whole; one request at a time gives moto that much."""
-    from moto.dynamodb.responses import DynamoHandler
-
-    original = DynamoHandler.call_action
-
-    def call_action(self: Any) -> Any:
-        with _DYNAMODB_REQUEST:
-            return original(self)
-
-    monkeypatch.setattr(DynamoHandler, "call_action", call_action)
-
-
 _boto3_sessions: dict[tuple[str | None, ...], Any] = {}
 
 
@@ -225,13 +205,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A fresh, provisioned in-memory AWS for one test."""
     import boto3
 
-    from ops import moto_speed
+    from ops import moto_server, moto_speed
     from tests import moto_state, moto_transactions
 
     moto_transactions.backups_of_named_items(monkeypatch)
     moto_speed.install(monkeypatch.setattr)
     _fresh_retries(monkeypatch)
-    _one_dynamodb_request_at_a_time(monkeypatch)
+    # moto shares its tables' dicts between threads unlocked, as its server does.
+    moto_server.make_dynamodb_requests_atomic(monkeypatch.setattr)
     with mock_aws():
         # moto starts each test without boto3's default session. Sharing one keeps the
         # service models it has loaded, which halves the CPU this fixture takes; moto's

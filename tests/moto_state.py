@@ -28,7 +28,6 @@ from moto.ssm.models import ParameterDict, SimpleSystemManagerBackend
 
 Snapshot = list[tuple[BackendDict, str, str, BaseBackend]]
 T = TypeVar("T")
-_kept: dict[tuple[tuple[str, str], ...], Snapshot] = {}
 _made: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Snapshot, Any]] = {}
 
 
@@ -80,7 +79,7 @@ def _snapshot() -> Snapshot:
 @atexit.register
 def _dispose() -> None:
     # Before the interpreter's teardown, when a kept S3 object could no longer close quietly.
-    for kept in [*_kept.values(), *(snapshot for snapshot, _ in _made.values())]:
+    for kept, _ in _made.values():
         for _, _, _, backend in kept:
             if isinstance(backend, S3Backend):
                 backend.reset()
@@ -96,13 +95,7 @@ def _restore(kept: Snapshot) -> None:
 
 def provisioned(provision: Callable[[], None]) -> None:
     """Run `provision` against the fresh moto once per environment; copy its result after."""
-    key = _environment()
-    kept = _kept.get(key)
-    if kept is None:
-        provision()
-        _kept[key] = _snapshot()
-        return
-    _restore(kept)
+    kept("provisioned", provision)
 
 
 def kept(name: str, make: Callable[[], T]) -> T:

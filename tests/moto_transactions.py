@@ -24,23 +24,23 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
 
-def _no_table_copy(value: Any, memo: Any = None) -> Any:
+def _no_table_copy(streams: list[Table]) -> Any:
     # The transaction's own backup (below) replaces the copy of a whole table. The other
     # copy in moto's DynamoDB models is UpdateItem's of the item before the update, which
     # only a table with a stream reads (to record the old image): the stages have none.
-    if isinstance(value, Table) or (isinstance(value, Item) and not _streams):
-        return value
-    return copy.deepcopy(value, memo)
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        if isinstance(value, Table) or (isinstance(value, Item) and not streams):
+            return value
+        return copy.deepcopy(value, memo)
+
+    return deepcopy
 
 
-_streams: list[Table] = []  # tables made with a stream, or given one
-
-
-def _stream_noted(original: Any) -> Any:
-    def set_stream_specification(self: Table, streams: dict[str, Any] | None) -> None:
-        original(self, streams)
+def _stream_noted(original: Any, streams: list[Table]) -> Any:
+    def set_stream_specification(self: Table, spec: dict[str, Any] | None) -> None:
+        original(self, spec)
         if self.stream_shard is not None:
-            _streams.append(self)
+            streams.append(self)
 
     return set_stream_specification
 
@@ -88,8 +88,9 @@ def backups_of_named_items(monkeypatch: pytest.MonkeyPatch) -> None:
             _put_back(named)
             raise
 
+    streams: list[Table] = []  # this test's tables made with a stream, or given one
     monkeypatch.setattr(Table, "set_stream_specification",
-                        _stream_noted(Table.set_stream_specification))  # fmt: skip
-    shim = types.SimpleNamespace(**{**vars(copy), "deepcopy": _no_table_copy})
+                        _stream_noted(Table.set_stream_specification, streams))  # fmt: skip
+    shim = types.SimpleNamespace(**{**vars(copy), "deepcopy": _no_table_copy(streams)})
     monkeypatch.setattr(dynamodb_models, "copy", shim)
     monkeypatch.setattr(DynamoDBBackend, "transact_write_items", transact_write_items)
